@@ -1,0 +1,129 @@
+# egressd — one Makefile for the daemon, the admin tool, the tests and the fuzzers.
+#
+#   make            build/egressd and build/egressctl
+#   make check      deps, build, unit tests (ASan+UBSan), bounded fuzz runs, end-to-end tests
+#   make demo       deps, build, start a demo gateway on 127.0.0.1:3128 in the foreground
+#   make fuzz       longer fuzz runs (FUZZ_SECONDS=300 by default)
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+BUILD     ?= build
+CC        ?= cc
+CLANG     ?= clang
+PYTHON    ?= /usr/bin/python3
+PKGS      := libevent libevent_pthreads ldap libpcre2-8 json-c
+VERSION   := 0.1.0
+
+WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
+             -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla \
+             -Wimplicit-fallthrough -Wundef -Wwrite-strings -Wno-unused-parameter
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CPPFLAGS  += -D_GNU_SOURCE -DEGRESSD_VERSION='"$(VERSION)"' -I.
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -pthread $(WARNINGS) $(PKG_CFLAGS)
+LDLIBS    += $(PKG_LIBS) -pthread
+
+SAN_FLAGS  := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+
+# Every module except the two program entry points goes into the core library that
+# the daemon, the unit tests and the fuzzers link.
+CORE_SRCS := $(sort $(filter-out gateway/main.c,$(wildcard gateway/*.c)) \
+               $(wildcard auth/*.c) $(wildcard policy/*.c) $(wildcard audit/*.c))
+ADMIN_SRCS := $(sort $(wildcard admin/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+CORE_OBJS := $(CORE_SRCS:%.c=$(BUILD)/obj/%.o)
+SAN_OBJS  := $(CORE_SRCS:%.c=$(BUILD)/san/%.o)
+FZ_OBJS   := $(CORE_SRCS:%.c=$(BUILD)/fzobj/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+
+FUZZ_SECONDS ?= 300
+CHECK_FUZZ_SECONDS ?= 15
+
+.PHONY: all deps check unit fuzz-check fuzz integration demo install clean check-layers bench
+all: $(BUILD)/egressd $(BUILD)/egressctl
+
+deps:
+	@sh packaging/deps.sh
+
+$(BUILD)/egressd: $(BUILD)/obj/gateway/main.o $(CORE_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/egressctl: $(ADMIN_SRCS:%.c=$(BUILD)/obj/%.o) $(CORE_OBJS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/san/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/fzobj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(CFLAGS) $(FUZZ_FLAGS) -MMD -MP -c -o $@ $<
+
+$(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FZ_OBJS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(CPPFLAGS) $(CFLAGS) $(FUZZ_FLAGS:fuzzer-no-link=fuzzer) -o $@ $^ $(LDLIBS)
+
+# Layering: policy/ and audit/ never see the gateway or auth internals; admin/
+# talks to the daemon over its socket only (it may read the configuration file
+# through gateway/config.h, a pure parser, for its offline checks).
+check-layers:
+	@! grep -n '#include "\(gateway\|auth\)/' policy/*.c policy/*.h || { echo "policy/ includes gateway/ or auth/"; exit 1; }
+	@! grep -n '#include "\(gateway\|auth\|policy\)/' audit/*.c audit/*.h || { echo "audit/ includes another module"; exit 1; }
+	@! grep -n '#include "gateway/' admin/*.c | grep -v 'gateway/config.h\|gateway/netaddr.h\|gateway/log.h' || { echo "admin/ includes gateway/"; exit 1; }
+	@echo "layers: ok"
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 $$t; done
+
+fuzz-check: $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh $(CHECK_FUZZ_SECONDS) $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
+integration: all
+	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+check: deps
+	$(MAKE) all
+	$(MAKE) check-layers
+	$(MAKE) unit
+	$(MAKE) fuzz-check
+	$(MAKE) integration
+
+demo: deps all
+	@sh packaging/demo.sh
+
+bench: all
+	@sh tests/bench/run.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BUILD)/egressd $(DESTDIR)$(PREFIX)/sbin/egressd
+	install -m 0755 $(BUILD)/egressctl $(DESTDIR)$(PREFIX)/bin/egressctl
+	install -d $(DESTDIR)$(PREFIX)/share/doc/egressd/examples
+	install -m 0644 packaging/egressd.conf packaging/policy.rules $(DESTDIR)$(PREFIX)/share/doc/egressd/examples/
+	if ls packaging/*.[58] >/dev/null 2>&1; then \
+	  install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8; \
+	  for m in packaging/*.5; do [ -e "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man5/; done; \
+	  for m in packaging/*.8; do [ -e "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man8/; done; \
+	fi
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,83 @@
+/*
+ * config — egressd.conf: one directive a line, "key value...", '#' comments.
+ *
+ * A table of directives ({name, handler, limits}) drives the parser.  Every
+ * error is collected as "FILE:LINE: message" and parsing goes on, so an admin
+ * sees all mistakes at once; a file with any error yields no configuration.
+ * Relative paths are resolved against the folder of the configuration file.
+ * The parser is pure (no sockets, no logging): egressd and egressctl both use it.
+ */
+#ifndef EGRESSD_GATEWAY_CONFIG_H
+#define EGRESSD_GATEWAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "gateway/netaddr.h"
+
+#define CONFIG_LISTEN_MAX 16
+#define CONFIG_ALLOW_INTERNAL_MAX 64
+#define CONFIG_LDAP_URI_MAX 8
+
+struct config_listen {
+	struct sockaddr_storage addr;   /* address to bind */
+	socklen_t addrlen;
+	bool proxy_protocol;            /* expect a PROXY v1/v2 header first */
+	char text[64];                  /* as written, for logs */
+};
+
+enum config_auth { CONFIG_AUTH_NONE, CONFIG_AUTH_LDAP };
+
+struct config {
+	char *path;                     /* the configuration file as given */
+	struct config_listen listen[CONFIG_LISTEN_MAX];
+	size_t nlisten;
+	int workers;                    /* >= 1; "auto" resolved to the number of CPUs */
+	char *policy_file;              /* as written (rule references use this name) */
+	char *policy_path;              /* resolved against the config file's folder */
+	char *dns_hosts_file;           /* resolved; default /etc/hosts */
+	char *dns_resolv_conf;          /* resolved; default /etc/resolv.conf */
+	struct cidr allow_internal[CONFIG_ALLOW_INTERNAL_MAX];
+	size_t nallow_internal;
+	enum config_auth auth;          /* default none */
+	char *ldap_uri[CONFIG_LDAP_URI_MAX];
+	size_t nldap_uri;
+	bool ldap_starttls;
+	char *ldap_bind_dn;             /* NULL = anonymous search */
+	char *ldap_bind_password_file;  /* resolved */
+	char *ldap_user_base;
+	char *ldap_user_filter;         /* default "(uid=%u)" */
+	char *ldap_group_base;
+	char *ldap_group_filter;        /* default "(member=%d)" */
+	char *ldap_group_attr;          /* default "cn" */
+	int ldap_timeout;               /* seconds, default 5 */
+	char *auth_realm;               /* default "egressd" */
+	int auth_cache_ttl;             /* seconds, default 300 */
+	int auth_negative_ttl;          /* seconds, default 5 */
+	char *audit_syslog_socket;      /* default /dev/log */
+	int audit_facility;             /* syslog facility number (LOG_LOCAL5 >> 3 = 21 ...) */
+	char *audit_tag;                /* default "egressd" */
+	bool audit_on_failure_deny;     /* audit_on_failure deny */
+	char *admin_socket;             /* NULL = none */
+	bool has_metrics_listen;
+	struct sockaddr_storage metrics_listen;
+	socklen_t metrics_listen_len;
+	int connect_timeout;            /* seconds, default 10 */
+	int idle_timeout;               /* seconds, default 300 */
+	int sni_timeout;                /* seconds, default 10 */
+	int header_timeout;             /* seconds, default 30 */
+	int shutdown_grace;             /* seconds, default 30 */
+	int max_connections;            /* default 20000 */
+};
+
+/*
+ * Read and check the file at path.  Returns a configuration, or NULL with
+ * *errors set to a malloc'd string of "FILE:LINE: message\n" lines (FILE as
+ * given), which the caller frees.  Errors that belong to no line (the file
+ * cannot be opened, a required key is missing) are "FILE: message".
+ */
+struct config *config_load(const char *path, char **errors);
+void config_free(struct config *);
+
+#endif

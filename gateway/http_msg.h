@@ -1,0 +1,94 @@
+/*
+ * http_msg — what a forward proxy does to a message between parsing and sending.
+ *
+ * Pure functions over parsed heads (http_parse.h): decide a message's framing
+ * and refuse the ambiguous shapes request smuggling lives on (Content-Length
+ * with Transfer-Encoding, differing Content-Lengths, any transfer coding but a
+ * lone "chunked"), and write the head that goes on: hop-by-hop fields, the
+ * fields named in Connection and Proxy-Authorization removed, Host made equal
+ * to the target, Via added, framing written as the gateway will send the body.
+ * Error responses are fixed text and never echo request bytes.
+ */
+#ifndef EGRESSD_GATEWAY_HTTP_MSG_H
+#define EGRESSD_GATEWAY_HTTP_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gateway/http_parse.h"
+
+struct evbuffer;
+
+enum http_body_kind {
+	HTTP_BODY_NONE,                 /* no body */
+	HTTP_BODY_LENGTH,               /* exactly `length` bytes */
+	HTTP_BODY_CHUNKED,              /* chunked transfer coding */
+	HTTP_BODY_CLOSE,                /* response delimited by the origin closing */
+};
+
+/* What the head says about the message: framing and connection handling. */
+struct http_framing {
+	enum http_body_kind kind;       /* how the body is delimited */
+	uint64_t length;                /* for HTTP_BODY_LENGTH */
+	bool keep_alive;                /* the sender wants the connection kept open */
+	bool expect_continue;           /* request carries Expect: 100-continue */
+	bool has_upgrade;               /* an Upgrade field was present (never honoured) */
+};
+
+/*
+ * Framing of a client request: Content-Length (one value, or repeated identical
+ * values; digits only, no overflow), Transfer-Encoding exactly "chunked"
+ * (case-insensitive; any other coding, list or an HTTP/1.0 request with TE is
+ * an error), both together an error, exactly one Host field for HTTP/1.1
+ * (HTTP/1.0 may have none), keep-alive from version + Connection tokens, an
+ * Expect other than 100-continue an error.  Returns 0 or -1 with *err.
+ */
+int http_request_framing(const struct http_request *req, struct http_framing *f,
+    const char **err);
+
+/*
+ * Framing of an origin response to a request with method `method`: HEAD, 1xx,
+ * 204 and 304 have no body; otherwise chunked, Content-Length or close-
+ * delimited, with the same strictness as requests.  Returns 0 or -1 with *err.
+ */
+int http_response_framing(const struct http_response *resp, const char *method,
+    size_t method_len, struct http_framing *f, const char **err);
+
+/*
+ * Append to out the request head sent to the origin:
+ *   METHOD SP path SP HTTP/1.1 CRLF
+ *   Host: host[:port]           (from the target; port only if not 80; [v6] bracketed)
+ *   the client's fields minus Host, hop-by-hop ones (Connection, Keep-Alive,
+ *   Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authorization,
+ *   Proxy-Authenticate), those named in Connection, and Content-Length
+ *   Via: <existing values>, 1.1 egressd
+ *   Content-Length: N or Transfer-Encoding: chunked, per body
+ *   Connection: keep-alive
+ * host is the normalized host text (IPv6 without brackets).
+ */
+void http_write_request_head(struct evbuffer *out, const struct http_request *req,
+    const struct http_target *target, const char *host, const struct http_framing *body);
+
+/*
+ * Append to out the response head sent to the client: status line with the
+ * origin's status and reason at version HTTP/1.1, the origin's fields minus
+ * hop-by-hop ones and those named in Connection, Via added, framing as `body`
+ * says (the gateway re-chunks a close-delimited body for an HTTP/1.1 client),
+ * and "Connection: keep-alive" or "Connection: close".
+ */
+void http_write_response_head(struct evbuffer *out, const struct http_response *resp,
+    const struct http_framing *body, bool keep_alive);
+
+/* Reason phrase for the statuses the gateway itself sends. */
+const char *http_status_text(int status);
+
+/*
+ * Append a complete error response: status line, Content-Type: text/plain,
+ * Content-Length, Connection: close, an optional extra header line (e.g.
+ * "Proxy-Authenticate: Basic realm=\"...\"", without CRLF, or NULL), and a
+ * short fixed body naming the status.
+ */
+void http_write_error(struct evbuffer *out, int status, const char *extra_header);
+
+#endif

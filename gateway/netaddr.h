@@ -1,0 +1,66 @@
+/*
+ * netaddr — socket addresses as the gateway's security checks see them.
+ *
+ * Pure functions: parse "host:port" listen addresses and CIDR ranges (through
+ * the one strict IP-literal parser in policy.h), print addresses canonically,
+ * and decide whether a resolved destination is internal (loopback, private,
+ * link-local, CGNAT, multicast, reserved, ULA, and IPv4 embedded in IPv6 by
+ * mapping, NAT64, 6to4 or Teredo) and whether an allow_internal range lets it
+ * through.  The difficulty is the embedded forms: an attacker who cannot reach
+ * 127.0.0.1 tries ::ffff:127.0.0.1, 64:ff9b::7f00:1, 2002:7f00:1::.
+ */
+#ifndef EGRESSD_GATEWAY_NETADDR_H
+#define EGRESSD_GATEWAY_NETADDR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define NETADDR_TEXT_MAX 46         /* INET6_ADDRSTRLEN */
+
+/* An address range; family AF_INET (4 address bytes used) or AF_INET6. */
+struct cidr {
+	int family;                     /* AF_INET or AF_INET6 */
+	uint8_t addr[16];               /* network order, host bits zero */
+	unsigned prefix;                /* 0..32 or 0..128 */
+};
+
+/*
+ * Parse "ADDR/PREFIX" or a bare "ADDR" (= /32 or /128) strictly.  Host bits set
+ * beyond the prefix are an error ("10.0.0.1/8").  Returns 0, or -1 with a
+ * static message in *err.
+ */
+int netaddr_parse_cidr(const char *text, struct cidr *out, const char **err);
+
+/*
+ * Parse a listen address "IPv4:PORT" or "[IPv6]:PORT" (port 1..65535, at most
+ * 5 digits) into ss/len.  Returns 0, or -1 with a static message in *err.
+ */
+int netaddr_parse_hostport(const char *text, struct sockaddr_storage *ss, socklen_t *len,
+    const char **err);
+
+/* true if sa (AF_INET or AF_INET6) lies in c; IPv4-mapped IPv6 matches IPv4 ranges. */
+bool netaddr_in_cidr(const struct sockaddr *sa, const struct cidr *c);
+
+/* true if sa is an internal address (see the file comment); unknown families are internal. */
+bool netaddr_is_internal(const struct sockaddr *sa);
+
+/*
+ * May the gateway connect to sa?  true if sa is not internal, or if every
+ * internal address it stands for (itself, or the IPv4 embedded in it) lies in
+ * one of the allow ranges.
+ */
+bool netaddr_destination_allowed(const struct sockaddr *sa, const struct cidr *allow,
+    size_t nallow);
+
+/* Canonical text of the address (no port, no brackets) into buf; returns buf. */
+const char *netaddr_ntop(const struct sockaddr *sa, char *buf, size_t bufsz);
+
+/* Port of an AF_INET/AF_INET6 address in host order, 0 otherwise. */
+uint16_t netaddr_port(const struct sockaddr *sa);
+
+/* true if both have the same family, address and port. */
+bool netaddr_equal(const struct sockaddr *a, const struct sockaddr *b);
+
+#endif

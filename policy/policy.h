@@ -1,0 +1,109 @@
+/*
+ * policy — may this request go there?
+ *
+ * The public face of the policy engine: load an admin's rule file into an
+ * immutable, reference-counted object, and decide requests against it.  The
+ * module is pure: no sockets, no event loops, no LDAP, no logging.  Errors are
+ * returned to the caller as text ("FILE:LINE: message\n" lines) so the daemon,
+ * `egressd -t` and `egressctl` can each put them where they belong.
+ *
+ * Host names are normalized here too (hostname.c), because the policy defines
+ * what a host is: lower case, one trailing dot dropped, IP literals in canonical
+ * text form.  The gateway uses the same functions on CONNECT hosts, URL hosts and
+ * SNI names, so every place compares like with like.
+ */
+#ifndef EGRESSD_POLICY_POLICY_H
+#define EGRESSD_POLICY_POLICY_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- host names -------------------------------------------------------- */
+
+#define HOST_MAX 253                /* longest normalized DNS name */
+#define HOST_BUF (HOST_MAX + 1)     /* buffer that holds any normalized host */
+
+enum host_kind {
+	HOST_NAME,                      /* a DNS name */
+	HOST_IPV4,                      /* a canonical dotted-quad IPv4 literal */
+	HOST_IPV6,                      /* an IPv6 literal (brackets removed) */
+};
+
+/*
+ * Normalize the host text in[0..len) (no brackets around IPv6) into out:
+ * lower case, one trailing dot dropped, IP literals in canonical form.
+ * Accepts DNS names of letters, digits, '-', '_' and '.', labels of 1..63
+ * bytes, at most 253 bytes; canonical dotted-quad IPv4; any IPv6 text that
+ * inet_pton accepts (no zone id), written back with inet_ntop.  Refuses every
+ * other numeric form ("127.1", "0x7f.1", "2130706433", "0177.0.0.1", a last
+ * label that is all digits), spaces, '+', '%', empty input.
+ * Returns 0 and sets *kind, or -1 with a static message in *err.
+ */
+int host_normalize(const char *in, size_t len, char *out, size_t outsz,
+    enum host_kind *kind, const char **err);
+
+/*
+ * The one strict IP-literal parser of the program.  text[0..len) must be a
+ * canonical IPv4 dotted quad (exactly what inet_ntop would print) or an IPv6
+ * literal inet_pton accepts (no brackets, no zone).  Fills *family (AF_INET or
+ * AF_INET6) and addr (4 or 16 bytes, network order).  Returns 0 or -1.
+ */
+int ip_literal_parse(const char *text, size_t len, int *family, uint8_t addr[16]);
+
+/* ---- rules and decisions ---------------------------------------------- */
+
+struct policy;                      /* opaque, immutable once loaded */
+
+enum policy_sni_mode {
+	POLICY_SNI_REQUIRE,             /* a ClientHello with a server name is required */
+	POLICY_SNI_OPTIONAL,            /* checked if present */
+	POLICY_SNI_OFF,                 /* not read at all */
+};
+
+/* What is being asked; every string is borrowed for the duration of the call. */
+struct policy_request {
+	const char *user;               /* authenticated user name, NULL if anonymous */
+	const char *const *groups;      /* the user's group names */
+	size_t ngroups;                 /* number of entries in groups */
+	const char *method;             /* request method, e.g. "CONNECT", "GET" */
+	const char *host;               /* normalized host (host_normalize) */
+	uint16_t port;                  /* destination port */
+};
+
+/* The answer; every pointer refers into the policy and lives as long as it. */
+struct policy_decision {
+	bool allow;                     /* true: let it through */
+	bool need_credentials;          /* deny because an identity is needed and absent: send 407 */
+	const char *reason;             /* "ok", "policy", "default_deny", "auth_required", "policy_error" */
+	const char *rule;               /* "FILE:LINE" of the deciding rule, NULL for default deny */
+	const char *rule_text;          /* the deciding rule's text as written, NULL for default deny */
+	enum policy_sni_mode sni;       /* the deciding rule's SNI mode (allow only) */
+};
+
+/*
+ * Parse the rule file at path.  display_name is what rule references and error
+ * messages call the file (the name as the configuration wrote it).  On success
+ * returns a policy with one reference.  On any error returns NULL and sets
+ * *errors to a malloc'd string of "FILE:LINE: message\n" lines (every error in
+ * the file, not just the first), which the caller frees.
+ */
+struct policy *policy_load(const char *path, const char *display_name, char **errors);
+
+/* Same, from a buffer (for tests and fuzzing). */
+struct policy *policy_load_buffer(const char *text, size_t len, const char *display_name,
+    char **errors);
+
+struct policy *policy_ref(struct policy *);
+void policy_unref(struct policy *);
+size_t policy_rule_count(const struct policy *);
+
+/*
+ * First-match decision over the rules.  Allocates nothing; safe to call from
+ * several threads on the same policy.
+ */
+void policy_decide(const struct policy *, const struct policy_request *,
+    struct policy_decision *);
+
+#endif
