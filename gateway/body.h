@@ -39,12 +39,16 @@ void chunked_init(struct chunked_decoder *d);
 
 /*
  * Feed in[0..len).  Sets *consumed to the bytes it used (always <= len).
- * CHUNKED_DATA and CHUNKED_TRAILER point into the consumed part with *off/*n;
- * A trailer line is consumed only once it is complete in `in`, so on NEED_MORE
- * the caller keeps the unconsumed tail (at most CHUNK_LINE_MAX bytes; longer is
- * an error) and feeds it again with the next bytes.  Size lines and payload are
- * consumed as they come.  Call again with the rest until NEED_MORE, DONE or
- * ERROR.
+ * CHUNKED_DATA and CHUNKED_TRAILER point into the consumed part with *off and
+ * *n (a trailer span is the field line without its CRLF; data spans are never
+ * empty).  A trailer line is consumed only once it is complete in `in`, so on NEED_MORE
+ * the caller keeps the unconsumed tail (less than CHUNK_LINE_MAX bytes; a
+ * trailer line longer than that with its CRLF is an error) and feeds it again
+ * with the next bytes.  Size lines and payload are consumed as they come.  Call
+ * again with the rest until NEED_MORE, DONE or ERROR.  A chunk size is at most
+ * 16 hex digits and 2^62; no whitespace is allowed around ';' or '=' of an
+ * extension.  After DONE or ERROR every call returns the same result and
+ * consumes nothing; the bytes after DONE belong to the next message.
  */
 enum chunked_result chunked_decode(struct chunked_decoder *d, const char *in, size_t len,
     size_t *consumed, size_t *off, size_t *n);

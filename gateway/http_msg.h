@@ -43,6 +43,10 @@ struct http_framing {
  * an error), both together an error, exactly one Host field for HTTP/1.1
  * (HTTP/1.0 may have none), keep-alive from version + Connection tokens, an
  * Expect other than 100-continue an error.  Returns 0 or -1 with *err.
+ * Content-Length: 1 to 18 digits, a comma list of identical values allowed;
+ * "Content-Length: 0" is HTTP_BODY_LENGTH with length 0 (so it is forwarded),
+ * no Content-Length and no Transfer-Encoding is HTTP_BODY_NONE.  "close" and
+ * "keep-alive" are honoured in Proxy-Connection as in Connection.
  */
 int http_request_framing(const struct http_request *req, struct http_framing *f,
     const char **err);
@@ -51,6 +55,10 @@ int http_request_framing(const struct http_request *req, struct http_framing *f,
  * Framing of an origin response to a request with method `method`: HEAD, 1xx,
  * 204 and 304 have no body; otherwise chunked, Content-Length or close-
  * delimited, with the same strictness as requests.  Returns 0 or -1 with *err.
+ * Framing fields are validated even where they frame nothing (HEAD, 304).  A
+ * 101 is an error (the gateway never forwards Upgrade, so none was asked for);
+ * a 2xx with Upgrade is an ordinary response with has_upgrade set.  A close-
+ * delimited response has keep_alive false.
  */
 int http_response_framing(const struct http_response *resp, const char *method,
     size_t method_len, struct http_framing *f, const char **err);
@@ -65,7 +73,9 @@ int http_response_framing(const struct http_response *resp, const char *method,
  *   Via: <existing values>, 1.1 egressd
  *   Content-Length: N or Transfer-Encoding: chunked, per body
  *   Connection: keep-alive
- * host is the normalized host text (IPv6 without brackets).
+ * host is the normalized host text (IPv6 without brackets; any host with a
+ * ':' is bracketed).  The existing Via fields are merged into the one line;
+ * the protocol written is the one received ("1.0 egressd" for HTTP/1.0).
  */
 void http_write_request_head(struct evbuffer *out, const struct http_request *req,
     const struct http_target *target, const char *host, const struct http_framing *body);
@@ -75,7 +85,10 @@ void http_write_request_head(struct evbuffer *out, const struct http_request *re
  * origin's status and reason at version HTTP/1.1, the origin's fields minus
  * hop-by-hop ones and those named in Connection, Via added, framing as `body`
  * says (the gateway re-chunks a close-delimited body for an HTTP/1.1 client),
- * and "Connection: keep-alive" or "Connection: close".
+ * and "Connection: keep-alive" or "Connection: close" (always close when body
+ * is HTTP_BODY_CLOSE).  When body is HTTP_BODY_NONE the origin's
+ * Content-Length is kept (HEAD, 304: it is metadata), except on 1xx and 204.
+ * A 1xx head gets neither framing nor Connection lines.
  */
 void http_write_response_head(struct evbuffer *out, const struct http_response *resp,
     const struct http_framing *body, bool keep_alive);
@@ -87,7 +100,8 @@ const char *http_status_text(int status);
  * Append a complete error response: status line, Content-Type: text/plain,
  * Content-Length, Connection: close, an optional extra header line (e.g.
  * "Proxy-Authenticate: Basic realm=\"...\"", without CRLF, or NULL), and a
- * short fixed body naming the status.
+ * short fixed body naming the status ("403 Forbidden\n").  An extra_header
+ * containing CR or LF is dropped; a status outside 100..599 is sent as 500.
  */
 void http_write_error(struct evbuffer *out, int status, const char *extra_header);
 

@@ -59,12 +59,20 @@ struct http_response {
 /*
  * Parse a request head from buf[0..len).  Returns DONE with req->head_len set,
  * MORE when the head is incomplete but valid so far, ERROR with a static
- * message in *err, or TOO_LARGE.  Lines end in CRLF only.
+ * message in *err, or TOO_LARGE.  Lines end in CRLF only.  The whole head is
+ * parsed again on every call (no state is kept), each byte checked as it comes,
+ * so an error is reported as soon as its byte has arrived.  Empty lines before
+ * the request line are an error.  The target is checked for its bytes only
+ * (printable ASCII, no '#'); the caller parses it by its form.
  */
 enum http_parse_result http_parse_request(const char *buf, size_t len,
     struct http_request *req, const char **err);
 
-/* The same for an origin's status line and header fields. */
+/*
+ * The same for an origin's status line and header fields (same HTTP_HEAD_MAX
+ * and HTTP_HEADERS_MAX).  "HTTP/1.1 204 \r\n" (empty reason) is accepted,
+ * "HTTP/1.1 204\r\n" (no SP after the code) is not.
+ */
 enum http_parse_result http_parse_response(const char *buf, size_t len,
     struct http_response *resp, const char **err);
 
@@ -83,15 +91,31 @@ struct http_target {
  * Absolute-form "http://host[:port][/path][?query]": scheme http only (case-
  * insensitive), no userinfo ('@' in the authority), no fragment, no '#', no
  * empty host, port 1..65535 with at most 5 digits.  Returns 0 or -1 with *err.
+ * Host bytes are letters, digits and "-._~" (a bracketed host: hex, ':' and
+ * '.'; no zone id), at most 255; the host is not normalized here.  Everything
+ * must be printable ASCII.  "http://host" gets path "/" (a static string, not
+ * in target); "http://host?q" and "http://host:" are errors.
  */
 int http_parse_absolute_url(const char *target, size_t len, struct http_target *out,
     const char **err);
 
-/* CONNECT authority-form "host:port" or "[v6]:port"; port required. */
+/*
+ * CONNECT authority-form "host:port" or "[v6]:port"; port required, host bytes
+ * as above, no path, query or userinfo.  path is NULL, path_len 0.
+ */
 int http_parse_authority(const char *target, size_t len, struct http_target *out,
     const char **err);
 
 /* Case-insensitive comparison of a header name with a NUL-terminated name. */
 bool http_header_is(const struct http_header *h, const char *name);
+
+/*
+ * The two character classes of RFC 9110 every HTTP grammar here is built on,
+ * shared with the chunked decoder (body.c) so there is one definition:
+ * tchar (a token byte: ALPHA DIGIT and !#$%&'*+-.^_`|~), and a field-value
+ * byte (HTAB, SP, VCHAR, obs-text: anything but NUL, CR, LF, other CTLs, DEL).
+ */
+bool http_is_tchar(unsigned char c);
+bool http_is_field_vchar(unsigned char c);
 
 #endif
