@@ -1,0 +1,203 @@
+/*
+ * decide — first-match evaluation of a request against a loaded policy.
+ *
+ * The rules are read top to bottom; the first whose principal, ports, methods
+ * and host all match decides.  No match is a deny ("default_deny").
+ *
+ * Two places need care.  First, credentials: an anonymous request is not
+ * skipped past rules that need an identity.  If the first rule whose host,
+ * port and method match needs one, the answer is "ask for credentials" (407),
+ * because with credentials that rule might decide differently from whatever
+ * comes after it.  Second, matching errors: a pattern that hits the match or
+ * depth limit, or fails in any other way, makes the whole decision a deny with
+ * reason "policy_error".  Treating it as "no match" would let an attacker who
+ * chooses the host (or the SNI) skip a deny rule and reach a later allow.
+ *
+ * The decision allocates nothing per call: PCRE2 needs a match-data block,
+ * and each thread creates one the first time it decides and keeps it (freed
+ * at thread exit through a pthread key).  JIT code runs on the default JIT
+ * machine stack; the interpreter keeps its backtracking frames inside the
+ * match data (PCRE2 >= 10.41), so after the first decisions on a thread the
+ * memory is reused.  The policy itself is only read, so any number of threads
+ * may decide on the same policy at once.
+ *
+ * Scale: this is a linear scan, one regex per candidate rule.  Ports, methods
+ * and principals are checked before the regex, so most rules cost a few
+ * compares.  A policy of 10,000 rules may need an index (by port, method,
+ * principal, literal suffix of the pattern) that keeps first-match order; that
+ * is a later step and must be proven equal to this scan.
+ */
+#include "policy/policy.h"
+
+#include <pthread.h>
+#include <string.h>
+#include <strings.h>
+
+#include "policy/rule.h"
+
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+static pthread_key_t md_key;
+static bool md_key_ok;
+static __thread pcre2_match_data *md;
+
+static void
+md_destroy(void *p)
+{
+	pcre2_match_data_free(p);
+}
+
+static void
+md_key_init(void)
+{
+	md_key_ok = pthread_key_create(&md_key, md_destroy) == 0;
+}
+
+/*
+ * This thread's match data, created on first use.  One ovector pair is enough:
+ * we only ask whether the pattern matches (a pattern with more groups still
+ * reports a match, with a return of 0 for "ovector too small").
+ */
+static pcre2_match_data *
+thread_match_data(void)
+{
+	if (md != NULL)
+		return md;
+	(void)pthread_once(&md_once, md_key_init);
+	if ((md = pcre2_match_data_create(1, NULL)) == NULL)
+		return NULL;
+	if (md_key_ok)
+		(void)pthread_setspecific(md_key, md);
+	return md;
+}
+
+static bool
+rule_port_match(const struct policy_rule *r, uint16_t port)
+{
+	size_t i;
+
+	if (r->any_port)
+		return true;
+	for (i = 0; i < r->nports; i++)
+		if (port >= r->ports[i].lo && port <= r->ports[i].hi)
+			return true;
+	return false;
+}
+
+/*
+ * Methods compare without regard to case: HTTP methods are case-sensitive, but
+ * a deny rule for POST must not be dodged by sending "post" to an origin that
+ * is lenient about it.
+ */
+static bool
+rule_method_match(const struct policy_rule *r, const char *method)
+{
+	size_t i;
+
+	if (r->methods == NULL)
+		return true;
+	if (method == NULL)
+		return false;
+	for (i = 0; i < r->nmethods; i++)
+		if (strcasecmp(r->methods[i], method) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Does the principal match a request that has a user?  Names compare
+ * case-insensitively (ASCII), as directories compare them.
+ */
+static bool
+rule_who_match(const struct policy_rule *r, const struct policy_request *req)
+{
+	size_t i;
+
+	switch (r->who) {
+	case POLICY_WHO_ANY:
+		return true;
+	case POLICY_WHO_AUTHENTICATED:
+		return req->user != NULL;
+	case POLICY_WHO_USER:
+		return req->user != NULL && strcasecmp(r->who_name, req->user) == 0;
+	case POLICY_WHO_GROUP:
+		if (req->user == NULL)
+			return false;
+		for (i = 0; i < req->ngroups; i++)
+			if (req->groups[i] != NULL &&
+			    strcasecmp(r->who_name, req->groups[i]) == 0)
+				return true;
+		return false;
+	}
+	return false;
+}
+
+/* 1 match, 0 no match, -1 the pattern could not be evaluated. */
+static int
+rule_host_match(const struct policy *p, const struct policy_rule *r, const char *host,
+    size_t hostlen, pcre2_match_data *m)
+{
+	int rc;
+
+	rc = pcre2_match(r->host, (PCRE2_SPTR)host, hostlen, 0, 0, m, p->mctx);
+	if (rc >= 0)
+		return 1;
+	if (rc == PCRE2_ERROR_NOMATCH)
+		return 0;
+	return -1;
+}
+
+static void
+decision_set(struct policy_decision *d, bool allow, const char *reason,
+    const struct policy_rule *r)
+{
+	d->allow = allow;
+	d->need_credentials = false;
+	d->reason = reason;
+	d->rule = r != NULL ? r->ref : NULL;
+	d->rule_text = r != NULL ? r->text : NULL;
+	d->sni = allow && r != NULL ? r->sni : POLICY_SNI_REQUIRE;
+}
+
+void
+policy_decide(const struct policy *p, const struct policy_request *req,
+    struct policy_decision *d)
+{
+	const struct policy_rule *r;
+	const char *host = req->host != NULL ? req->host : "";
+	size_t hostlen = strlen(host), i;
+	bool anonymous = req->user == NULL;
+	pcre2_match_data *m;
+	int hm;
+
+	decision_set(d, false, "default_deny", NULL);
+	if ((m = thread_match_data()) == NULL) {
+		/* Cannot evaluate anything: fail closed. */
+		decision_set(d, false, "policy_error", NULL);
+		return;
+	}
+	for (i = 0; i < p->nrules; i++) {
+		r = &p->rules[i];
+		if (!rule_port_match(r, req->port) || !rule_method_match(r, req->method))
+			continue;
+		/*
+		 * With a user, a rule for someone else is skipped before its
+		 * pattern costs anything.  Without one, identity rules still
+		 * take part: their host decides whether to ask for credentials.
+		 */
+		if (!anonymous && !rule_who_match(r, req))
+			continue;
+		if ((hm = rule_host_match(p, r, host, hostlen, m)) == -1) {
+			decision_set(d, false, "policy_error", r);
+			return;
+		}
+		if (hm == 0)
+			continue;
+		if (anonymous && policy_rule_needs_identity(r)) {
+			decision_set(d, false, "auth_required", r);
+			d->need_credentials = true;
+			return;
+		}
+		decision_set(d, r->allow, r->allow ? "ok" : "policy", r);
+		return;
+	}
+}

@@ -1,0 +1,713 @@
+/*
+ * parse — the admins' rule file, read into an immutable struct policy.
+ *
+ *	# action  who                 host (PCRE2)           ports            options
+ *	allow     group:engineering   (.+\.)?github\.com     443
+ *	allow     any                 deb\.debian\.org       80               methods=GET,HEAD
+ *
+ * One rule a line, fields separated by spaces or tabs.  A '#' that starts a
+ * field starts a comment that runs to the end of the line (a '#' inside a field
+ * is an ordinary byte: host patterns never need one at the start).  A CR before
+ * the LF is ignored, so a file saved on Windows still reads.
+ *
+ * The difficulty is the person at the other end: an admin editing under
+ * pressure.  Every mistake must be caught before the file is in force and
+ * pointed at precisely, so the parser never stops at the first error: it
+ * checks every field of every line, collects "FILE:LINE: message" for each
+ * problem, and refuses the whole file if there is any.  Things that are
+ * probably mistakes are errors too: port 0, ranges out of order, empty list
+ * items, an option given twice, sni= on a rule whose methods= cannot be
+ * CONNECT.  Host patterns are compiled here, once, anchored at both ends with
+ * compile options (not by wrapping the text in "^(?:...)$", which a pattern
+ * with an unbalanced ")(" could escape) and JIT-compiled when the platform
+ * allows it.
+ */
+#include "policy/policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "policy/rule.h"
+
+#define POLICY_FILE_MAX (64u * 1024 * 1024)     /* a bigger rule file is a mistake */
+#define POLICY_FIELDS_MAX 16                    /* 4 fixed fields + options */
+
+/* The growing "FILE:LINE: message\n" text of one load. */
+struct perr {
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t count;
+	bool oom;                       /* an allocation failed: report that instead */
+};
+
+/* One load in progress. */
+struct pload {
+	const char *name;               /* display name */
+	size_t line;                    /* current line number, 1-based */
+	struct perr err;
+	struct policy *p;
+	size_t rules_cap;
+};
+
+static void perr_vadd(struct perr *, const char *, va_list) __attribute__((format(printf, 2, 0)));
+static void perr_add(struct perr *, const char *, ...) __attribute__((format(printf, 2, 3)));
+static void line_error(struct pload *, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+static void
+perr_vadd(struct perr *e, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	int n;
+	char *nb;
+	size_t ncap;
+
+	e->count++;
+	if (e->oom)
+		return;
+	va_copy(ap2, ap);
+	n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return;
+	if (e->len + (size_t)n + 2 > e->cap) {
+		ncap = e->cap ? e->cap : 256;
+		while (e->len + (size_t)n + 2 > ncap)
+			ncap *= 2;
+		if ((nb = realloc(e->buf, ncap)) == NULL) {
+			e->oom = true;
+			return;
+		}
+		e->buf = nb;
+		e->cap = ncap;
+	}
+	vsnprintf(e->buf + e->len, e->cap - e->len, fmt, ap);
+	e->len += (size_t)n;
+	e->buf[e->len++] = '\n';
+	e->buf[e->len] = '\0';
+}
+
+static void
+perr_add(struct perr *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	perr_vadd(e, fmt, ap);
+	va_end(ap);
+}
+
+/* Record an error at the current line: "FILE:LINE: message". */
+static void
+line_error(struct pload *l, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	perr_add(&l->err, "%s:%zu: %s", l->name, l->line, msg);
+}
+
+/*
+ * Hand the collected errors to the caller as one malloc'd string.  An
+ * allocation failure along the way still yields a message (or at worst NULL
+ * from strdup, which the caller treats as "no detail").
+ */
+static char *
+perr_take(struct perr *e, const char *name)
+{
+	char *s;
+
+	if (e->oom) {
+		free(e->buf);
+		e->buf = NULL;
+		if (asprintf(&s, "%s: out of memory while loading the policy\n", name) == -1)
+			return NULL;
+		return s;
+	}
+	s = e->buf;
+	e->buf = NULL;
+	return s;
+}
+
+/* A field: a byte range of the line. */
+struct field {
+	const char *s;
+	size_t len;
+};
+
+static bool
+field_is(const struct field *f, const char *word)
+{
+	return f->len == strlen(word) && memcmp(f->s, word, f->len) == 0;
+}
+
+static void
+rule_clear(struct policy_rule *r)
+{
+	size_t i;
+
+	free(r->who_name);
+	r->who_name = NULL;
+	pcre2_code_free(r->host);
+	r->host = NULL;
+	free(r->ports);
+	r->ports = NULL;
+	for (i = 0; i < r->nmethods; i++)
+		free(r->methods[i]);
+	free(r->methods);
+	r->methods = NULL;
+	free(r->ref);
+	r->ref = NULL;
+	free(r->text);
+	r->text = NULL;
+}
+
+static void
+policy_free(struct policy *p)
+{
+	size_t i;
+
+	if (p == NULL)
+		return;
+	for (i = 0; i < p->nrules; i++)
+		rule_clear(&p->rules[i]);
+	free(p->rules);
+	pcre2_match_context_free(p->mctx);
+	free(p);
+}
+
+/* ---- fields ------------------------------------------------------------ */
+
+static int
+parse_action(struct pload *l, const struct field *f, struct policy_rule *r)
+{
+	if (field_is(f, "allow"))
+		r->allow = true;
+	else if (field_is(f, "deny"))
+		r->allow = false;
+	else {
+		line_error(l, "unknown action \"%.*s\" (expected allow or deny)",
+		    (int)f->len, f->s);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_who(struct pload *l, const struct field *f, struct policy_rule *r)
+{
+	const char *name = NULL;
+	size_t namelen = 0;
+
+	if (field_is(f, "any"))
+		r->who = POLICY_WHO_ANY;
+	else if (field_is(f, "authenticated"))
+		r->who = POLICY_WHO_AUTHENTICATED;
+	else if (f->len >= 5 && memcmp(f->s, "user:", 5) == 0) {
+		r->who = POLICY_WHO_USER;
+		name = f->s + 5;
+		namelen = f->len - 5;
+	} else if (f->len >= 6 && memcmp(f->s, "group:", 6) == 0) {
+		r->who = POLICY_WHO_GROUP;
+		name = f->s + 6;
+		namelen = f->len - 6;
+	} else {
+		line_error(l, "unknown principal \"%.*s\" (expected any, authenticated, "
+		    "user:NAME or group:NAME)", (int)f->len, f->s);
+		return -1;
+	}
+	if (name == NULL)
+		return 0;
+	if (namelen == 0) {
+		line_error(l, "empty name in \"%.*s\"", (int)f->len, f->s);
+		return -1;
+	}
+	if ((r->who_name = strndup(name, namelen)) == NULL) {
+		l->err.oom = true;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+parse_host(struct pload *l, const struct field *f, struct policy_rule *r)
+{
+	PCRE2_UCHAR msg[256];
+	PCRE2_SIZE off;
+	int code;
+
+	/*
+	 * Anchored at both ends by option; caseless because hosts are compared
+	 * without regard to case (they arrive lower-cased anyway, but an admin
+	 * who writes "GitHub\.com" means github.com).
+	 */
+	r->host = pcre2_compile((PCRE2_SPTR)f->s, f->len,
+	    PCRE2_CASELESS | PCRE2_ANCHORED | PCRE2_ENDANCHORED, &code, &off, NULL);
+	if (r->host == NULL) {
+		if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+			snprintf((char *)msg, sizeof(msg), "error %d", code);
+		line_error(l, "bad host pattern \"%.*s\": %s at offset %zu",
+		    (int)f->len, f->s, (const char *)msg, (size_t)off);
+		return -1;
+	}
+	/*
+	 * JIT when the platform has it; otherwise the interpreter, under the
+	 * same limits.  A JIT failure is not an error in the file.
+	 */
+	(void)pcre2_jit_compile(r->host, PCRE2_JIT_COMPLETE);
+	return 0;
+}
+
+/* One port number: 1..5 decimal digits, 1..65535.  Returns it, or -1 after reporting. */
+static long
+parse_port_number(struct pload *l, const char *s, size_t len, const struct field *whole)
+{
+	long v = 0;
+	size_t i;
+
+	if (len == 0) {
+		line_error(l, "empty item in port list \"%.*s\"", (int)whole->len, whole->s);
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9') {
+			line_error(l, "bad port \"%.*s\" in \"%.*s\" (expected *, a port, N-M or "
+			    "a comma list)", (int)len, s, (int)whole->len, whole->s);
+			return -1;
+		}
+		if (v <= 65535)
+			v = v * 10 + (s[i] - '0');
+	}
+	if (v == 0) {
+		line_error(l, "port 0 in \"%.*s\" (ports are 1-65535)", (int)whole->len, whole->s);
+		return -1;
+	}
+	if (v > 65535) {
+		line_error(l, "port %.*s out of range in \"%.*s\" (ports are 1-65535)",
+		    (int)len, s, (int)whole->len, whole->s);
+		return -1;
+	}
+	return v;
+}
+
+static int
+parse_ports(struct pload *l, const struct field *f, struct policy_rule *r)
+{
+	const char *item, *end, *comma, *dash;
+	size_t n, cap = 0;
+	long lo, hi;
+	struct policy_ports *np;
+	int bad = 0;
+
+	if (field_is(f, "*")) {
+		r->any_port = true;
+		return 0;
+	}
+	end = f->s + f->len;
+	for (item = f->s; item != NULL; item = comma == end ? NULL : comma + 1) {
+		if ((comma = memchr(item, ',', (size_t)(end - item))) == NULL)
+			comma = end;
+		n = (size_t)(comma - item);
+		if (n == 1 && item[0] == '*') {
+			line_error(l, "\"*\" must stand alone in \"%.*s\"", (int)f->len, f->s);
+			bad = -1;
+			continue;
+		}
+		if ((dash = memchr(item, '-', n)) != NULL) {
+			lo = parse_port_number(l, item, (size_t)(dash - item), f);
+			hi = parse_port_number(l, dash + 1, (size_t)(comma - dash - 1), f);
+			if (lo != -1 && hi != -1 && lo > hi) {
+				line_error(l, "port range %.*s is out of order", (int)n, item);
+				lo = -1;
+			}
+		} else
+			lo = hi = parse_port_number(l, item, n, f);
+		if (lo == -1 || hi == -1) {
+			bad = -1;
+			continue;
+		}
+		if (r->nports == cap) {
+			cap = cap ? cap * 2 : 4;
+			if ((np = reallocarray(r->ports, cap, sizeof(*np))) == NULL) {
+				l->err.oom = true;
+				return -1;
+			}
+			r->ports = np;
+		}
+		r->ports[r->nports].lo = (uint16_t)lo;
+		r->ports[r->nports].hi = (uint16_t)hi;
+		r->nports++;
+	}
+	return bad;
+}
+
+/* RFC 9110 tchar: what a method token may be made of. */
+static bool
+is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static int
+parse_methods(struct pload *l, const char *s, size_t len, struct policy_rule *r)
+{
+	const char *item, *end = s + len, *comma;
+	char **nm, *m;
+	size_t n, i, j, cap = 0;
+	int bad = 0;
+
+	if (len == 0) {
+		line_error(l, "empty method list in \"methods=\"");
+		return -1;
+	}
+	for (item = s; item != NULL; item = comma == end ? NULL : comma + 1) {
+		if ((comma = memchr(item, ',', (size_t)(end - item))) == NULL)
+			comma = end;
+		n = (size_t)(comma - item);
+		if (n == 0) {
+			line_error(l, "empty item in \"methods=%.*s\"", (int)len, s);
+			bad = -1;
+			continue;
+		}
+		for (i = 0; i < n; i++)
+			if (!is_tchar((unsigned char)item[i]))
+				break;
+		if (i < n) {
+			line_error(l, "bad method \"%.*s\" in \"methods=%.*s\"",
+			    (int)n, item, (int)len, s);
+			bad = -1;
+			continue;
+		}
+		if ((m = strndup(item, n)) == NULL) {
+			l->err.oom = true;
+			return -1;
+		}
+		for (i = 0; i < n; i++)
+			if (m[i] >= 'a' && m[i] <= 'z')
+				m[i] = (char)(m[i] - 'a' + 'A');
+		for (j = 0; j < r->nmethods; j++)
+			if (strcmp(r->methods[j], m) == 0)
+				break;
+		if (j < r->nmethods) {
+			line_error(l, "method %s listed twice in \"methods=%.*s\"", m,
+			    (int)len, s);
+			free(m);
+			bad = -1;
+			continue;
+		}
+		if (r->nmethods == cap) {
+			cap = cap ? cap * 2 : 4;
+			if ((nm = reallocarray(r->methods, cap, sizeof(*nm))) == NULL) {
+				free(m);
+				l->err.oom = true;
+				return -1;
+			}
+			r->methods = nm;
+		}
+		r->methods[r->nmethods++] = m;
+	}
+	return bad;
+}
+
+static int
+parse_options(struct pload *l, const struct field *f, size_t nf, struct policy_rule *r)
+{
+	bool seen_methods = false, seen_sni = false, connect = false;
+	const char *v;
+	size_t i, vlen;
+	int bad = 0;
+
+	for (i = 0; i < nf; i++) {
+		if (f[i].len >= 8 && memcmp(f[i].s, "methods=", 8) == 0) {
+			if (seen_methods) {
+				line_error(l, "option \"methods=\" given twice");
+				bad = -1;
+				continue;
+			}
+			seen_methods = true;
+			if (parse_methods(l, f[i].s + 8, f[i].len - 8, r) == -1)
+				bad = -1;
+		} else if (f[i].len >= 4 && memcmp(f[i].s, "sni=", 4) == 0) {
+			if (seen_sni) {
+				line_error(l, "option \"sni=\" given twice");
+				bad = -1;
+				continue;
+			}
+			seen_sni = true;
+			v = f[i].s + 4;
+			vlen = f[i].len - 4;
+			if (vlen == 7 && memcmp(v, "require", 7) == 0)
+				r->sni = POLICY_SNI_REQUIRE;
+			else if (vlen == 8 && memcmp(v, "optional", 8) == 0)
+				r->sni = POLICY_SNI_OPTIONAL;
+			else if (vlen == 3 && memcmp(v, "off", 3) == 0)
+				r->sni = POLICY_SNI_OFF;
+			else {
+				line_error(l, "bad value \"%.*s\" for sni= (expected require, "
+				    "optional or off)", (int)vlen, v);
+				bad = -1;
+			}
+		} else {
+			line_error(l, "unknown option \"%.*s\" (expected methods=LIST or "
+			    "sni=require|optional|off)", (int)f[i].len, f[i].s);
+			bad = -1;
+		}
+	}
+	/*
+	 * sni= only means something for CONNECT; on a rule whose method list
+	 * cannot match CONNECT it is a contradiction the admin should hear about.
+	 */
+	if (seen_sni && seen_methods && bad == 0) {
+		for (i = 0; i < r->nmethods; i++)
+			if (strcmp(r->methods[i], "CONNECT") == 0)
+				connect = true;
+		if (!connect) {
+			line_error(l, "option \"sni=\" applies to CONNECT only, but methods= "
+			    "does not include CONNECT");
+			bad = -1;
+		}
+	}
+	return bad;
+}
+
+/* ---- lines ------------------------------------------------------------- */
+
+static int
+policy_add_rule(struct pload *l, struct policy_rule *r)
+{
+	struct policy_rule *nr;
+	size_t ncap;
+
+	if (l->p->nrules == l->rules_cap) {
+		ncap = l->rules_cap ? l->rules_cap * 2 : 16;
+		if ((nr = reallocarray(l->p->rules, ncap, sizeof(*nr))) == NULL) {
+			l->err.oom = true;
+			return -1;
+		}
+		l->p->rules = nr;
+		l->rules_cap = ncap;
+	}
+	l->p->rules[l->p->nrules++] = *r;
+	return 0;
+}
+
+static const char *const field_names[] = { "action", "principal (who)", "host pattern", "ports" };
+
+/*
+ * One line s[0..len), without its LF.  Checks every field even after an error
+ * so that one pass reports everything wrong with the line.
+ */
+static void
+parse_line(struct pload *l, const char *s, size_t len)
+{
+	struct field f[POLICY_FIELDS_MAX];
+	struct policy_rule r;
+	const char *p = s, *end = s + len, *start;
+	size_t nf = 0, i;
+	int bad = 0;
+
+	if (len > 0 && s[len - 1] == '\r')
+		end--;
+	for (p = s; p < end; p++) {
+		if ((unsigned char)*p < 0x20 && *p != '\t') {
+			line_error(l, "control character 0x%02x in line",
+			    (unsigned)(unsigned char)*p);
+			return;
+		}
+		if ((unsigned char)*p == 0x7f) {
+			line_error(l, "control character 0x7f in line");
+			return;
+		}
+	}
+	for (p = s; p < end;) {
+		while (p < end && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p == end || *p == '#')
+			break;
+		start = p;
+		while (p < end && *p != ' ' && *p != '\t')
+			p++;
+		if (nf == POLICY_FIELDS_MAX) {
+			line_error(l, "too many fields (a rule is: action who host ports [options])");
+			return;
+		}
+		f[nf].s = start;
+		f[nf].len = (size_t)(p - start);
+		nf++;
+	}
+	if (nf == 0)
+		return;                         /* blank or comment */
+	if (nf < 4) {
+		line_error(l, "missing %s (a rule is: action who host ports [options])",
+		    field_names[nf]);
+		return;
+	}
+
+	memset(&r, 0, sizeof(r));
+	r.sni = POLICY_SNI_REQUIRE;
+	bad |= parse_action(l, &f[0], &r);
+	bad |= parse_who(l, &f[1], &r);
+	bad |= parse_host(l, &f[2], &r);
+	bad |= parse_ports(l, &f[3], &r);
+	bad |= parse_options(l, &f[4], nf - 4, &r);
+	if (bad != 0 || l->err.count > 0) {
+		/* The file is refused anyway: only its errors matter now. */
+		rule_clear(&r);
+		return;
+	}
+	if (asprintf(&r.ref, "%s:%zu", l->name, l->line) == -1) {
+		r.ref = NULL;
+		l->err.oom = true;
+	}
+	i = nf - 1;
+	r.text = strndup(f[0].s, (size_t)(f[i].s + f[i].len - f[0].s));
+	if (r.ref == NULL || r.text == NULL || policy_add_rule(l, &r) == -1) {
+		l->err.oom = true;
+		rule_clear(&r);
+	}
+}
+
+struct policy *
+policy_load_buffer(const char *text, size_t len, const char *display_name, char **errors)
+{
+	struct pload l;
+	const char *p, *end = text + len, *nl;
+
+	*errors = NULL;
+	memset(&l, 0, sizeof(l));
+	l.name = display_name;
+	if ((l.p = calloc(1, sizeof(*l.p))) == NULL) {
+		l.err.oom = true;
+		*errors = perr_take(&l.err, display_name);
+		return NULL;
+	}
+	atomic_init(&l.p->refs, 1);
+	if ((l.p->mctx = pcre2_match_context_create(NULL)) == NULL)
+		l.err.oom = true;
+	else {
+		pcre2_set_match_limit(l.p->mctx, POLICY_MATCH_LIMIT);
+		pcre2_set_depth_limit(l.p->mctx, POLICY_DEPTH_LIMIT);
+	}
+
+	for (p = text; p < end && !l.err.oom; p = nl + 1) {
+		l.line++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
+			nl = end;
+		if (memchr(p, '\0', (size_t)(nl - p)) != NULL) {
+			line_error(&l, "NUL byte in line (is this a text file?)");
+			continue;
+		}
+		parse_line(&l, p, (size_t)(nl - p));
+	}
+
+	if (l.err.count > 0 || l.err.oom) {
+		policy_free(l.p);
+		*errors = perr_take(&l.err, display_name);
+		return NULL;
+	}
+	free(l.err.buf);
+	return l.p;
+}
+
+struct policy *
+policy_load(const char *path, const char *display_name, char **errors)
+{
+	struct policy *p;
+	struct stat st;
+	char *buf = NULL;
+	size_t got = 0;
+	ssize_t n;
+	int fd, saved;
+
+	*errors = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+		saved = errno;
+		if (asprintf(errors, "%s: cannot open %s: %s\n", display_name, path,
+		    strerror(saved)) == -1)
+			*errors = NULL;
+		return NULL;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		if (asprintf(errors, "%s: %s is not a regular file\n", display_name, path) == -1)
+			*errors = NULL;
+		close(fd);
+		return NULL;
+	}
+	if ((uintmax_t)st.st_size > POLICY_FILE_MAX) {
+		if (asprintf(errors, "%s: %s is larger than %u bytes\n", display_name, path,
+		    POLICY_FILE_MAX) == -1)
+			*errors = NULL;
+		close(fd);
+		return NULL;
+	}
+	/* +1 so that an empty file still gets a buffer. */
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		close(fd);
+		if (asprintf(errors, "%s: out of memory\n", display_name) == -1)
+			*errors = NULL;
+		return NULL;
+	}
+	/* Read what fstat promised; a file that changes under us is read as it was. */
+	while (got < (size_t)st.st_size) {
+		n = read(fd, buf + got, (size_t)st.st_size - got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			saved = errno;
+			free(buf);
+			close(fd);
+			if (asprintf(errors, "%s: cannot read %s: %s\n", display_name, path,
+			    strerror(saved)) == -1)
+				*errors = NULL;
+			return NULL;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	close(fd);
+	p = policy_load_buffer(buf, got, display_name, errors);
+	free(buf);
+	return p;
+}
+
+struct policy *
+policy_ref(struct policy *p)
+{
+	/* Relaxed: taking a reference needs one already held, so no ordering. */
+	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	return p;
+}
+
+void
+policy_unref(struct policy *p)
+{
+	if (p == NULL)
+		return;
+	/*
+	 * Release on the way down, acquire before the free: every thread's last
+	 * reads of the policy happen before the memory is given back.
+	 */
+	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_release) == 1) {
+		atomic_thread_fence(memory_order_acquire);
+		policy_free(p);
+	}
+}
+
+size_t
+policy_rule_count(const struct policy *p)
+{
+	return p->nrules;
+}

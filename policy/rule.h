@@ -1,0 +1,76 @@
+/*
+ * rule — the inside of a loaded policy, shared by parse.c (which builds it)
+ * and decide.c (which reads it).  Private to policy/: nothing outside this
+ * folder includes it, so the public header keeps struct policy opaque.
+ *
+ * A loaded policy is immutable.  The only field that changes after
+ * policy_load() returns is the reference count, which is atomic so that a
+ * reload on one thread can drop the old policy while workers on other threads
+ * still finish the decisions they started on it.
+ */
+#ifndef EGRESSD_POLICY_RULE_H
+#define EGRESSD_POLICY_RULE_H
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+
+#include <pcre2.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policy.h"
+
+/*
+ * Bounds on one host match.  A host is at most 253 bytes, so an honest pattern
+ * needs far fewer steps than this; a catastrophic one ("(a|a)*b" and friends)
+ * hits the limit in well under a millisecond instead of stalling an event loop
+ * for minutes.  The depth limit bounds the interpreter's backtracking frames
+ * (and so its heap); JIT code ignores it and is bounded by the match limit and
+ * its own stack.  Hitting any of them is a policy_error, never a "no match".
+ */
+#define POLICY_MATCH_LIMIT 100000
+#define POLICY_DEPTH_LIMIT 1000
+
+enum policy_who {
+	POLICY_WHO_ANY,                 /* anyone, no credentials needed */
+	POLICY_WHO_AUTHENTICATED,       /* any authenticated user */
+	POLICY_WHO_USER,                /* user:NAME */
+	POLICY_WHO_GROUP,               /* group:NAME */
+};
+
+struct policy_ports {
+	uint16_t lo;                    /* first port of the range, >= 1 */
+	uint16_t hi;                    /* last port, >= lo */
+};
+
+struct policy_rule {
+	bool allow;                     /* action: allow or deny */
+	enum policy_who who;            /* principal form */
+	char *who_name;                 /* NAME of user:/group:, NULL otherwise */
+	pcre2_code *host;               /* compiled, anchored, caseless (JIT if available) */
+	bool any_port;                  /* ports "*" */
+	struct policy_ports *ports;     /* otherwise: nports ranges */
+	size_t nports;
+	char **methods;                 /* upper-cased; NULL = any method */
+	size_t nmethods;
+	enum policy_sni_mode sni;       /* sni= option, default require */
+	char *ref;                      /* "FILE:LINE", FILE = display name */
+	char *text;                     /* the rule as written, comment and edges trimmed */
+};
+
+struct policy {
+	atomic_uint refs;               /* policy_ref / policy_unref */
+	struct policy_rule *rules;      /* in file order: first match wins */
+	size_t nrules;
+	pcre2_match_context *mctx;      /* limits above; read-only, shared by threads */
+};
+
+/* true if rule needs an identity (authenticated, user:, group:). */
+static inline bool
+policy_rule_needs_identity(const struct policy_rule *r)
+{
+	return r->who != POLICY_WHO_ANY;
+}
+
+#endif
