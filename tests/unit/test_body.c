@@ -117,7 +117,7 @@ static const struct body_case cases[] = {
 	{ "leading zeros", R("0005\r\nhello\r\n000\r\n\r\n"), CHUNKED_DONE, "hello", "", 20 },
 	{ "extension", R("5;name\r\nhello\r\n0;last\r\n\r\n"), CHUNKED_DONE, "hello", "", 25 },
 	{ "extension value token", R("5;a=b;c=d\r\nhello\r\n0\r\n\r\n"), CHUNKED_DONE, "hello", "", 23 },
-	{ "extension quoted", R("5;a=\"x y;\\\"z\"\r\nhello\r\n0\r\n\r\n"), CHUNKED_DONE, "hello", "", 28 },
+	{ "extension quoted", R("5;a=\"x y;\\\"z\"\r\nhello\r\n0\r\n\r\n"), CHUNKED_DONE, "hello", "", 27 },
 	{ "trailers", R("5\r\nhello\r\n0\r\nX-Sum: abc\r\nX-Other:\t1 \r\n\r\n"),
 	    CHUNKED_DONE, "hello", "X-Sum: abc\nX-Other:\t1 \n", 40 },
 	{ "CRLF in payload", R("4\r\n\r\n\r\n\r\n0\r\n\r\n"), CHUNKED_DONE, "\r\n\r\n", "", 14 },
