@@ -79,7 +79,7 @@ static const char *const bad_hosts[] = {
 	"example.com:80",
 	"user@example.com",
 	"ex*ample.com",
-	"ex\x80" "ample.com",
+	"ex\200ample.com",
 	"exa\tmple.com",
 	"+example.com",
 	/* every numeric IPv4 spelling that is not the canonical quad */
