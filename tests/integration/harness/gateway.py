@@ -1,0 +1,293 @@
+"""The egressd process under test.
+
+Gateway writes egressd.conf, policy.rules, hosts and resolv.conf into its own
+temporary folder, starts `build/egressd -c egressd.conf`, waits until its port
+accepts, captures stderr into a file, and stops the process by its PID
+(SIGTERM, then SIGKILL after a bound).
+
+Audit records are collected from two places, so the tests do not depend on
+which one the build uses: `audit {JSON}` lines on stderr, and syslog datagrams
+on the unix socket named by audit_syslog_socket (bound here, in the temporary
+folder; the JSON object is the part of the message from the first '{').
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
+BINARY = os.environ.get("EGRESSD", os.path.join(REPO, "build", "egressd"))
+
+DEFAULT_POLICY = ["allow any .* *"]
+DEFAULT_HOSTS = {
+    "origin.test": "127.0.0.2",
+    "echo.test": "127.0.0.2",
+    "internal.test": "127.0.0.3",
+    "blackhole.test": "127.0.0.4",
+    "forbidden.test": "127.0.0.2",
+}
+
+_AUDIT_RE = re.compile(r"(?:^|\s)audit (\{.*\})\s*$")
+
+
+def free_port(host="127.0.0.1"):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class SyslogCollector:
+    """Receives datagrams on a unix socket; keeps the JSON part of each."""
+
+    def __init__(self, path):
+        self.path = path
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(path)
+        self.sock.settimeout(0.2)
+        self.messages = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._loop, daemon=True, name="syslog").start()
+
+    def _loop(self):
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            with self._lock:
+                self.messages.append(data)
+
+    def records(self):
+        out = []
+        with self._lock:
+            msgs = list(self.messages)
+        for m in msgs:
+            text = m.decode("utf-8", "replace")
+            i = text.find("{")
+            if i < 0:
+                continue
+            try:
+                out.append(json.loads(text[i:].strip()))
+            except ValueError:
+                pass
+        return out
+
+    def stop(self):
+        self._stop.set()
+        self.sock.close()
+
+
+class GatewayError(Exception):
+    pass
+
+
+class Gateway:
+    """One egressd process with its own configuration folder.
+
+    conf: dict of extra/overriding configuration keys (value: str, list of str
+          for a repeatable key, or None to drop a default key).
+    policy: list of policy lines.  hosts: dict name -> address (added to the defaults).
+    proxy_listener: also listen on a second port with proxy_protocol.
+    """
+
+    def __init__(self, dns_port, conf=None, policy=None, hosts=None, proxy_listener=False,
+                 workers=2):
+        if not os.access(BINARY, os.X_OK):
+            raise GatewayError("%s is not built (run `make all`)" % BINARY)
+        self.dir = tempfile.mkdtemp(prefix="egw-", dir="/tmp")
+        self.dns_port = dns_port
+        self.port = None
+        self.proxy_port = None
+        self.proxy_listener = proxy_listener
+        self.proc = None
+        self.returncode = None
+        self.stderr_path = os.path.join(self.dir, "stderr.log")
+        self.audit_sock_path = os.path.join(self.dir, "audit.sock")
+        self.policy = list(policy if policy is not None else DEFAULT_POLICY)
+        self.hosts = dict(DEFAULT_HOSTS)
+        self.hosts.update(hosts or {})
+        self.workers = workers
+        self.conf_overrides = dict(conf or {})
+        self.syslog = SyslogCollector(self.audit_sock_path)
+        self._stderr_file = None
+
+    # ------------------------------------------------------------ files
+    def _conf_items(self):
+        items = {
+            "workers": str(self.workers),
+            "policy_file": "policy.rules",
+            "dns_hosts_file": "hosts",
+            "dns_resolv_conf": "resolv.conf",
+            "allow_internal": ["127.0.0.2/32", "127.0.0.4/32"],
+            "audit_syslog_socket": "audit.sock",
+            "connect_timeout": "2",
+            "idle_timeout": "30",
+            "header_timeout": "5",
+            "shutdown_grace": "2",
+            "max_connections": "1000",
+        }
+        for k, v in self.conf_overrides.items():
+            if v is None:
+                items.pop(k, None)
+            else:
+                items[k] = v
+        return items
+
+    def write_files(self):
+        lines = ["# written by tests/integration/harness/gateway.py",
+                 "listen 127.0.0.1:%d" % self.port]
+        if self.proxy_listener:
+            lines.append("listen 127.0.0.1:%d proxy_protocol" % self.proxy_port)
+        for k, v in self._conf_items().items():
+            for one in (v if isinstance(v, list) else [v]):
+                lines.append("%s %s" % (k, one))
+        self.conf_text = "\n".join(lines) + "\n"
+        with open(os.path.join(self.dir, "egressd.conf"), "w") as f:
+            f.write(self.conf_text)
+        with open(os.path.join(self.dir, "policy.rules"), "w") as f:
+            f.write("\n".join(self.policy) + "\n")
+        with open(os.path.join(self.dir, "hosts"), "w") as f:
+            for name, addr in self.hosts.items():
+                f.write("%s %s\n" % (addr, name))
+        with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
+            # The DNS stub on loopback only: nothing ever leaves the machine.
+            f.write("nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1 ndots:1\n"
+                    % self.dns_port)
+
+    # ------------------------------------------------------------ process
+    def start(self, wait=True):
+        last = None
+        for _attempt in range(3):            # a port picked may be taken meanwhile
+            self.port = free_port()
+            self.proxy_port = free_port() if self.proxy_listener else None
+            self.write_files()
+            self._stderr_file = open(self.stderr_path, "ab")
+            self.proc = subprocess.Popen([BINARY, "-c", os.path.join(self.dir, "egressd.conf")],
+                                         stdin=subprocess.DEVNULL, stdout=self._stderr_file,
+                                         stderr=self._stderr_file, cwd=self.dir)
+            if not wait:
+                return self
+            try:
+                self.wait_ready()
+                return self
+            except GatewayError as e:
+                last = e
+                if self.proc.poll() is None:
+                    self.kill()
+                if "Address already in use" not in self.stderr():
+                    break
+        raise last
+
+    def wait_ready(self, timeout=10.0):
+        deadline = time.monotonic() + timeout
+        ports = [self.port] + ([self.proxy_port] if self.proxy_port else [])
+        pending = list(ports)
+        while pending and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise GatewayError("egressd exited with %s before listening; stderr:\n%s"
+                                   % (self.proc.returncode, self.stderr()[-4000:]))
+            try:
+                s = socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5)
+                s.close()
+                pending.pop(0)
+            except OSError:
+                time.sleep(0.05)
+        if pending:
+            raise GatewayError("egressd not listening on %s after %ss; stderr:\n%s"
+                               % (pending, timeout, self.stderr()[-4000:]))
+        time.sleep(0.1)   # let every worker's listener come up
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def wait_exit(self, timeout):
+        try:
+            self.returncode = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        return self.returncode
+
+    def kill(self):
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=5)
+
+    def stop(self, grace=8.0):
+        """SIGTERM, wait up to grace seconds, then SIGKILL.  Returns the exit code
+        (negative for a signal), and remembers whether SIGKILL was needed."""
+        self.killed = False
+        if self.proc is None:
+            return None
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGTERM)
+            if self.wait_exit(grace) is None:
+                self.killed = True
+                self.kill()
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def cleanup(self):
+        self.stop()
+        self.syslog.stop()
+        if self._stderr_file:
+            self._stderr_file.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # ------------------------------------------------------------ output
+    def stderr(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def audit(self, event=None):
+        """Every audit record seen so far (stderr `audit {...}` lines and syslog)."""
+        recs = []
+        for line in self.stderr().splitlines():
+            m = _AUDIT_RE.search(line)
+            if m:
+                try:
+                    recs.append(json.loads(m.group(1)))
+                except ValueError:
+                    recs.append({"_unparsable": line})
+        recs += self.syslog.records()
+        if event is not None:
+            recs = [r for r in recs if r.get("event") == event]
+        return recs
+
+    def wait_audit(self, pred, count=1, timeout=5.0, settle=0.2):
+        """Wait until at least count records match pred; then wait settle seconds
+        more (to catch duplicates) and return the matching records."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = [r for r in self.audit() if pred(r)]
+            if len(got) >= count:
+                break
+            time.sleep(0.05)
+        time.sleep(settle)
+        return [r for r in self.audit() if pred(r)]
+
+    def audit_for_client(self, client_port, count=1, timeout=5.0, event=None):
+        def pred(r):
+            return r.get("client_port") == client_port and (event is None or r.get("event") == event)
+        return self.wait_audit(pred, count=count, timeout=timeout)
+
+    def describe(self):
+        return "egressd.conf:\n%s\npolicy.rules:\n%s\n" % (self.conf_text, "\n".join(self.policy))
