@@ -1,0 +1,1312 @@
+/*
+ * conn — one client connection, from accept to close: the whole life in one file.
+ *
+ *   accept -> [PROXY header] -> READ_REQUEST -> DECIDING -> RESOLVING -> CONNECTING
+ *     CONNECT:       -> 200 -> RELAYING (relay.c) -> close
+ *     absolute-form: -> FORWARDING (request out, response back) -> READ_REQUEST ...
+ *   every failure:   conn_fail(status, reason) -> conn_close()
+ *
+ * conn_run() is the state machine: a switch in lifetime order whose cases
+ * fall through when their work is done and return when they must wait.
+ * Callbacks from libevent, upstream.c and relay.c only record what happened
+ * and call conn_run(); they never decide.  conn_close() is the one exit: it
+ * emits the pending audit record exactly once, cancels every outstanding
+ * handle, and frees everything (after flushing an error response and a short
+ * lingering read, so the client sees the response instead of a reset).
+ *
+ * Limits that protect the gateway: the request head is bounded (431), every
+ * wait has a total deadline (header_timeout is not reset by trickled bytes),
+ * body and response bytes move through bounded buffers with watermarks, and a
+ * rejected CONNECT never looks at the bytes that followed its head (RFC 9931).
+ */
+#include "gateway/conn.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "audit/audit.h"
+#include "gateway/body.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/http_msg.h"
+#include "gateway/http_parse.h"
+#include "gateway/log.h"
+#include "gateway/netaddr.h"
+#include "gateway/proxy_proto.h"
+#include "gateway/relay.h"
+#include "gateway/upstream.h"
+#include "gateway/worker.h"
+#include "policy/policy.h"
+
+#define BODY_HIGH_WM (256 * 1024)   /* stop reading a side when its peer's output passes this */
+#define BODY_LOW_WM (64 * 1024)     /* ... and resume when it drains below this */
+#define LINGER_SECONDS 2            /* reading and discarding after an error response */
+#define LINGER_MAX_BYTES (256 * 1024)
+#define METHOD_MAX 32               /* longest method kept */
+#define PARSE_EARLY_MAX 4096        /* incomplete heads up to this size are parsed on each read */
+
+enum conn_state {                   /* in lifetime order; conn_state_name() mirrors it */
+	CONN_PROXY_HEADER,              /* listen ... proxy_protocol: waiting for the PROXY header */
+	CONN_READ_REQUEST,              /* bytes -> http_parse until a complete head */
+	CONN_DECIDING,                  /* policy_decide(), synchronous */
+	CONN_RESOLVING,                 /* waiting for upstream_resolve() */
+	CONN_CONNECTING,                /* waiting for upstream_connect() */
+	CONN_RELAYING,                  /* CONNECT: relay.c pumps both directions */
+	CONN_FORWARDING,                /* absolute-form: request out, response back */
+	CONN_LINGER,                    /* closed: flushing the last response, discarding input */
+};
+
+static const char *const conn_state_names[] = {
+	"PROXY_HEADER", "READ_REQUEST", "DECIDING", "RESOLVING", "CONNECTING", "RELAYING",
+	"FORWARDING", "LINGER",
+};
+
+/* A body moving from one buffer to another, re-framed on the way. */
+struct body_pump {
+	enum http_body_kind in;         /* framing of the incoming body */
+	enum http_body_kind out;        /* framing written: LENGTH, CHUNKED or CLOSE */
+	uint64_t remaining;             /* HTTP_BODY_LENGTH: bytes still to come */
+	struct chunked_decoder dec;     /* HTTP_BODY_CHUNKED in */
+	bool last_chunk_written;        /* "0\r\n" written (trailers may follow) */
+	bool done;                      /* the whole body has been moved */
+	uint64_t in_bytes;              /* bytes taken from the source, framing included */
+	uint64_t out_bytes;             /* bytes written to the destination, framing included */
+};
+
+struct conn {
+	struct conn_node node;          /* in the worker's list */
+	struct worker *w;
+	struct event_base *base;
+	const struct config *conf;
+	uint64_t id;
+	enum conn_state state;
+	bool closing;                   /* conn_close() ran */
+	bool freeing;                   /* the final free is scheduled */
+	bool draining;                  /* the worker is shutting down: no new requests */
+	bool over_capacity;             /* accepted past max_connections: answer 503 */
+
+	int cfd;                        /* client socket (owned) */
+	struct bufferevent *client;     /* client I/O outside the relay */
+	int sfd;                        /* destination socket (owned), -1 if none */
+	struct bufferevent *server;     /* destination I/O when forwarding */
+	struct event *timer;            /* the deadline of the current wait */
+	struct upstream_req *up_req;    /* pending resolve or connect */
+	struct upstream_addrs *addrs;   /* resolved, checked addresses */
+	struct relay *relay;            /* CONNECT tunnel */
+	int64_t last_activity_ms;       /* for idle_timeout */
+
+	char client_ip[NETADDR_TEXT_MAX];
+	int client_port;
+	size_t head_scan;               /* bytes of the current head already searched */
+	unsigned nrequests;             /* requests and tunnels begun on this connection */
+
+	/* the request under way (reset between keep-alive requests) */
+	bool in_request;                /* a record is owed for it */
+	bool is_connect;
+	int version_minor;
+	char method[METHOD_MAX];
+	char *url;                      /* absolute-form target for the record */
+	char host[HOST_BUF];            /* normalized */
+	enum host_kind host_kind;
+	uint16_t port;
+	struct evbuffer *fwd_head;      /* absolute-form: the head to send the origin */
+	struct http_framing req_framing;
+	struct policy *policy;          /* snapshot the decision used (one reference) */
+	struct policy_decision decision;
+	char dst_ip[NETADDR_TEXT_MAX];
+	int64_t start_ms;               /* monotonic, first byte of the request */
+	int status;                     /* HTTP status sent, 0 if none */
+	const char *reason;             /* audit reason */
+	uint64_t bytes_up, bytes_down;
+
+	/* absolute-form forwarding */
+	struct body_pump req_body;
+	struct body_pump resp_body;
+	bool resp_head_done;
+	bool resp_keep_alive;           /* the origin will keep its connection */
+	bool client_keep_alive;         /* the client connection continues after this response */
+	bool server_reused;             /* this request went out on a kept connection */
+	bool server_eof;
+	bool client_eof;                /* the client half-closed after its request */
+	uint64_t resp_bytes_seen;       /* response bytes read from the origin */
+	char server_host[HOST_BUF];     /* what the kept server connection is for */
+	uint16_t server_port;
+	char server_ip[NETADDR_TEXT_MAX];
+	size_t resp_scan;
+};
+
+static void conn_run(struct conn *);
+static void conn_close(struct conn *, const char *why);
+static void on_client_read(struct bufferevent *, void *);
+static void on_client_write(struct bufferevent *, void *);
+static void on_client_event(struct bufferevent *, short, void *);
+static void on_server_read(struct bufferevent *, void *);
+static void on_server_write(struct bufferevent *, void *);
+static void on_server_event(struct bufferevent *, short, void *);
+
+static int64_t
+now_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The loop's cached clock: what relay.c stamps last_activity_ms with too. */
+static int64_t
+loop_now_ms(struct conn *c)
+{
+	struct timeval tv;
+
+	event_base_gettimeofday_cached(c->base, &tv);
+	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void
+conn_enter(struct conn *c, enum conn_state next)
+{
+	log_debug("conn=%016" PRIx64 " state=%s -> %s", c->id, conn_state_names[c->state],
+	    conn_state_names[next]);
+	c->state = next;
+}
+
+static void
+conn_arm_timer(struct conn *c, int seconds)
+{
+	struct timeval tv = { seconds, 0 };
+
+	evtimer_add(c->timer, &tv);
+}
+
+/* ---- the audit record ------------------------------------------------ */
+
+static const char *
+close_for_reason(const char *reason)
+{
+	static const char *const denied[] = {
+		"policy", "default_deny", "auth_required", "auth_failed", "internal_destination",
+		"policy_error", "over_capacity", "audit_unavailable", "auth_unavailable", NULL,
+	};
+	size_t i;
+
+	for (i = 0; denied[i] != NULL; i++)
+		if (strcmp(reason, denied[i]) == 0)
+			return "denied";
+	return "error";
+}
+
+static void
+conn_emit_record(struct conn *c, const char *close_why)
+{
+	struct audit_event ev;
+	char id[40];
+	bool ok;
+
+	if (!c->in_request)
+		return;
+	c->in_request = false;
+	if (c->reason == NULL)
+		c->reason = "ok";
+	ok = strcmp(c->reason, "ok") == 0;
+	snprintf(id, sizeof(id), "%016" PRIx64 "-%u", c->id, c->nrequests);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.event = c->is_connect ? "tunnel" : "request";
+	ev.id = id;
+	ev.client_ip = c->client_ip;
+	ev.client_port = c->client_port;
+	ev.user = NULL;
+	ev.method = c->method[0] != '\0' ? c->method : NULL;
+	ev.host = c->host[0] != '\0' ? c->host : NULL;
+	ev.port = c->port != 0 ? c->port : -1;
+	ev.url = c->is_connect ? NULL : c->url;
+	ev.dst_ip = c->dst_ip[0] != '\0' ? c->dst_ip : NULL;
+	ev.sni = NULL;
+	ev.decision = ok ? "allow" : "deny";
+	ev.reason = c->reason;
+	ev.rule = c->decision.rule;
+	ev.status = c->status;
+	if (c->relay != NULL) {
+		c->bytes_up = relay_bytes_up(c->relay);
+		c->bytes_down = relay_bytes_down(c->relay);
+	}
+	ev.bytes_up = (int64_t)c->bytes_up;
+	ev.bytes_down = (int64_t)c->bytes_down;
+	ev.duration_ms = c->start_ms != 0 ? now_mono_ms() - c->start_ms : 0;
+	ev.close = close_why;
+	ev.lost = -1;
+	audit_emit(&ev);
+	log_info("conn=%016" PRIx64 " event=%s id=%s status=%d reason=%s close=%s", c->id,
+	    ev.event, id, c->status, c->reason, close_why);
+}
+
+/* Forget the request that just ended; keep the connection. */
+static void
+conn_reset_request(struct conn *c)
+{
+	free(c->url);
+	c->url = NULL;
+	if (c->fwd_head != NULL)
+		evbuffer_free(c->fwd_head);
+	c->fwd_head = NULL;
+	if (c->policy != NULL)
+		policy_unref(c->policy);
+	c->policy = NULL;
+	memset(&c->decision, 0, sizeof(c->decision));
+	c->is_connect = false;
+	c->method[0] = '\0';
+	c->host[0] = '\0';
+	c->port = 0;
+	c->dst_ip[0] = '\0';
+	c->start_ms = 0;
+	c->status = 0;
+	c->reason = NULL;
+	c->bytes_up = c->bytes_down = 0;
+	c->head_scan = 0;
+	c->resp_scan = 0;
+	c->resp_head_done = false;
+	c->resp_keep_alive = false;
+	c->server_reused = false;
+	c->resp_bytes_seen = 0;
+	memset(&c->req_body, 0, sizeof(c->req_body));
+	memset(&c->resp_body, 0, sizeof(c->resp_body));
+	if (c->addrs != NULL)
+		upstream_addrs_free(c->addrs);
+	c->addrs = NULL;
+}
+
+/* ---- closing --------------------------------------------------------- */
+
+static void
+conn_free(struct conn *c)
+{
+	if (c->timer != NULL)
+		event_free(c->timer);
+	if (c->client != NULL)
+		bufferevent_free(c->client);
+	if (c->cfd != -1)
+		close(c->cfd);
+	worker_conn_remove(c->w, &c->node);
+	free(c);
+}
+
+static void
+on_free_deferred(evutil_socket_t fd, short what, void *arg)
+{
+	conn_free(arg);
+	(void)fd;
+	(void)what;
+}
+
+static void
+conn_free_later(struct conn *c)
+{
+	/* Callers are still on the stack: free from the loop. */
+	if (c->freeing)
+		return;
+	c->freeing = true;
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	if (c->client != NULL)
+		bufferevent_disable(c->client, EV_READ | EV_WRITE);
+	if (event_base_once(c->base, -1, EV_TIMEOUT, on_free_deferred, c, NULL) == -1)
+		conn_free(c);
+}
+
+static void
+conn_release_server(struct conn *c)
+{
+	if (c->server != NULL)
+		bufferevent_free(c->server);
+	c->server = NULL;
+	if (c->sfd != -1)
+		close(c->sfd);
+	c->sfd = -1;
+	c->server_host[0] = '\0';
+	c->server_port = 0;
+}
+
+static void
+on_linger_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t n = evbuffer_get_length(in);
+
+	/* Discarded unread, never parsed. */
+	evbuffer_drain(in, n);
+	c->bytes_up += n;
+	if (c->bytes_up > LINGER_MAX_BYTES)
+		conn_free_later(c);
+}
+
+static void
+on_linger_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		(void)shutdown(c->cfd, SHUT_WR);
+}
+
+static void
+on_linger_event(struct bufferevent *bev, short what, void *arg)
+{
+	conn_free_later(arg);
+	(void)bev;
+	(void)what;
+}
+
+static void
+on_linger_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	conn_free_later(arg);
+	(void)fd;
+	(void)what;
+}
+
+/*
+ * The one exit.  Emits the record owed for the current request, cancels every
+ * pending operation, and frees the connection; a response still being written
+ * to the client is flushed first, followed by a short lingering read that
+ * discards whatever the client sends, so closing with unread input does not
+ * turn into a reset that destroys the response in flight.
+ */
+static void
+conn_close(struct conn *c, const char *why)
+{
+	struct timeval tv = { LINGER_SECONDS, 0 };
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	conn_emit_record(c, why);
+	log_debug("conn=%016" PRIx64 " state=%s event=closed reason=%s", c->id,
+	    conn_state_names[c->state], why);
+
+	if (c->up_req != NULL)
+		upstream_cancel(c->up_req);
+	c->up_req = NULL;
+	relay_free(c->relay);
+	c->relay = NULL;
+	conn_release_server(c);
+	conn_reset_request(c);
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+
+	if (c->client != NULL &&
+	    evbuffer_get_length(bufferevent_get_output(c->client)) > 0) {
+		conn_enter(c, CONN_LINGER);
+		c->bytes_up = 0;
+		bufferevent_setcb(c->client, on_linger_read, on_linger_write, on_linger_event, c);
+		bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
+		bufferevent_setwatermark(c->client, EV_READ, 0, 0);
+		bufferevent_enable(c->client, EV_READ | EV_WRITE);
+		evbuffer_drain(bufferevent_get_input(c->client),
+		    evbuffer_get_length(bufferevent_get_input(c->client)));
+		event_free(c->timer);
+		c->timer = evtimer_new(c->base, on_linger_timeout, c);
+		if (c->timer != NULL && evtimer_add(c->timer, &tv) == 0)
+			return;
+	}
+	conn_free_later(c);
+}
+
+/* Answer with a gateway error and close. */
+static void
+conn_fail(struct conn *c, int status, const char *reason)
+{
+	char realm[256];
+	const char *extra = NULL;
+
+	c->status = status;
+	c->reason = reason;
+	if (status == 407) {
+		snprintf(realm, sizeof(realm), "Proxy-Authenticate: Basic realm=\"%s\"",
+		    c->conf->auth_realm);
+		extra = realm;
+	}
+	if (c->client != NULL && status != 0) {
+		struct evbuffer *out = bufferevent_get_output(c->client);
+		size_t before = evbuffer_get_length(out);
+
+		http_write_error(out, status, extra);
+		c->bytes_down += evbuffer_get_length(out) - before;
+	}
+	conn_close(c, close_for_reason(reason));
+}
+
+/* ---- reading the request ---------------------------------------------- */
+
+enum step { STEP_WAIT, STEP_DONE, STEP_CLOSED };
+
+static enum step
+conn_read_proxy_header(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->client);
+	size_t len = evbuffer_get_length(in), consumed = 0;
+	struct proxy_info info;
+	const char *err = "malformed";
+	enum proxy_result r;
+	unsigned char *p;
+
+	if (len == 0)
+		return STEP_WAIT;
+	if (len > PROXY_V2_MAX)
+		len = PROXY_V2_MAX;
+	p = evbuffer_pullup(in, (ssize_t)len);
+	r = proxy_parse(p, len, &info, &consumed, &err);
+	if (r == PROXY_NEED_MORE && len < PROXY_V2_MAX)
+		return STEP_WAIT;
+	if (r != PROXY_DONE) {
+		log_warnx("conn=%016" PRIx64 " client=%s event=proxy-header-rejected reason=%s",
+		    c->id, c->client_ip, r == PROXY_NEED_MORE ? "too long" : err);
+		conn_close(c, "error");
+		return STEP_CLOSED;
+	}
+	evbuffer_drain(in, consumed);
+	if (info.has_address) {
+		netaddr_ntop((struct sockaddr *)&info.src, c->client_ip, sizeof(c->client_ip));
+		c->client_port = netaddr_port((struct sockaddr *)&info.src);
+	}
+	return STEP_DONE;
+}
+
+/*
+ * Turn a complete, parsed head into the request's fields.  Returns 0, or an
+ * HTTP status to answer with reason bad_request.
+ */
+static int
+conn_take_request(struct conn *c, const struct http_request *req)
+{
+	struct http_target t;
+	const char *err = NULL;
+
+	c->version_minor = req->version_minor;
+	if (req->method_len >= sizeof(c->method))
+		return 501;
+	memcpy(c->method, req->method, req->method_len);
+	c->method[req->method_len] = '\0';
+	c->is_connect = strcmp(c->method, "CONNECT") == 0;
+
+	if (c->is_connect) {
+		if (http_parse_authority(req->target, req->target_len, &t, &err) == -1)
+			return 400;
+	} else {
+		if (req->target_len < 7 || strncasecmp(req->target, "http://", 7) != 0)
+			return 400;     /* origin-form, asterisk-form, https:// ... */
+		if (http_parse_absolute_url(req->target, req->target_len, &t, &err) == -1)
+			return 400;
+		if ((c->url = strndup(req->target, req->target_len)) == NULL)
+			return 500;
+	}
+	if (http_request_framing(req, &c->req_framing, &err) == -1)
+		return 400;
+	if (c->is_connect && c->req_framing.kind != HTTP_BODY_NONE)
+		return 400;         /* a CONNECT carries no content */
+	if (host_normalize(t.host, t.host_len, c->host, sizeof(c->host), &c->host_kind,
+	    &err) == -1) {
+		c->host[0] = '\0';
+		return 400;
+	}
+	if (t.host_bracketed != (c->host_kind == HOST_IPV6))
+		return 400;
+	c->port = t.port;
+
+	if (!c->is_connect) {
+		if ((c->fwd_head = evbuffer_new()) == NULL)
+			return 500;
+		http_write_request_head(c->fwd_head, req, &t, c->host, &c->req_framing);
+	}
+	return 0;
+}
+
+static enum step
+conn_read_request(struct conn *c)
+{
+	static __thread struct http_request req;
+	struct evbuffer *in = bufferevent_get_input(c->client);
+	size_t len = evbuffer_get_length(in), head_len;
+	struct evbuffer_ptr pos;
+	enum http_parse_result r;
+	const char *err = NULL;
+	const char *p;
+	int status;
+
+	if (len == 0)
+		return STEP_WAIT;
+	if (c->start_ms == 0) {
+		/* First byte of a request: its total header deadline starts now. */
+		c->start_ms = now_mono_ms();
+		c->in_request = true;
+		c->nrequests++;
+		if (c->nrequests > 1)
+			conn_arm_timer(c, c->conf->header_timeout);
+	}
+
+	if (evbuffer_ptr_set(in, &pos, c->head_scan > 3 ? c->head_scan - 3 : 0,
+	    EVBUFFER_PTR_SET) == -1)
+		return STEP_WAIT;
+	pos = evbuffer_search(in, "\r\n\r\n", 4, &pos);
+	if (pos.pos == -1) {
+		c->head_scan = len;
+		if (len > HTTP_HEAD_MAX) {
+			conn_fail(c, 431, "bad_request");
+			return STEP_CLOSED;
+		}
+		/* Refuse garbage early instead of waiting for a head that never ends. */
+		if (len <= PARSE_EARLY_MAX) {
+			p = (const char *)evbuffer_pullup(in, (ssize_t)len);
+			if (http_parse_request(p, len, &req, &err) == HTTP_PARSE_ERROR) {
+				conn_fail(c, 400, "bad_request");
+				return STEP_CLOSED;
+			}
+		}
+		return STEP_WAIT;
+	}
+	head_len = (size_t)pos.pos + 4;
+	if (head_len > HTTP_HEAD_MAX) {
+		conn_fail(c, 431, "bad_request");
+		return STEP_CLOSED;
+	}
+	p = (const char *)evbuffer_pullup(in, (ssize_t)head_len);
+	r = http_parse_request(p, head_len, &req, &err);
+	if (r == HTTP_PARSE_TOO_LARGE) {
+		conn_fail(c, 431, "bad_request");
+		return STEP_CLOSED;
+	}
+	if (r != HTTP_PARSE_DONE) {
+		conn_fail(c, 400, "bad_request");
+		return STEP_CLOSED;
+	}
+	status = conn_take_request(c, &req);
+	evbuffer_drain(in, req.head_len);
+	if (!c->is_connect)
+		c->bytes_up += req.head_len;
+	if (status != 0) {
+		conn_fail(c, status, "bad_request");
+		return STEP_CLOSED;
+	}
+	evtimer_del(c->timer);
+	return STEP_DONE;
+}
+
+/* ---- deciding ---------------------------------------------------------- */
+
+static enum step
+conn_decide(struct conn *c)
+{
+	struct policy_request pr;
+
+	if (c->over_capacity) {
+		conn_fail(c, 503, "over_capacity");
+		return STEP_CLOSED;
+	}
+	if (!audit_available() && c->conf->audit_on_failure_deny) {
+		conn_fail(c, 503, "audit_unavailable");
+		return STEP_CLOSED;
+	}
+	c->policy = policy_ref(worker_policy(c->w));
+	memset(&pr, 0, sizeof(pr));
+	pr.user = NULL;
+	pr.method = c->method;
+	pr.host = c->host;
+	pr.port = c->port;
+	policy_decide(c->policy, &pr, &c->decision);
+	if (c->decision.need_credentials) {
+		conn_fail(c, 407, "auth_required");
+		return STEP_CLOSED;
+	}
+	if (!c->decision.allow) {
+		conn_fail(c, 403, c->decision.reason);
+		return STEP_CLOSED;
+	}
+	return STEP_DONE;
+}
+
+/* ---- forwarding an absolute-form request ------------------------------ */
+
+static void
+pump_init(struct body_pump *p, enum http_body_kind in, enum http_body_kind out, uint64_t length)
+{
+	memset(p, 0, sizeof(*p));
+	p->in = in;
+	p->out = out;
+	p->remaining = length;
+	chunked_init(&p->dec);
+	if (in == HTTP_BODY_NONE || (in == HTTP_BODY_LENGTH && length == 0))
+		p->done = true;
+}
+
+static void
+pump_write_data(struct body_pump *p, struct evbuffer *dst, const void *data, size_t n,
+    struct evbuffer *src, bool move)
+{
+	if (n == 0)
+		return;
+	if (p->out == HTTP_BODY_CHUNKED)
+		evbuffer_add_printf(dst, "%zx\r\n", n);
+	if (move)
+		evbuffer_remove_buffer(src, dst, n);
+	else
+		evbuffer_add(dst, data, n);
+	if (p->out == HTTP_BODY_CHUNKED)
+		evbuffer_add(dst, "\r\n", 2);
+}
+
+/*
+ * Move body bytes from src to dst, re-framed, while dst is under the high
+ * watermark.  src_eof: the source has closed.  Returns 0 (more to come or
+ * done: see p->done), or -1 on a framing error or a premature end.
+ */
+static int
+pump_body(struct body_pump *p, struct evbuffer *src, struct evbuffer *dst, bool src_eof)
+{
+	size_t dst_before = evbuffer_get_length(dst);
+	int rc = 0;
+
+	while (!p->done && evbuffer_get_length(dst) < BODY_HIGH_WM) {
+		size_t avail = evbuffer_get_length(src);
+
+		if (p->in == HTTP_BODY_LENGTH) {
+			size_t n = avail < p->remaining ? avail : (size_t)p->remaining;
+
+			if (n == 0)
+				break;
+			pump_write_data(p, dst, NULL, n, src, true);
+			p->remaining -= n;
+			p->in_bytes += n;
+			if (p->remaining == 0)
+				p->done = true;
+		} else if (p->in == HTTP_BODY_CLOSE) {
+			size_t n = avail > BODY_HIGH_WM ? BODY_HIGH_WM : avail;
+
+			if (n > 0) {
+				pump_write_data(p, dst, NULL, n, src, true);
+				p->in_bytes += n;
+				continue;
+			}
+			if (src_eof) {
+				p->done = true;
+				if (p->out == HTTP_BODY_CHUNKED)
+					evbuffer_add(dst, "0\r\n\r\n", 5);
+			}
+			break;
+		} else {
+			size_t want = avail > 65536 ? 65536 : avail, consumed = 0, off = 0, n = 0;
+			enum chunked_result r;
+			const char *buf;
+
+			if (want == 0)
+				break;
+			buf = (const char *)evbuffer_pullup(src, (ssize_t)want);
+			r = chunked_decode(&p->dec, buf, want, &consumed, &off, &n);
+			if (r == CHUNKED_ERROR) {
+				rc = -1;
+				break;
+			}
+			if (r == CHUNKED_DATA)
+				pump_write_data(p, dst, buf + off, n, NULL, false);
+			if ((r == CHUNKED_TRAILER || r == CHUNKED_DONE) && !p->last_chunk_written) {
+				if (p->out == HTTP_BODY_CHUNKED)
+					evbuffer_add(dst, "0\r\n", 3);
+				p->last_chunk_written = true;
+			}
+			if (r == CHUNKED_TRAILER && p->out == HTTP_BODY_CHUNKED) {
+				evbuffer_add(dst, buf + off, n);
+				evbuffer_add(dst, "\r\n", 2);
+			}
+			if (r == CHUNKED_DONE) {
+				if (p->out == HTTP_BODY_CHUNKED)
+					evbuffer_add(dst, "\r\n", 2);
+				p->done = true;
+			}
+			evbuffer_drain(src, consumed);
+			p->in_bytes += consumed;
+			if (r == CHUNKED_NEED_MORE && consumed == 0 && want == avail)
+				break;
+		}
+	}
+	if (!p->done && src_eof && evbuffer_get_length(src) == 0 && p->in != HTTP_BODY_CLOSE)
+		rc = -1;            /* the body ended before its framing did */
+	p->out_bytes += evbuffer_get_length(dst) - dst_before;
+	return rc;
+}
+
+/* Start forwarding on c->server: the head, then whatever body is ready. */
+static void
+conn_forward_start(struct conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->server);
+	enum http_body_kind out_kind;
+
+	out_kind = c->req_framing.kind == HTTP_BODY_CHUNKED ? HTTP_BODY_CHUNKED :
+	    c->req_framing.kind;
+	pump_init(&c->req_body, c->req_framing.kind, out_kind, c->req_framing.length);
+	/* Keep the head until the response starts, in case a kept connection
+	 * turns out to be closed and the request must go out on a new one. */
+	evbuffer_add(out, evbuffer_pullup(c->fwd_head, -1), evbuffer_get_length(c->fwd_head));
+	c->resp_head_done = false;
+	c->resp_scan = 0;
+	c->server_eof = false;
+	bufferevent_setcb(c->server, on_server_read, on_server_write, on_server_event, c);
+	bufferevent_setwatermark(c->server, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_setwatermark(c->server, EV_WRITE, BODY_LOW_WM, 0);
+	bufferevent_enable(c->server, EV_READ | EV_WRITE);
+	bufferevent_enable(c->client, EV_READ);
+	c->last_activity_ms = loop_now_ms(c);
+	conn_arm_timer(c, c->conf->idle_timeout);
+}
+
+/*
+ * Parse the origin's response head.  Returns STEP_DONE when the final head was
+ * sent to the client, STEP_WAIT for more bytes, STEP_CLOSED on failure.
+ */
+static enum step
+conn_read_response_head(struct conn *c)
+{
+	static __thread struct http_response resp;
+	struct evbuffer *in = bufferevent_get_input(c->server);
+	struct evbuffer *out = bufferevent_get_output(c->client);
+	struct http_framing f;
+	struct evbuffer_ptr pos;
+	const char *err = NULL;
+	size_t len, before;
+	enum http_body_kind in_kind, out_kind;
+	const char *p;
+
+	for (;;) {
+		len = evbuffer_get_length(in);
+		if (len == 0)
+			return STEP_WAIT;
+		if (evbuffer_ptr_set(in, &pos, c->resp_scan > 3 ? c->resp_scan - 3 : 0,
+		    EVBUFFER_PTR_SET) == -1)
+			return STEP_WAIT;
+		pos = evbuffer_search(in, "\r\n\r\n", 4, &pos);
+		if (pos.pos == -1) {
+			c->resp_scan = len;
+			if (len > HTTP_HEAD_MAX || c->server_eof)
+				goto bad;
+			return STEP_WAIT;
+		}
+		p = (const char *)evbuffer_pullup(in, pos.pos + 4);
+		if (http_parse_response(p, (size_t)pos.pos + 4, &resp, &err) != HTTP_PARSE_DONE)
+			goto bad;
+		if (http_response_framing(&resp, c->method, strlen(c->method), &f, &err) == -1)
+			goto bad;
+		c->resp_bytes_seen += resp.head_len;
+		if (resp.status >= 100 && resp.status < 200) {
+			/* Interim responses pass through; 101 was never asked for. */
+			if (resp.status == 101)
+				goto bad;
+			before = evbuffer_get_length(out);
+			http_write_response_head(out, &resp, &f, true);
+			c->bytes_down += evbuffer_get_length(out) - before;
+			evbuffer_drain(in, resp.head_len);
+			c->resp_scan = 0;
+			continue;
+		}
+		break;
+	}
+
+	c->status = resp.status;
+	c->resp_keep_alive = f.keep_alive && f.kind != HTTP_BODY_CLOSE;
+	c->client_keep_alive = c->req_framing.keep_alive && !c->draining && !c->client_eof;
+	in_kind = out_kind = f.kind;
+	if (f.kind == HTTP_BODY_CHUNKED && c->version_minor == 0)
+		out_kind = HTTP_BODY_CLOSE;     /* an HTTP/1.0 client cannot read chunks */
+	if (f.kind == HTTP_BODY_CLOSE && c->version_minor == 1 && c->client_keep_alive)
+		out_kind = HTTP_BODY_CHUNKED;   /* re-chunk to keep the client connection */
+	if (out_kind == HTTP_BODY_CLOSE)
+		c->client_keep_alive = false;
+	f.kind = out_kind;
+
+	before = evbuffer_get_length(out);
+	http_write_response_head(out, &resp, &f, c->client_keep_alive);
+	c->bytes_down += evbuffer_get_length(out) - before;
+	evbuffer_drain(in, resp.head_len);
+	pump_init(&c->resp_body, in_kind, out_kind, f.length);
+	c->resp_head_done = true;
+	bufferevent_setwatermark(c->server, EV_READ, 0, 0);
+	bufferevent_setwatermark(c->client, EV_WRITE, BODY_LOW_WM, 0);
+	return STEP_DONE;
+bad:
+	log_warnx("conn=%016" PRIx64 " host=%s event=bad-response reason=%s", c->id, c->host,
+	    err != NULL ? err : "malformed or too large");
+	if (c->resp_bytes_seen == 0) {
+		conn_fail(c, 502, "bad_response");
+		return STEP_CLOSED;
+	}
+	/* Part of a response already went out: all the client can be told is EOF. */
+	conn_close(c, "error");
+	return STEP_CLOSED;
+}
+
+/* The request and its response are both complete: record it and go on. */
+static enum step
+conn_forward_finish(struct conn *c)
+{
+	bool keep_server = c->resp_keep_alive && c->req_body.done && !c->server_eof &&
+	    evbuffer_get_length(bufferevent_get_input(c->server)) == 0;
+
+	c->bytes_up += c->req_body.in_bytes;
+	c->bytes_down += c->resp_body.out_bytes;
+	if (!c->client_keep_alive || !c->req_body.done) {
+		conn_close(c, "server");
+		return STEP_CLOSED;
+	}
+	conn_emit_record(c, "server");
+	if (keep_server) {
+		/* Idle until the next request; any byte or EOF from it retires it. */
+		snprintf(c->server_host, sizeof(c->server_host), "%s", c->host);
+		c->server_port = c->port;
+		snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
+		bufferevent_setwatermark(c->server, EV_WRITE, 0, 0);
+	} else
+		conn_release_server(c);
+	conn_reset_request(c);
+	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
+	bufferevent_enable(c->client, EV_READ);
+	conn_enter(c, CONN_READ_REQUEST);
+	conn_arm_timer(c, c->conf->idle_timeout);
+	return STEP_DONE;
+}
+
+/* Move what can be moved in both directions; finish when both are done. */
+static enum step
+conn_forward(struct conn *c)
+{
+	struct evbuffer *cin = bufferevent_get_input(c->client);
+	struct evbuffer *cout = bufferevent_get_output(c->client);
+	struct evbuffer *sin = bufferevent_get_input(c->server);
+	struct evbuffer *sout = bufferevent_get_output(c->server);
+	enum step s;
+
+	if (!c->req_body.done) {
+		if (pump_body(&c->req_body, cin, sout, false) == -1) {
+			if (c->resp_head_done) {
+				conn_close(c, "client");
+				return STEP_CLOSED;
+			}
+			conn_fail(c, 400, "bad_request");
+			return STEP_CLOSED;
+		}
+		/* Backpressure: stop reading the client while the origin is slow. */
+		if (evbuffer_get_length(sout) >= BODY_HIGH_WM)
+			bufferevent_disable(c->client, EV_READ);
+		else if (!c->req_body.done)
+			bufferevent_enable(c->client, EV_READ);
+	}
+	if (c->req_body.done)
+		bufferevent_disable(c->client, EV_READ);    /* pipelined bytes wait */
+
+	if (!c->resp_head_done) {
+		s = conn_read_response_head(c);
+		if (s != STEP_DONE) {
+			if (s == STEP_WAIT && c->server_eof) {
+				if (c->resp_bytes_seen == 0) {
+					conn_fail(c, 502, "connect_failed");
+					return STEP_CLOSED;
+				}
+				conn_close(c, "server");
+				return STEP_CLOSED;
+			}
+			return s;
+		}
+	}
+	if (!c->resp_body.done) {
+		size_t before = evbuffer_get_length(sin);
+
+		if (pump_body(&c->resp_body, sin, cout, c->server_eof) == -1) {
+			conn_close(c, "server");
+			return STEP_CLOSED;
+		}
+		c->resp_bytes_seen += before - evbuffer_get_length(sin);
+		if (evbuffer_get_length(cout) >= BODY_HIGH_WM)
+			bufferevent_disable(c->server, EV_READ);
+		else if (!c->resp_body.done)
+			bufferevent_enable(c->server, EV_READ);
+	}
+	if (!c->resp_body.done)
+		return STEP_WAIT;
+	if (!c->req_body.done) {
+		/* The origin answered before the body was sent (e.g. 413): the
+		 * rest of the body cannot be skipped safely, so the client
+		 * connection ends after this response. */
+		c->client_keep_alive = false;
+	}
+	return conn_forward_finish(c);
+}
+
+/* ---- the state machine ------------------------------------------------ */
+
+static void on_resolved(const struct upstream_result *, void *);
+static void on_connected(const struct upstream_result *, void *);
+static void on_relay_done(enum relay_end, void *);
+
+static bool
+conn_server_reusable(struct conn *c)
+{
+	return c->server != NULL && !c->is_connect && c->server_port == c->port &&
+	    strcmp(c->server_host, c->host) == 0;
+}
+
+static void
+conn_start_relay(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->client);
+	struct evbuffer *out = bufferevent_get_output(c->client);
+	size_t up_len = evbuffer_get_length(in), down_len = evbuffer_get_length(out);
+	struct timeval tv = { c->conf->idle_timeout, 0 };
+
+	/* The relay takes over both sockets; bytes that came with the CONNECT
+	 * head are the first tunnel bytes, and the 200 still unwritten goes first. */
+	c->relay = relay_new(c->base, c->cfd, c->sfd, evbuffer_pullup(in, -1), up_len,
+	    evbuffer_pullup(out, -1), down_len, on_relay_done, c, &c->last_activity_ms);
+	bufferevent_free(c->client);
+	c->client = NULL;
+	if (c->relay == NULL) {
+		conn_close(c, "error");
+		return;
+	}
+	evtimer_add(c->timer, &tv);
+}
+
+static void
+conn_run(struct conn *c)
+{
+	enum step s;
+
+	if (c->closing)
+		return;
+	switch (c->state) {
+	case CONN_PROXY_HEADER:
+		if ((s = conn_read_proxy_header(c)) != STEP_DONE)
+			return;
+		conn_enter(c, CONN_READ_REQUEST);
+		/* FALLTHROUGH */
+	case CONN_READ_REQUEST:
+		if (c->draining && evbuffer_get_length(bufferevent_get_input(c->client)) == 0) {
+			conn_close(c, "shutdown");
+			return;
+		}
+		if ((s = conn_read_request(c)) != STEP_DONE)
+			return;
+		bufferevent_disable(c->client, EV_READ);
+		conn_enter(c, CONN_DECIDING);
+		/* FALLTHROUGH */
+	case CONN_DECIDING:
+		if (conn_decide(c) != STEP_DONE)
+			return;
+		if (conn_server_reusable(c)) {
+			c->server_reused = true;
+			snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", c->server_ip);
+			conn_enter(c, CONN_FORWARDING);
+			conn_forward_start(c);
+			conn_run(c);
+			return;
+		}
+		conn_release_server(c);
+		conn_enter(c, CONN_RESOLVING);
+		c->up_req = upstream_resolve(c->w, c->host, c->host_kind, c->port, on_resolved, c);
+		if (c->up_req == NULL)
+			conn_fail(c, 500, "connect_failed");
+		return;
+	case CONN_RESOLVING:
+		/* on_resolved stored the addresses */
+		conn_enter(c, CONN_CONNECTING);
+		c->up_req = upstream_connect(c->w, c->addrs, c->conf->connect_timeout,
+		    on_connected, c);
+		if (c->up_req == NULL)
+			conn_fail(c, 500, "connect_failed");
+		return;
+	case CONN_CONNECTING:
+		/* on_connected stored the socket */
+		if (c->is_connect) {
+			struct evbuffer *out = bufferevent_get_output(c->client);
+
+			c->status = 200;
+			evbuffer_add_printf(out, "HTTP/1.1 200 Connection established\r\n\r\n");
+			conn_enter(c, CONN_RELAYING);
+			conn_start_relay(c);
+			return;
+		}
+		c->server = bufferevent_socket_new(c->base, c->sfd, 0);
+		if (c->server == NULL) {
+			conn_fail(c, 500, "connect_failed");
+			return;
+		}
+		snprintf(c->server_host, sizeof(c->server_host), "%s", c->host);
+		c->server_port = c->port;
+		snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
+		conn_enter(c, CONN_FORWARDING);
+		conn_forward_start(c);
+		/* FALLTHROUGH */
+	case CONN_FORWARDING:
+		if (conn_forward(c) != STEP_DONE)
+			return;
+		/* The next request may already be buffered (pipelining). */
+		conn_run(c);
+		return;
+	case CONN_RELAYING:
+	case CONN_LINGER:
+		return;
+	}
+}
+
+/* ---- callbacks: record the fact, then conn_run() ---------------------- */
+
+static void
+on_resolved(const struct upstream_result *res, void *arg)
+{
+	struct conn *c = arg;
+
+	c->up_req = NULL;
+	if (res->status != 0) {
+		snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", res->dst_ip);
+		conn_fail(c, res->status, res->reason);
+		return;
+	}
+	c->addrs = res->addrs;
+	conn_run(c);
+}
+
+static void
+on_connected(const struct upstream_result *res, void *arg)
+{
+	struct conn *c = arg;
+
+	c->up_req = NULL;
+	snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", res->dst_ip);
+	if (res->status != 0) {
+		conn_fail(c, res->status, res->reason);
+		return;
+	}
+	c->sfd = res->fd;
+	conn_run(c);
+}
+
+static void
+on_relay_done(enum relay_end who, void *arg)
+{
+	conn_close(arg, who == RELAY_END_CLIENT ? "client" : "server");
+}
+
+static void
+on_client_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->last_activity_ms = loop_now_ms(c);
+	conn_run(c);
+	(void)bev;
+}
+
+static void
+on_client_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	/* The client drained below the low watermark: the response may go on. */
+	if (c->state == CONN_FORWARDING)
+		conn_run(c);
+	(void)bev;
+}
+
+static void
+on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state == CONN_READ_REQUEST && !c->in_request) {
+		/* Between requests: a plain goodbye, nothing to record. */
+		conn_close(c, "client");
+		return;
+	}
+	if (c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) {
+		c->reason = "bad_request";
+		conn_close(c, "client");
+		return;
+	}
+	/*
+	 * A client may half-close once its request is sent (`printf ... | nc`);
+	 * the response still goes out, then the connection ends.  An error, or
+	 * EOF in the middle of a request body, ends it now.
+	 */
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    (c->state == CONN_DECIDING || c->state == CONN_RESOLVING ||
+	    c->state == CONN_CONNECTING || (c->state == CONN_FORWARDING &&
+	    c->req_body.done))) {
+		c->client_eof = true;
+		c->client_keep_alive = false;
+		bufferevent_disable(c->client, EV_READ);
+		return;
+	}
+	conn_close(c, "client");
+	(void)bev;
+	(void)what;
+}
+
+static void
+on_server_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->last_activity_ms = loop_now_ms(c);
+	if (c->state != CONN_FORWARDING) {
+		/* A kept connection spoke out of turn: retire it. */
+		conn_release_server(c);
+		return;
+	}
+	conn_run(c);
+	(void)bev;
+}
+
+static void
+on_server_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state == CONN_FORWARDING)
+		conn_run(c);
+	(void)bev;
+}
+
+static void
+on_server_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->state != CONN_FORWARDING) {
+		conn_release_server(c);
+		return;
+	}
+	c->server_eof = true;
+	if (c->server_reused && c->resp_bytes_seen == 0 && c->req_body.in_bytes == 0 &&
+	    c->req_framing.kind == HTTP_BODY_NONE) {
+		/* A kept connection the origin had closed: send again on a new one. */
+		conn_release_server(c);
+		c->server_reused = false;
+		conn_enter(c, CONN_RESOLVING);
+		c->up_req = upstream_resolve(c->w, c->host, c->host_kind, c->port, on_resolved, c);
+		if (c->up_req == NULL)
+			conn_fail(c, 500, "connect_failed");
+		return;
+	}
+	conn_run(c);
+	(void)bev;
+	(void)what;
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	int64_t idle_ms, left;
+	struct timeval tv;
+
+	switch (c->state) {
+	case CONN_PROXY_HEADER:
+	case CONN_READ_REQUEST:
+		if (c->in_request) {
+			c->reason = "bad_request";
+			c->status = 0;
+			conn_close(c, "idle_timeout");
+		} else
+			conn_close(c, "idle_timeout");
+		return;
+	case CONN_RELAYING:
+	case CONN_FORWARDING:
+		idle_ms = (int64_t)c->conf->idle_timeout * 1000;
+		left = c->last_activity_ms + idle_ms - loop_now_ms(c);
+		if (left > 0) {
+			tv.tv_sec = left / 1000;
+			tv.tv_usec = (left % 1000) * 1000;
+			evtimer_add(c->timer, &tv);
+			return;
+		}
+		if (c->state == CONN_FORWARDING && !c->resp_head_done) {
+			conn_fail(c, 504, "connect_timeout");
+			return;
+		}
+		conn_close(c, "idle_timeout");
+		return;
+	default:
+		return;
+	}
+	(void)fd;
+	(void)what;
+}
+
+/* ---- birth and shutdown ------------------------------------------------ */
+
+void
+conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+    bool proxy_protocol, bool over_capacity)
+{
+	struct gateway *gw = worker_gateway(w);
+	struct conn *c;
+	int one = 1;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		atomic_fetch_sub(&gw->open_conns, 1);
+		return;
+	}
+	c->node.conn = c;
+	c->w = w;
+	c->base = worker_base(w);
+	c->conf = worker_config(w);
+	c->id = gw->id_base + atomic_fetch_add(&gw->next_conn_id, 1);
+	c->cfd = fd;
+	c->sfd = -1;
+	c->over_capacity = over_capacity;
+	c->state = proxy_protocol ? CONN_PROXY_HEADER : CONN_READ_REQUEST;
+	netaddr_ntop(peer, c->client_ip, sizeof(c->client_ip));
+	c->client_port = netaddr_port(peer);
+	(void)peerlen;
+	worker_conn_add(w, &c->node);
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->timer = evtimer_new(c->base, on_timer, c);
+	c->client = bufferevent_socket_new(c->base, fd, 0);
+	if (c->timer == NULL || c->client == NULL) {
+		conn_close(c, "error");
+		return;
+	}
+	bufferevent_setcb(c->client, on_client_read, on_client_write, on_client_event, c);
+	/* The head must fit in 64 KiB: reading stops one byte past that bound. */
+	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	/* The header deadline is total: trickled bytes do not extend it. */
+	conn_arm_timer(c, c->conf->header_timeout);
+}
+
+void
+conn_shutdown(struct conn *c, bool now)
+{
+	if (c->closing)
+		return;
+	c->draining = true;
+	if (now) {
+		conn_close(c, "shutdown");
+		return;
+	}
+	if ((c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) && !c->in_request)
+		conn_close(c, "shutdown");
+}

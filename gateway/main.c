@@ -1,0 +1,272 @@
+/*
+ * main — the egressd process: arguments, configuration, workers, signals.
+ *
+ *   egressd -c FILE        run in the foreground (systemd style), log to stderr
+ *   egressd -t -c FILE     check the configuration and its policy, then exit
+ *   egressd -V             print the version
+ *
+ * The main thread owns the process-wide things: it loads the configuration
+ * and the policy, starts one worker thread per `workers`, and then does
+ * nothing but wait for signals on its own event loop.  SIGHUP builds a new
+ * policy completely and only then publishes it to every worker (a bad file
+ * leaves the old one in force); SIGTERM lets every worker drain.  Workers
+ * never see a signal: they are blocked in every thread but this one.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "audit/audit.h"
+#include "gateway/config.h"
+#include "gateway/gateway.h"
+#include "gateway/log.h"
+#include "gateway/worker.h"
+#include "policy/policy.h"
+
+struct daemon {
+	struct gateway gw;
+	struct config *conf;
+	struct policy *policy;          /* the main thread's reference to the policy in force */
+	unsigned generation;            /* policies loaded so far */
+	struct worker **workers;
+	int nworkers;
+	struct event_base *base;
+};
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: egressd [-d] [-t] -c FILE\n       egressd -V\n");
+	exit(2);
+}
+
+static void
+print_errors(const char *errors)
+{
+	fputs(errors, stderr);
+	if (errors[0] != '\0' && errors[strlen(errors) - 1] != '\n')
+		fputc('\n', stderr);
+}
+
+static void
+audit_simple(const char *event, const char *reason, const char *message)
+{
+	static unsigned seq;
+	struct audit_event ev;
+	char id[32];
+
+	memset(&ev, 0, sizeof(ev));
+	snprintf(id, sizeof(id), "%s-%u", event, ++seq);
+	ev.event = event;
+	ev.id = id;
+	ev.client_port = -1;
+	ev.port = -1;
+	ev.decision = strcmp(reason, "ok") == 0 ? "allow" : "deny";
+	ev.reason = reason;
+	ev.bytes_up = -1;
+	ev.bytes_down = -1;
+	ev.duration_ms = -1;
+	ev.lost = -1;
+	ev.message = message;
+	audit_emit(&ev);
+}
+
+static void
+daemon_reload(struct daemon *d)
+{
+	struct policy *p;
+	char *errors = NULL, msg[128];
+	int i;
+
+	p = policy_load(d->conf->policy_path, d->conf->policy_file, &errors);
+	if (p == NULL) {
+		log_warnx("event=reload-refused policy=%s (the old policy stays in force)",
+		    d->conf->policy_file);
+		if (errors != NULL)
+			print_errors(errors);
+		audit_simple("reload", "policy_error", errors != NULL ? errors : "refused");
+		free(errors);
+		return;
+	}
+	for (i = 0; i < d->nworkers; i++)
+		worker_post_policy(d->workers[i], p);
+	policy_unref(d->policy);
+	d->policy = p;
+	d->generation++;
+	snprintf(msg, sizeof(msg), "%s: ok (%zu rules), generation %u", d->conf->policy_file,
+	    policy_rule_count(p), d->generation);
+	log_info("event=reload %s", msg);
+	audit_simple("reload", "ok", msg);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (sig == SIGHUP) {
+		daemon_reload(d);
+		return;
+	}
+	log_info("event=shutdown signal=%d grace=%ds", (int)sig, d->conf->shutdown_grace);
+	event_base_loopexit(d->base, NULL);
+	(void)what;
+}
+
+static int
+check_only(const char *path, struct config *conf)
+{
+	struct policy *p;
+	char *errors = NULL;
+
+	p = policy_load(conf->policy_path, conf->policy_file, &errors);
+	if (p == NULL) {
+		if (errors != NULL)
+			print_errors(errors);
+		free(errors);
+		return 1;
+	}
+	printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
+	policy_unref(p);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	struct daemon d;
+	struct audit_config acfg;
+	struct event *sig_hup, *sig_term, *sig_int;
+	sigset_t sigs;
+	const char *conf_path = NULL;
+	char *errors = NULL, *err = NULL;
+	bool test = false, debug = false;
+	int ch, i, rc;
+
+	while ((ch = getopt(argc, argv, "c:dtVh")) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'd':
+			debug = true;
+			break;
+		case 't':
+			test = true;
+			break;
+		case 'V':
+			printf("egressd %s\n", EGRESSD_VERSION);
+			return 0;
+		default:
+			usage();
+		}
+	}
+	if (conf_path == NULL || optind != argc)
+		usage();
+	log_init(debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+
+	memset(&d, 0, sizeof(d));
+	d.conf = config_load(conf_path, &errors);
+	if (d.conf == NULL) {
+		if (errors != NULL)
+			print_errors(errors);
+		free(errors);
+		return 1;
+	}
+	if (test) {
+		rc = check_only(conf_path, d.conf);
+		config_free(d.conf);
+		return rc;
+	}
+	d.policy = policy_load(d.conf->policy_path, d.conf->policy_file, &errors);
+	if (d.policy == NULL) {
+		if (errors != NULL)
+			print_errors(errors);
+		free(errors);
+		return 1;
+	}
+	d.generation = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	memset(&acfg, 0, sizeof(acfg));
+	acfg.socket_path = d.conf->audit_syslog_socket;
+	acfg.facility = d.conf->audit_facility;
+	acfg.tag = d.conf->audit_tag;
+	acfg.deny_on_failure = d.conf->audit_on_failure_deny;
+	if (audit_open(&acfg) == -1)
+		fatalx("%s: cannot open the audit socket %s", conf_path,
+		    d.conf->audit_syslog_socket);
+
+	d.gw.conf = d.conf;
+	if (getrandom(&d.gw.id_base, sizeof(d.gw.id_base), 0) != sizeof(d.gw.id_base))
+		d.gw.id_base = (uint64_t)getpid() << 32;
+	d.gw.id_base &= ~(uint64_t)0xffffffff;  /* room to count up */
+
+	/* Workers inherit a mask that blocks the signals this thread handles. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGHUP);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	d.nworkers = d.conf->workers;
+	d.workers = calloc((size_t)d.nworkers, sizeof(*d.workers));
+	if (d.workers == NULL)
+		fatal("calloc");
+	for (i = 0; i < d.nworkers; i++) {
+		d.workers[i] = worker_new(&d.gw, i, d.policy, &err);
+		if (d.workers[i] == NULL)
+			fatalx("%s: %s", conf_path, err != NULL ? err : "cannot start a worker");
+	}
+	for (i = 0; i < d.nworkers; i++)
+		if (worker_start(d.workers[i]) == -1)
+			fatal("pthread_create");
+
+	d.base = event_base_new();
+	if (d.base == NULL)
+		fatalx("cannot create the main event loop");
+	sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
+	sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
+	sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
+	if (sig_hup == NULL || sig_term == NULL || sig_int == NULL)
+		fatalx("cannot install signal handlers");
+	evsignal_add(sig_hup, NULL);
+	evsignal_add(sig_term, NULL);
+	evsignal_add(sig_int, NULL);
+	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
+
+	for (i = 0; i < (int)d.conf->nlisten; i++)
+		log_info("event=listening address=%s%s", d.conf->listen[i].text,
+		    d.conf->listen[i].proxy_protocol ? " proxy_protocol" : "");
+	log_info("event=start version=%s workers=%d policy=%s rules=%zu", EGRESSD_VERSION,
+	    d.nworkers, d.conf->policy_file, policy_rule_count(d.policy));
+	audit_simple("start", "ok", NULL);
+
+	event_base_dispatch(d.base);
+
+	atomic_store(&d.gw.shutting_down, true);
+	for (i = 0; i < d.nworkers; i++)
+		worker_post_shutdown(d.workers[i]);
+	for (i = 0; i < d.nworkers; i++)
+		worker_join(d.workers[i]);
+	audit_simple("stop", "ok", NULL);
+	log_info("event=stop");
+
+	for (i = 0; i < d.nworkers; i++)
+		worker_free(d.workers[i]);
+	free(d.workers);
+	event_free(sig_hup);
+	event_free(sig_term);
+	event_free(sig_int);
+	event_base_free(d.base);
+	policy_unref(d.policy);
+	audit_close();
+	config_free(d.conf);
+	return 0;
+}

@@ -1,0 +1,379 @@
+/*
+ * upstream — find and reach the destination: resolve, filter, connect.
+ *
+ * The security of the internal-address check rests on one rule: the address
+ * that was checked is the address that is connected to.  Names are resolved
+ * once, every answer is filtered here (never re-resolved later), and connect()
+ * is given exactly the checked sockaddr.  An answer list that mixes public and
+ * internal addresses keeps only the public ones; a list with nothing left is a
+ * 403 naming the first refused address.
+ *
+ * evdns may complete a lookup inside evdns_getaddrinfo() itself (hosts file,
+ * literal) and calls back on cancel; results are therefore always delivered
+ * through a deferred event, so the caller never sees its callback run inside
+ * its own call.
+ */
+#include "gateway/upstream.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+#include "gateway/config.h"
+#include "gateway/netaddr.h"
+#include "gateway/worker.h"
+
+#define UPSTREAM_ADDRS_MAX 16       /* addresses kept from one answer */
+
+struct upstream_addrs {
+	size_t n;
+	size_t next;                    /* the next one upstream_connect tries */
+	struct sockaddr_storage addr[UPSTREAM_ADDRS_MAX];
+	socklen_t len[UPSTREAM_ADDRS_MAX];
+};
+
+struct upstream_req {
+	struct worker *w;
+	upstream_cb *cb;
+	void *arg;
+	uint16_t port;
+	struct evdns_getaddrinfo_request *dns;
+	bool dns_returned;              /* evdns called back */
+	bool cancelled;                 /* cancelled while evdns still owned us */
+	struct event *done_ev;          /* delivers res from the loop */
+	struct event *conn_ev;          /* the socket being connected became writable */
+	struct event *timer;            /* connect_timeout, total */
+	struct upstream_addrs *addrs;   /* resolve: built here; connect: borrowed */
+	bool owns_addrs;                /* addrs is freed with the request */
+	int fd;
+	struct upstream_result res;
+};
+
+static void upstream_req_free(struct upstream_req *);
+
+static void
+on_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_req *req = arg;
+
+	/* On success the fd or the address list passes to the callback. */
+	req->cb(&req->res, req->arg);
+	if (req->res.status == 0) {
+		req->fd = -1;
+		if (req->res.addrs != NULL)
+			req->owns_addrs = false;
+	}
+	upstream_req_free(req);
+	(void)fd;
+	(void)what;
+}
+
+static void
+upstream_deliver(struct upstream_req *req)
+{
+	event_active(req->done_ev, EV_TIMEOUT, 0);
+}
+
+static struct upstream_req *
+upstream_req_new(struct worker *w, upstream_cb *cb, void *arg)
+{
+	struct upstream_req *req;
+
+	if ((req = calloc(1, sizeof(*req))) == NULL)
+		return NULL;
+	req->w = w;
+	req->cb = cb;
+	req->arg = arg;
+	req->fd = -1;
+	req->done_ev = event_new(worker_base(w), -1, 0, on_done, req);
+	if (req->done_ev == NULL) {
+		free(req);
+		return NULL;
+	}
+	return req;
+}
+
+static void
+upstream_req_free(struct upstream_req *req)
+{
+	if (req->done_ev != NULL)
+		event_free(req->done_ev);
+	if (req->conn_ev != NULL)
+		event_free(req->conn_ev);
+	if (req->timer != NULL)
+		event_free(req->timer);
+	if (req->fd != -1)
+		close(req->fd);
+	if (req->owns_addrs)
+		upstream_addrs_free(req->addrs);
+	free(req);
+}
+
+/* Keep sa if the gateway may connect to it; remember the first refusal. */
+static void
+upstream_filter_one(struct upstream_req *req, const struct sockaddr *sa, socklen_t salen,
+    bool *refused)
+{
+	const struct config *conf = worker_config(req->w);
+	struct upstream_addrs *a = req->addrs;
+	struct sockaddr_storage ss;
+	size_t i;
+
+	if (salen > sizeof(ss) || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
+		return;
+	memcpy(&ss, sa, salen);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = htons(req->port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(req->port);
+
+	if (!netaddr_destination_allowed((struct sockaddr *)&ss, conf->allow_internal,
+	    conf->nallow_internal) || worker_is_own_address(req->w, (struct sockaddr *)&ss)) {
+		if (!*refused)
+			netaddr_ntop((struct sockaddr *)&ss, req->res.dst_ip,
+			    sizeof(req->res.dst_ip));
+		*refused = true;
+		return;
+	}
+	for (i = 0; i < a->n; i++)
+		if (netaddr_equal((struct sockaddr *)&a->addr[i], (struct sockaddr *)&ss))
+			return;
+	if (a->n == UPSTREAM_ADDRS_MAX)
+		return;
+	a->addr[a->n] = ss;
+	a->len[a->n] = salen;
+	a->n++;
+}
+
+static void
+upstream_resolve_finish(struct upstream_req *req, bool refused)
+{
+	if (req->addrs->n > 0) {
+		req->res.status = 0;
+		req->res.addrs = req->addrs;
+		req->res.dst_ip[0] = '\0';
+	} else if (refused) {
+		req->res.status = 403;
+		req->res.reason = "internal_destination";
+	} else {
+		req->res.status = 502;
+		req->res.reason = "dns_failure";
+	}
+	upstream_deliver(req);
+}
+
+static void
+on_dns(int result, struct evutil_addrinfo *ai, void *arg)
+{
+	struct upstream_req *req = arg;
+	struct evutil_addrinfo *p;
+	bool refused = false;
+
+	req->dns = NULL;
+	req->dns_returned = true;
+	if (req->cancelled) {
+		if (ai != NULL)
+			evutil_freeaddrinfo(ai);
+		upstream_req_free(req);
+		return;
+	}
+	if (result == 0)
+		for (p = ai; p != NULL; p = p->ai_next)
+			upstream_filter_one(req, p->ai_addr, (socklen_t)p->ai_addrlen, &refused);
+	if (ai != NULL)
+		evutil_freeaddrinfo(ai);
+	upstream_resolve_finish(req, refused);
+}
+
+struct upstream_req *
+upstream_resolve(struct worker *w, const char *host, enum host_kind kind, uint16_t port,
+    upstream_cb *cb, void *arg)
+{
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *dr;
+	struct upstream_req *req;
+	bool refused = false;
+
+	if ((req = upstream_req_new(w, cb, arg)) == NULL)
+		return NULL;
+	req->port = port;
+	if ((req->addrs = calloc(1, sizeof(*req->addrs))) == NULL) {
+		upstream_req_free(req);
+		return NULL;
+	}
+	req->owns_addrs = true;
+
+	if (kind != HOST_NAME) {
+		struct sockaddr_storage ss;
+		socklen_t sl;
+		uint8_t addr[16];
+		int family;
+
+		memset(&ss, 0, sizeof(ss));
+		if (ip_literal_parse(host, strlen(host), &family, addr) == -1) {
+			upstream_resolve_finish(req, false);
+			return req;
+		}
+		if (family == AF_INET) {
+			struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+			sin->sin_family = AF_INET;
+			memcpy(&sin->sin_addr, addr, 4);
+			sl = sizeof(*sin);
+		} else {
+			struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+			sin6->sin6_family = AF_INET6;
+			memcpy(&sin6->sin6_addr, addr, 16);
+			sl = sizeof(*sin6);
+		}
+		upstream_filter_one(req, (struct sockaddr *)&ss, sl, &refused);
+		upstream_resolve_finish(req, refused);
+		return req;
+	}
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	dr = evdns_getaddrinfo(worker_dns(w), host, NULL, &hints, on_dns, req);
+	if (!req->dns_returned)
+		req->dns = dr;
+	return req;
+}
+
+/* ---- connect -------------------------------------------------------- */
+
+static void upstream_try_next(struct upstream_req *req);
+
+static void
+upstream_connected(struct upstream_req *req)
+{
+	int one = 1;
+
+	event_del(req->timer);
+	(void)setsockopt(req->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	req->res.status = 0;
+	req->res.fd = req->fd;
+	upstream_deliver(req);
+}
+
+static void
+on_connect_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_req *req = arg;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	if (getsockopt(req->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err == 0) {
+		upstream_connected(req);
+		return;
+	}
+	close(req->fd);
+	req->fd = -1;
+	upstream_try_next(req);
+	(void)fd;
+	(void)what;
+}
+
+static void
+on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_req *req = arg;
+
+	if (req->conn_ev != NULL)
+		event_del(req->conn_ev);
+	if (req->fd != -1)
+		close(req->fd);
+	req->fd = -1;
+	req->res.status = 504;
+	req->res.reason = "connect_timeout";
+	upstream_deliver(req);
+	(void)fd;
+	(void)what;
+}
+
+static void
+upstream_try_next(struct upstream_req *req)
+{
+	struct upstream_addrs *a = req->addrs;
+
+	while (a->next < a->n) {
+		const struct sockaddr *sa = (const struct sockaddr *)&a->addr[a->next];
+		socklen_t sl = a->len[a->next];
+
+		a->next++;
+		netaddr_ntop(sa, req->res.dst_ip, sizeof(req->res.dst_ip));
+		req->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (req->fd == -1)
+			continue;
+		if (connect(req->fd, sa, sl) == 0) {
+			upstream_connected(req);
+			return;
+		}
+		if (errno == EINPROGRESS) {
+			if (req->conn_ev != NULL)
+				event_free(req->conn_ev);
+			req->conn_ev = event_new(worker_base(req->w), req->fd, EV_WRITE,
+			    on_connect_writable, req);
+			if (req->conn_ev != NULL && event_add(req->conn_ev, NULL) == 0)
+				return;
+		}
+		close(req->fd);
+		req->fd = -1;
+	}
+	event_del(req->timer);
+	req->res.status = 502;
+	req->res.reason = "connect_failed";
+	upstream_deliver(req);
+}
+
+struct upstream_req *
+upstream_connect(struct worker *w, struct upstream_addrs *addrs, int timeout_s,
+    upstream_cb *cb, void *arg)
+{
+	struct timeval tv = { timeout_s, 0 };
+	struct upstream_req *req;
+
+	if ((req = upstream_req_new(w, cb, arg)) == NULL)
+		return NULL;
+	req->addrs = addrs;
+	req->timer = evtimer_new(worker_base(w), on_connect_timeout, req);
+	if (req->timer == NULL) {
+		upstream_req_free(req);
+		return NULL;
+	}
+	evtimer_add(req->timer, &tv);
+	upstream_try_next(req);
+	return req;
+}
+
+void
+upstream_cancel(struct upstream_req *req)
+{
+	if (req == NULL)
+		return;
+	if (req->dns != NULL) {
+		/* evdns calls on_dns with EVUTIL_EAI_CANCEL, which frees req. */
+		req->cancelled = true;
+		evdns_getaddrinfo_cancel(req->dns);
+		return;
+	}
+	upstream_req_free(req);
+}
+
+void
+upstream_addrs_free(struct upstream_addrs *a)
+{
+	free(a);
+}

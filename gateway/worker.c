@@ -1,0 +1,512 @@
+/*
+ * worker — one thread, one event loop, its own listeners and connections.
+ *
+ * The kernel balances connections across workers through SO_REUSEPORT, so a
+ * worker never hands a connection to another and nothing in a connection's
+ * life takes a lock.  The only cross-thread traffic is the mailbox (a policy to
+ * publish, a shutdown to begin), signalled through an eventfd.
+ *
+ * Two overload cases are handled here rather than in conn.c because they are
+ * about the listening sockets: accept() failing with EMFILE/ENFILE pauses the
+ * listeners for a moment instead of spinning (libevent issue 71), and a burst
+ * far past max_connections pauses them until connections close, so the excess
+ * waits in the kernel backlog.
+ */
+#include "gateway/worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "gateway/config.h"
+#include "gateway/conn.h"
+#include "gateway/gateway.h"
+#include "gateway/log.h"
+#include "gateway/netaddr.h"
+#include "policy/policy.h"
+
+#define ACCEPT_PAUSE_MS 200         /* listeners rest this long after EMFILE or a burst */
+
+struct listener {
+	struct worker *w;
+	struct evconnlistener *lev;
+	const struct config_listen *cl; /* the configuration's entry */
+};
+
+struct worker {
+	struct gateway *gw;
+	int index;
+	pthread_t thread;
+	bool started;
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct listener listeners[CONFIG_LISTEN_MAX];
+	size_t nlisteners;
+	bool listeners_paused;
+	struct event *resume_timer;     /* re-enables paused listeners */
+	struct event *grace_timer;      /* shutdown_grace expiry */
+	TAILQ_HEAD(, conn_node) conns;
+	size_t nconns;
+	struct policy *policy;          /* the worker's current snapshot (one reference) */
+	bool draining;
+
+	/* mailbox, written by the main thread under mtx */
+	pthread_mutex_t mtx;
+	int efd;
+	struct event *mail_ev;
+	struct policy *mail_policy;     /* a reference handed over, or NULL */
+	bool mail_shutdown;
+};
+
+static void worker_pause_listeners(struct worker *w);
+
+static int
+listen_socket(const struct config_listen *cl, char **err)
+{
+	int fd, one = 1;
+
+	fd = socket(cl->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) == -1)
+		goto fail;
+	if (cl->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) == -1)
+		goto fail;
+	if (listen(fd, 4096) == -1)
+		goto fail;
+	return fd;
+fail:
+	if (asprintf(err, "listen %s: %s", cl->text, strerror(errno)) == -1)
+		*err = NULL;
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+static void
+on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
+    void *arg)
+{
+	struct listener *l = arg;
+	struct worker *w = l->w;
+	const struct config *conf = w->gw->conf;
+	int open, hard_limit;
+
+	open = atomic_fetch_add(&w->gw->open_conns, 1) + 1;
+	/*
+	 * Up to max_connections are served; a little beyond, a connection is
+	 * read and answered 503 (with its audit record); far beyond, the
+	 * listeners rest and the kernel backlog holds the rest.
+	 */
+	hard_limit = conf->max_connections + conf->max_connections / 10 + 16;
+	if (open > hard_limit) {
+		atomic_fetch_sub(&w->gw->open_conns, 1);
+		close(fd);
+		worker_pause_listeners(w);
+		return;
+	}
+	conn_new(w, fd, sa, (socklen_t)salen, l->cl->proxy_protocol,
+	    open > conf->max_connections);
+	(void)lev;
+}
+
+static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	size_t i;
+
+	if (w->draining)
+		return;
+	for (i = 0; i < w->nlisteners; i++)
+		evconnlistener_enable(w->listeners[i].lev);
+	w->listeners_paused = false;
+	(void)fd;
+	(void)what;
+}
+
+static void
+worker_pause_listeners(struct worker *w)
+{
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	size_t i;
+
+	if (w->listeners_paused)
+		return;
+	for (i = 0; i < w->nlisteners; i++)
+		evconnlistener_disable(w->listeners[i].lev);
+	w->listeners_paused = true;
+	evtimer_add(w->resume_timer, &tv);
+}
+
+static void
+on_accept_error(struct evconnlistener *lev, void *arg)
+{
+	struct listener *l = arg;
+	int e = EVUTIL_SOCKET_ERROR();
+
+	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
+		log_warnx("worker=%d event=accept-paused reason=%s", l->w->index,
+		    strerror(e));
+		worker_pause_listeners(l->w);
+		return;
+	}
+	/* ECONNABORTED and friends: the connection is gone, keep accepting. */
+	(void)lev;
+}
+
+static void
+worker_close_listeners(struct worker *w)
+{
+	size_t i;
+
+	for (i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].lev != NULL)
+			evconnlistener_free(w->listeners[i].lev);
+		w->listeners[i].lev = NULL;
+	}
+	w->nlisteners = 0;
+}
+
+static void
+worker_maybe_finish(struct worker *w)
+{
+	if (w->draining && w->nconns == 0)
+		event_base_loopexit(w->base, NULL);
+}
+
+static void
+on_grace_expired(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct conn_node *n, *next;
+
+	/* Close what is still open; each gets its audit record on the way out. */
+	for (n = TAILQ_FIRST(&w->conns); n != NULL; n = next) {
+		next = TAILQ_NEXT(n, entry);
+		conn_shutdown(n->conn, true);
+	}
+	worker_maybe_finish(w);
+	(void)fd;
+	(void)what;
+}
+
+static void
+worker_begin_drain(struct worker *w)
+{
+	struct timeval tv = { w->gw->conf->shutdown_grace, 0 };
+	struct conn_node *n, *next;
+
+	if (w->draining)
+		return;
+	w->draining = true;
+	worker_close_listeners(w);
+	evtimer_del(w->resume_timer);
+	/* Idle connections (no request under way) go now; the rest may finish. */
+	for (n = TAILQ_FIRST(&w->conns); n != NULL; n = next) {
+		next = TAILQ_NEXT(n, entry);
+		conn_shutdown(n->conn, false);
+	}
+	evtimer_add(w->grace_timer, &tv);
+	worker_maybe_finish(w);
+}
+
+static void
+on_mail(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+	struct policy *p;
+	uint64_t v;
+	bool stop;
+
+	if (read(w->efd, &v, sizeof(v)) == -1 && errno != EAGAIN)
+		log_warn("worker=%d mailbox read", w->index);
+	pthread_mutex_lock(&w->mtx);
+	p = w->mail_policy;
+	w->mail_policy = NULL;
+	stop = w->mail_shutdown;
+	pthread_mutex_unlock(&w->mtx);
+
+	if (p != NULL) {
+		/* Connections hold their own references: nothing in flight changes. */
+		policy_unref(w->policy);
+		w->policy = p;
+	}
+	if (stop)
+		worker_begin_drain(w);
+	(void)fd;
+	(void)what;
+}
+
+static void
+worker_post(struct worker *w)
+{
+	uint64_t one = 1;
+
+	if (write(w->efd, &one, sizeof(one)) == -1 && errno != EAGAIN)
+		log_warn("worker=%d mailbox write", w->index);
+}
+
+void
+worker_post_policy(struct worker *w, struct policy *p)
+{
+	struct policy *old;
+
+	policy_ref(p);
+	pthread_mutex_lock(&w->mtx);
+	old = w->mail_policy;
+	w->mail_policy = p;
+	pthread_mutex_unlock(&w->mtx);
+	if (old != NULL)
+		policy_unref(old);
+	worker_post(w);
+}
+
+void
+worker_post_shutdown(struct worker *w)
+{
+	pthread_mutex_lock(&w->mtx);
+	w->mail_shutdown = true;
+	pthread_mutex_unlock(&w->mtx);
+	worker_post(w);
+}
+
+static int
+worker_dns_init(struct worker *w, char **err)
+{
+	const struct config *conf = w->gw->conf;
+	int r;
+
+	/* No defaults: nameservers and options come from dns_resolv_conf only,
+	 * and without DNS_OPTION_SEARCH the search list is never applied. */
+	w->dns = evdns_base_new(w->base, 0);
+	if (w->dns == NULL)
+		goto fail;
+	r = evdns_base_resolv_conf_parse(w->dns, DNS_OPTION_NAMESERVERS | DNS_OPTION_MISC,
+	    conf->dns_resolv_conf);
+	if (r != 0 && r != 6) {         /* 6: no nameservers listed; 127.0.0.1 is used */
+		if (asprintf(err, "%s: cannot read resolver configuration (evdns error %d)",
+		    conf->dns_resolv_conf, r) == -1)
+			*err = NULL;
+		return -1;
+	}
+	if (evdns_base_load_hosts(w->dns, conf->dns_hosts_file) != 0) {
+		if (asprintf(err, "%s: cannot read hosts file", conf->dns_hosts_file) == -1)
+			*err = NULL;
+		return -1;
+	}
+	return 0;
+fail:
+	*err = strdup("cannot create DNS resolver");
+	return -1;
+}
+
+struct worker *
+worker_new(struct gateway *gw, int index, struct policy *policy, char **err)
+{
+	const struct config *conf = gw->conf;
+	struct event_config *ecfg;
+	struct worker *w;
+	size_t i;
+	int fd;
+
+	*err = NULL;
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		*err = strdup("out of memory");
+		return NULL;
+	}
+	w->gw = gw;
+	w->index = index;
+	w->efd = -1;
+	TAILQ_INIT(&w->conns);
+	pthread_mutex_init(&w->mtx, NULL);
+	w->policy = policy_ref(policy);
+
+	/* Each base is used by one thread only: no libevent locking at all. */
+	ecfg = event_config_new();
+	if (ecfg == NULL)
+		goto nomem;
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+	w->base = event_base_new_with_config(ecfg);
+	event_config_free(ecfg);
+	if (w->base == NULL)
+		goto nomem;
+	if (worker_dns_init(w, err) == -1)
+		goto fail;
+
+	w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (w->efd == -1)
+		goto nomem;
+	w->mail_ev = event_new(w->base, w->efd, EV_READ | EV_PERSIST, on_mail, w);
+	w->resume_timer = evtimer_new(w->base, on_resume, w);
+	w->grace_timer = evtimer_new(w->base, on_grace_expired, w);
+	if (w->mail_ev == NULL || w->resume_timer == NULL || w->grace_timer == NULL)
+		goto nomem;
+	event_add(w->mail_ev, NULL);
+
+	for (i = 0; i < conf->nlisten; i++) {
+		struct listener *l = &w->listeners[i];
+
+		if ((fd = listen_socket(&conf->listen[i], err)) == -1)
+			goto fail;
+		l->w = w;
+		l->cl = &conf->listen[i];
+		l->lev = evconnlistener_new(w->base, on_accept, l,
+		    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
+		if (l->lev == NULL) {
+			close(fd);
+			goto nomem;
+		}
+		evconnlistener_set_error_cb(l->lev, on_accept_error);
+		w->nlisteners++;
+	}
+	return w;
+nomem:
+	if (*err == NULL)
+		*err = strdup("out of memory");
+fail:
+	worker_free(w);
+	return NULL;
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int
+worker_start(struct worker *w)
+{
+	if (pthread_create(&w->thread, NULL, worker_main, w) != 0)
+		return -1;
+	w->started = true;
+	return 0;
+}
+
+void
+worker_join(struct worker *w)
+{
+	if (w->started)
+		pthread_join(w->thread, NULL);
+	w->started = false;
+}
+
+void
+worker_free(struct worker *w)
+{
+	if (w == NULL)
+		return;
+	worker_close_listeners(w);
+	if (w->mail_ev != NULL)
+		event_free(w->mail_ev);
+	if (w->resume_timer != NULL)
+		event_free(w->resume_timer);
+	if (w->grace_timer != NULL)
+		event_free(w->grace_timer);
+	if (w->dns != NULL)
+		evdns_base_free(w->dns, 0);
+	if (w->base != NULL)
+		event_base_free(w->base);
+	if (w->efd != -1)
+		close(w->efd);
+	if (w->mail_policy != NULL)
+		policy_unref(w->mail_policy);
+	if (w->policy != NULL)
+		policy_unref(w->policy);
+	pthread_mutex_destroy(&w->mtx);
+	free(w);
+}
+
+struct event_base *
+worker_base(struct worker *w)
+{
+	return w->base;
+}
+
+struct evdns_base *
+worker_dns(struct worker *w)
+{
+	return w->dns;
+}
+
+struct gateway *
+worker_gateway(struct worker *w)
+{
+	return w->gw;
+}
+
+const struct config *
+worker_config(struct worker *w)
+{
+	return w->gw->conf;
+}
+
+struct policy *
+worker_policy(struct worker *w)
+{
+	return w->policy;
+}
+
+bool
+worker_draining(struct worker *w)
+{
+	return w->draining;
+}
+
+void
+worker_conn_add(struct worker *w, struct conn_node *n)
+{
+	TAILQ_INSERT_TAIL(&w->conns, n, entry);
+	w->nconns++;
+}
+
+void
+worker_conn_remove(struct worker *w, struct conn_node *n)
+{
+	TAILQ_REMOVE(&w->conns, n, entry);
+	w->nconns--;
+	atomic_fetch_sub(&w->gw->open_conns, 1);
+	/* A connection closing makes room: a paused listener may accept again. */
+	worker_maybe_finish(w);
+}
+
+bool
+worker_is_own_address(struct worker *w, const struct sockaddr *sa)
+{
+	const struct config *conf = w->gw->conf;
+	size_t i;
+
+	for (i = 0; i < conf->nlisten; i++) {
+		const struct sockaddr *l = (const struct sockaddr *)&conf->listen[i].addr;
+
+		if (netaddr_port(l) != netaddr_port(sa))
+			continue;
+		if (netaddr_equal(l, sa))
+			return true;
+		/* A wildcard listener answers on every local address of that port;
+		 * those are internal addresses, refused unless allow_internal lets
+		 * them through, so refuse any internal address on that port. */
+		if (netaddr_is_internal(l) && netaddr_is_internal(sa))
+			return true;
+	}
+	if (conf->has_metrics_listen &&
+	    netaddr_equal((const struct sockaddr *)&conf->metrics_listen, sa))
+		return true;
+	return false;
+}
