@@ -535,6 +535,40 @@ test_match_limit_interpreter(void **state)
 	policy_unref(p);
 }
 
+/* The example an admin starts from must load and mean what its comments say. */
+static void
+test_packaging_example(void **state)
+{
+	struct policy *p;
+	struct policy_decision d;
+	const char *eng[] = { "engineering" };
+	char *err = NULL;
+
+	p = policy_load("packaging/policy.rules", "policy.rules", &err);
+	if (p == NULL)
+		fail_msg("packaging/policy.rules:\n%s", err ? err : "(no detail)");
+	d = decide(p, NULL, NULL, 0, "GET", "deb.debian.org", 80);
+	assert_true(d.allow);
+	d = decide(p, NULL, NULL, 0, "CONNECT", "smtp.example.com", 587);
+	assert_string_equal(d.reason, "policy");
+	d = decide(p, NULL, NULL, 0, "CONNECT", "api.github.com", 443);
+	assert_true(d.need_credentials);
+	d = decide(p, "bob", eng, 1, "CONNECT", "api.github.com", 443);
+	assert_true(d.allow);
+	d = decide(p, "Alice", NULL, 0, "CONNECT", "api.example.com", 8443);
+	assert_true(d.allow);
+	assert_int_equal(d.sni, POLICY_SNI_REQUIRE);
+	d = decide(p, "bob", NULL, 0, "CONNECT", "git.example.com", 22);
+	assert_true(d.allow);
+	assert_int_equal(d.sni, POLICY_SNI_OFF);
+	d = decide(p, "bob", NULL, 0, "GET", "git.example.com", 22);
+	assert_false(d.allow);
+	d = decide(p, "bob", NULL, 0, "CONNECT", "example.org", 443);
+	assert_false(d.allow);
+	assert_string_equal(d.reason, "policy");
+	policy_unref(p);
+}
+
 static void
 test_refcount(void **state)
 {
@@ -574,6 +608,7 @@ main(void)
 		cmocka_unit_test(test_match_limit_fails_closed),
 		cmocka_unit_test(test_match_limit_nested),
 		cmocka_unit_test(test_match_limit_interpreter),
+		cmocka_unit_test(test_packaging_example),
 		cmocka_unit_test(test_refcount),
 	};
 
