@@ -144,7 +144,11 @@ class Conn:
         """Read one response head (skipping nothing).  Returns a Response, or
         raises Closed if the peer closed first (with what came in the message)."""
         deadline = time.monotonic() + timeout
-        head = self.read_until(b"\r\n\r\n", MAX_HEAD, deadline)
+        try:
+            head = self.read_until(b"\r\n\r\n", MAX_HEAD, deadline)
+        except socket.timeout:
+            raise socket.timeout("no complete response head within %.1f s; got %r"
+                                 % (timeout, self.buf[:300])) from None
         if head is None:
             raise Closed("connection closed before a response head; got %r%s" % (
                 self.buf[:300], " (reset)" if self.reset else ""))
