@@ -5,6 +5,7 @@
  */
 #include "policy/policy.h"
 
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -569,6 +570,41 @@ test_packaging_example(void **state)
 	policy_unref(p);
 }
 
+static void *
+decide_many(void *arg)
+{
+	const struct policy *p = arg;
+	struct policy_request req = { NULL, NULL, 0, "CONNECT", "api.github.com", 443 };
+	struct policy_decision d;
+	int i;
+
+	for (i = 0; i < 2000; i++) {
+		policy_decide(p, &req, &d);
+		if (!d.allow || strcmp(d.rule, "t.rules:2") != 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+/* Threads decide on one policy at once, each with its own match data (freed at exit). */
+static void
+test_threads(void **state)
+{
+	struct policy *p = load("deny any (.+\\.)?evil\\.com *\n"
+	    "allow any (.+\\.)?github\\.com 443\n");
+	pthread_t t[4];
+	void *rv;
+	int i;
+
+	for (i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, decide_many, p), 0);
+	for (i = 0; i < 4; i++) {
+		assert_int_equal(pthread_join(t[i], &rv), 0);
+		assert_null(rv);
+	}
+	policy_unref(p);
+}
+
 static void
 test_refcount(void **state)
 {
@@ -609,6 +645,7 @@ main(void)
 		cmocka_unit_test(test_match_limit_nested),
 		cmocka_unit_test(test_match_limit_interpreter),
 		cmocka_unit_test(test_packaging_example),
+		cmocka_unit_test(test_threads),
 		cmocka_unit_test(test_refcount),
 	};
 
