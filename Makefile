@@ -33,6 +33,8 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,u
 CORE_SRCS := $(sort $(filter-out gateway/main.c,$(wildcard gateway/*.c)) \
                $(wildcard auth/*.c) $(wildcard policy/*.c) $(wildcard audit/*.c))
 ADMIN_SRCS := $(sort $(wildcard admin/*.c))
+# egressctl reads the configuration and the policy with the daemon's own pure parsers.
+ADMIN_CORE := gateway/config.c gateway/netaddr.c $(wildcard policy/*.c)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
@@ -54,7 +56,7 @@ deps:
 $(BUILD)/egressd: $(BUILD)/obj/gateway/main.o $(CORE_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/egressctl: $(ADMIN_SRCS:%.c=$(BUILD)/obj/%.o) $(CORE_OBJS)
+$(BUILD)/egressctl: $(ADMIN_SRCS:%.c=$(BUILD)/obj/%.o) $(ADMIN_CORE:%.c=$(BUILD)/obj/%.o)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/obj/%.o: %.c

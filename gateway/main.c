@@ -39,6 +39,16 @@ struct daemon {
 	struct event_base *base;
 };
 
+/* libevent's own warnings become operational log lines. */
+static void
+on_libevent_log(int severity, const char *msg)
+{
+	if (severity >= EVENT_LOG_WARN)
+		log_warnx("libevent: %s", msg);
+	else
+		log_debug("libevent: %s", msg);
+}
+
 static void
 usage(void)
 {
@@ -170,6 +180,7 @@ main(int argc, char *argv[])
 	if (conf_path == NULL || optind != argc)
 		usage();
 	log_init(debug ? LOG_LEVEL_DEBUG : LOG_LEVEL_INFO);
+	event_set_log_callback(on_libevent_log);
 
 	memset(&d, 0, sizeof(d));
 	d.conf = config_load(conf_path, &errors);

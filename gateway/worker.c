@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -287,6 +288,7 @@ static int
 worker_dns_init(struct worker *w, char **err)
 {
 	const struct config *conf = w->gw->conf;
+	char tmo[16];
 	int r;
 
 	/* No defaults: nameservers and options come from dns_resolv_conf only,
@@ -302,6 +304,11 @@ worker_dns_init(struct worker *w, char **err)
 			*err = NULL;
 		return -1;
 	}
+	/* A dead nameserver must fail a lookup within about connect_timeout,
+	 * not evdns's default 5 s x 3 attempts. */
+	snprintf(tmo, sizeof(tmo), "%d", conf->connect_timeout < 5 ? conf->connect_timeout : 5);
+	evdns_base_set_option(w->dns, "timeout:", tmo);
+	evdns_base_set_option(w->dns, "attempts:", "2");
 	if (evdns_base_load_hosts(w->dns, conf->dns_hosts_file) != 0) {
 		if (asprintf(err, "%s: cannot read hosts file", conf->dns_hosts_file) == -1)
 			*err = NULL;
