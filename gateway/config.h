@@ -33,7 +33,7 @@ struct config {
 	char *path;                     /* the configuration file as given */
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	size_t nlisten;
-	int workers;                    /* >= 1; "auto" resolved to the number of CPUs */
+	int workers;                    /* >= 1; "auto" (the default) = online CPUs, max 256 */
 	char *policy_file;              /* as written (rule references use this name) */
 	char *policy_path;              /* resolved against the config file's folder */
 	char *dns_hosts_file;           /* resolved; default /etc/hosts */
@@ -43,23 +43,23 @@ struct config {
 	enum config_auth auth;          /* default none */
 	char *ldap_uri[CONFIG_LDAP_URI_MAX];
 	size_t nldap_uri;
-	bool ldap_starttls;
+	bool ldap_starttls;             /* default no */
 	char *ldap_bind_dn;             /* NULL = anonymous search */
 	char *ldap_bind_password_file;  /* resolved */
-	char *ldap_user_base;
+	char *ldap_user_base;           /* required with auth ldap */
 	char *ldap_user_filter;         /* default "(uid=%u)" */
-	char *ldap_group_base;
+	char *ldap_group_base;          /* NULL = no group search */
 	char *ldap_group_filter;        /* default "(member=%d)" */
 	char *ldap_group_attr;          /* default "cn" */
 	int ldap_timeout;               /* seconds, default 5 */
 	char *auth_realm;               /* default "egressd" */
 	int auth_cache_ttl;             /* seconds, default 300 */
 	int auth_negative_ttl;          /* seconds, default 5 */
-	char *audit_syslog_socket;      /* default /dev/log */
-	int audit_facility;             /* syslog facility number (LOG_LOCAL5 >> 3 = 21 ...) */
+	char *audit_syslog_socket;      /* resolved; default /dev/log */
+	int audit_facility;             /* facility number (LOG_LOCAL5 >> 3 = 21, the default) */
 	char *audit_tag;                /* default "egressd" */
-	bool audit_on_failure_deny;     /* audit_on_failure deny */
-	char *admin_socket;             /* NULL = none */
+	bool audit_on_failure_deny;     /* audit_on_failure deny (default allow) */
+	char *admin_socket;             /* resolved; NULL = none */
 	bool has_metrics_listen;
 	struct sockaddr_storage metrics_listen;
 	socklen_t metrics_listen_len;

@@ -100,8 +100,11 @@ void policy_unref(struct policy *);
 size_t policy_rule_count(const struct policy *);
 
 /*
- * First-match decision over the rules.  Allocates nothing; safe to call from
- * several threads on the same policy.
+ * First-match decision over the rules.  Allocates nothing per call (the first
+ * call on a thread creates that thread's PCRE2 match data, kept until the
+ * thread exits); safe to call from several threads on the same policy.  A
+ * pattern that hits its match limit or fails to evaluate makes the decision
+ * deny/"policy_error" at that rule, never a fall-through to a later rule.
  */
 void policy_decide(const struct policy *, const struct policy_request *,
     struct policy_decision *);
