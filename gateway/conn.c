@@ -51,6 +51,9 @@
 #include "gateway/worker.h"
 #include "policy/policy.h"
 
+/* style(9)'s FALLTHROUGH comment, in a form both gcc and clang check. */
+#define FALLTHROUGH __attribute__((__fallthrough__))
+
 #define BODY_HIGH_WM (256 * 1024)   /* stop reading a side when its peer's output passes this */
 #define BODY_LOW_WM (64 * 1024)     /* ... and resume when it drains below this */
 #define LINGER_SECONDS 2            /* reading and discarding after an error response */
@@ -999,7 +1002,7 @@ conn_run(struct conn *c)
 		if ((s = conn_read_proxy_header(c)) != STEP_DONE)
 			return;
 		conn_enter(c, CONN_READ_REQUEST);
-		/* FALLTHROUGH */
+		FALLTHROUGH;
 	case CONN_READ_REQUEST:
 		if (c->draining && evbuffer_get_length(bufferevent_get_input(c->client)) == 0) {
 			conn_close(c, "shutdown");
@@ -1009,7 +1012,7 @@ conn_run(struct conn *c)
 			return;
 		bufferevent_disable(c->client, EV_READ);
 		conn_enter(c, CONN_DECIDING);
-		/* FALLTHROUGH */
+		FALLTHROUGH;
 	case CONN_DECIDING:
 		if (conn_decide(c) != STEP_DONE)
 			return;
@@ -1056,7 +1059,7 @@ conn_run(struct conn *c)
 		snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
 		conn_enter(c, CONN_FORWARDING);
 		conn_forward_start(c);
-		/* FALLTHROUGH */
+		FALLTHROUGH;
 	case CONN_FORWARDING:
 		if (conn_forward(c) != STEP_DONE)
 			return;
