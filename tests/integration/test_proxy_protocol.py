@@ -58,22 +58,26 @@ def tunnel_via_proxy_header(g, echo, header, split=False):
     return c, resp
 
 
+# name, header maker (gateway port, carried client port), carried client address,
+# carried client port (None: the socket's own peer is audited)
 GOOD = [
-    ("v1-tcp4", lambda p: v1("127.0.0.9", "127.0.0.1", 40001, p), "127.0.0.9", 40001),
-    ("v1-tcp6", lambda p: v1("::1", "::1", 40002, p, "TCP6"), "::1", 40002),
-    ("v1-unknown", lambda p: b"PROXY UNKNOWN\r\n", "127.0.0.1", None),
-    ("v2-tcp4", lambda p: v2("127.0.0.10", "127.0.0.1", 40003, p), "127.0.0.10", 40003),
-    ("v2-tcp6", lambda p: v2("::1", "::1", 40004, p), "::1", 40004),
-    ("v2-tcp4-tlvs", lambda p: v2("127.0.0.11", "127.0.0.1", 40005, p,
-                                  tlvs=b"\x04\x00\x03abc" + b"\x02\x00\x09authority"), "127.0.0.11", 40005),
-    ("v2-local", lambda p: v2_local(), "127.0.0.1", None),
+    ("v1-tcp4", lambda p, cp: v1("127.0.0.9", "127.0.0.1", cp, p), "127.0.0.9", 40001),
+    ("v1-tcp6", lambda p, cp: v1("::1", "::1", cp, p, "TCP6"), "::1", 40002),
+    ("v1-unknown", lambda p, cp: b"PROXY UNKNOWN\r\n", "127.0.0.1", None),
+    ("v2-tcp4", lambda p, cp: v2("127.0.0.10", "127.0.0.1", cp, p), "127.0.0.10", 40003),
+    ("v2-tcp6", lambda p, cp: v2("::1", "::1", cp, p), "::1", 40004),
+    ("v2-tcp4-tlvs", lambda p, cp: v2("127.0.0.11", "127.0.0.1", cp, p,
+                                      tlvs=b"\x04\x00\x03abc" + b"\x02\x00\x09authority"), "127.0.0.11", 40005),
+    ("v2-local", lambda p, cp: v2_local(), "127.0.0.1", None),
 ]
 
 
 @pytest.mark.parametrize("name,make,client_ip,client_port", GOOD, ids=[g[0] for g in GOOD])
 @pytest.mark.parametrize("split", [False, True], ids=["one-write", "split"])
 def test_proxy_header_carries_client_address(pgw, echo, name, make, client_ip, client_port, split):
-    header = make(pgw.proxy_port)
+    if client_port is not None and split:
+        client_port += 100            # each variant carries its own port: records stay apart
+    header = make(pgw.proxy_port, client_port)
     c, resp = tunnel_via_proxy_header(pgw, echo, header, split)
     with c:
         assert resp.status == 200, "CONNECT after a %s PROXY header: %s" % (name, resp.describe())
@@ -86,14 +90,15 @@ def test_proxy_header_carries_client_address(pgw, echo, name, make, client_ip, c
                       status=200, bytes_up=7, bytes_down=7)
 
 
+BAD_PORT = 45999        # carried by the malformed headers; no accepted record may have it
 BAD = [
     ("no-header", lambda p: b""),
-    ("v1-bad-address", lambda p: v1("999.0.0.1", "127.0.0.1", 40001, p)),
-    ("v1-noncanonical-address", lambda p: v1("127.000.0.9", "127.0.0.1", 40001, p)),
-    ("v1-missing-port", lambda p: b"PROXY TCP4 127.0.0.9 127.0.0.1 40001\r\n"),
+    ("v1-bad-address", lambda p: v1("999.0.0.1", "127.0.0.1", BAD_PORT, p)),
+    ("v1-noncanonical-address", lambda p: v1("127.000.0.9", "127.0.0.1", BAD_PORT, p)),
+    ("v1-missing-port", lambda p: b"PROXY TCP4 127.0.0.9 127.0.0.1 45999\r\n"),
     ("v1-port-too-big", lambda p: v1("127.0.0.9", "127.0.0.1", 70000, p)),
-    ("v1-family-mismatch", lambda p: v1("::1", "127.0.0.1", 40001, p, "TCP4")),
-    ("v1-lf-only", lambda p: v1("127.0.0.9", "127.0.0.1", 40001, p)[:-2] + b"\n"),
+    ("v1-family-mismatch", lambda p: v1("::1", "127.0.0.1", BAD_PORT, p, "TCP4")),
+    ("v1-lf-only", lambda p: v1("127.0.0.9", "127.0.0.1", BAD_PORT, p)[:-2] + b"\n"),
     ("v1-too-long", lambda p: b"PROXY TCP4 " + b"1" * 120 + b"\r\n"),
     ("v2-bad-version", lambda p: V2_SIG + bytes([0x11, 0x11]) + struct.pack("!H", 12) + b"\x00" * 12),
     ("v2-bad-command", lambda p: V2_SIG + bytes([0x2f, 0x11]) + struct.pack("!H", 12) + b"\x00" * 12),
@@ -117,12 +122,12 @@ def test_malformed_proxy_header_closes_connection(pgw, echo, origin, name, make)
     assert closed, "a %s PROXY header left the connection open for 4 s" % name
     assert not got.startswith(b"HTTP/1.1 200"), "a %s PROXY header was accepted: %r" % (name, got[:200])
     assert got == b"", "a malformed PROXY header should close the connection unanswered, got %r" % got[:200]
-    accepted = [r for r in pgw.audit() if r.get("status") == 200 and r.get("client_port") == 40001]
+    accepted = [r for r in pgw.audit() if r.get("status") == 200 and r.get("client_port") == BAD_PORT]
     assert not accepted, "a tunnel was opened behind a malformed PROXY header:\n%s" % fmt_records(accepted)
 
 
 def test_proxy_header_trickled_is_timed_out(pgw):
-    header = v1("127.0.0.9", "127.0.0.1", 40009, pgw.proxy_port)
+    header = v1("127.0.0.9", "127.0.0.1", 40009, pgw.proxy_port)   # never completed
     with Conn(pgw.proxy_port, timeout=15) as c:
         t0 = time.monotonic()
         closed = False
