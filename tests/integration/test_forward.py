@@ -155,6 +155,9 @@ def test_keep_alive_several_requests(gw, origin):
         fmt_records(recs)
     ids = [r["id"] for r in recs]
     assert len(set(ids)) == 5, "record ids are not unique: %r" % ids
+    import os.path
+    prefix = os.path.commonprefix(ids)
+    assert len(prefix) >= 4, "the requests of one connection should share an id plus a suffix: %r" % ids
 
 
 def test_pipelined_requests_answered_in_order(gw, origin):

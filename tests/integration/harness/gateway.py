@@ -267,7 +267,10 @@ class Gateway:
                     recs.append(json.loads(m.group(1)))
                 except ValueError:
                     recs.append({"_unparsable": line})
-        recs += self.syslog.records()
+        # The same record may come on both channels (while both are in use): a
+        # syslog record whose id was already seen on stderr is not counted twice.
+        seen = {r.get("id") for r in recs if r.get("id") is not None}
+        recs += [r for r in self.syslog.records() if r.get("id") is None or r.get("id") not in seen]
         if event is not None:
             recs = [r for r in recs if r.get("event") == event]
         return recs

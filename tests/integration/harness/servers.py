@@ -317,6 +317,7 @@ class HttpOrigin(_ServerBase):
       /close/N              N pattern bytes, no length, connection closed to end it
       /status/CODE          that status with an empty body (204/304 carry none)
       /slow/MS/N            sleeps MS milliseconds, then N bytes with Content-Length
+      /stream/N             N bytes (a 1 MiB pattern repeated) with Content-Length, streamed
       /raw/NAME             writes raw bytes registered in origin.raw[NAME], then closes
     A test can register its own handler: origin.routes["/x"] = fn(req, conn) -> bool(keep).
     HEAD gets the same headers as GET and no body.  Expect: 100-continue is
@@ -436,6 +437,19 @@ class HttpOrigin(_ServerBase):
             time.sleep(min(int(parts[1]), 20000) / 1000.0)
             n = int(parts[2])
             self._send(conn, req, 200, [("Content-Length", str(n))], pattern_bytes(n))
+            return True
+        if kind == "stream":
+            # N pattern bytes with Content-Length, written in 1 MiB blocks, so
+            # huge bodies never sit whole in the origin's memory.
+            n = int(parts[1])
+            block = pattern_bytes(1 << 20)
+            self._send(conn, req, 200, [("Content-Length", str(n))], b"")
+            if req.method != "HEAD":
+                sent = 0
+                while sent < n:
+                    piece = block[:min(len(block), n - sent)]
+                    conn.sendall(piece)
+                    sent += len(piece)
             return True
         if kind == "raw":
             conn.sendall(self.raw[parts[1]])

@@ -1,0 +1,131 @@
+"""The daemon as an operator meets it: `-t` and `-V`, configuration errors as
+FILE:LINE, an IPv6 listener, SIGHUP reload keeping established tunnels."""
+
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from harness import gateway as gwmod
+from harness.client import Conn, connect_bytes, echo_through
+from harness.util import fmt_records
+
+
+def run(args, timeout=10):
+    return subprocess.run([gwmod.BINARY] + args, stdin=subprocess.DEVNULL, capture_output=True,
+                          timeout=timeout)
+
+
+@pytest.fixture
+def confdir():
+    d = tempfile.mkdtemp(prefix="egw-conf-")
+    yield d
+    import shutil
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def write(d, name, text):
+    p = os.path.join(d, name)
+    with open(p, "w") as f:
+        f.write(text)
+    return p
+
+
+def test_version():
+    r = run(["-V"])
+    assert r.returncode == 0 and r.stdout.strip(), (r.returncode, r.stdout, r.stderr)
+
+
+def test_check_ok(confdir):
+    write(confdir, "policy.rules", "# comment\nallow any .* 80,443\n\nallow any example\\.com *\n")
+    conf = write(confdir, "egressd.conf", "listen 127.0.0.1:3128\npolicy_file policy.rules\n")
+    r = run(["-t", "-c", conf])
+    assert r.returncode == 0, r
+    out = (r.stdout + r.stderr).decode()
+    assert "%s: ok (2 rules)" % conf in out, "expected `%s: ok (2 rules)`, got %r" % (conf, out)
+
+
+@pytest.mark.parametrize("text,line", [
+    ("listen 127.0.0.1:3128\npolicy_file policy.rules\nno_such_key 1\n", 3),
+    ("listen 127.0.0.1:3128\npolicy_file policy.rules\nworkers\n", 3),
+    ("listen 127.0.0.1:3128\npolicy_file policy.rules\n\nmax_connections -5\n", 4),
+    ("listen 127.0.0.1:99999\npolicy_file policy.rules\n", 1),
+    ("listen 127.0.0.1:3128\npolicy_file policy.rules\nallow_internal 127.0.0.1/33\n", 3),
+], ids=["unknown-key", "missing-value", "out-of-range", "bad-port", "bad-cidr"])
+def test_config_errors_name_file_and_line(confdir, text, line):
+    write(confdir, "policy.rules", "allow any .* *\n")
+    conf = write(confdir, "egressd.conf", text)
+    for args in (["-t", "-c", conf], ["-c", conf]):
+        r = run(args, timeout=10)
+        out = (r.stdout + r.stderr).decode()
+        assert r.returncode != 0, "%s accepted a bad configuration: %r" % (args, out)
+        assert "%s:%d:" % (conf, line) in out, "expected `%s:%d: ...` in %r" % (conf, line, out)
+
+
+def test_policy_error_refused(confdir):
+    write(confdir, "policy.rules", "allow any .* *\nallow any ([ *\n")
+    conf = write(confdir, "egressd.conf", "listen 127.0.0.1:3128\npolicy_file policy.rules\n")
+    r = run(["-t", "-c", conf])
+    out = (r.stdout + r.stderr).decode()
+    assert r.returncode == 1, (r.returncode, out)
+    assert "policy.rules:2:" in out, "expected the policy error at policy.rules:2, got %r" % out
+
+
+def test_ipv6_listener(make_gateway, echo):
+    try:
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+        probe.bind(("::1", 0))
+        port6 = probe.getsockname()[1]
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    g = make_gateway(conf={"listen": "[::1]:%d" % port6})
+    s = socket.create_connection(("::1", port6), timeout=5)
+    c = Conn.__new__(Conn)
+    c.sock, c.buf, c.eof, c.reset = s, b"", False, False
+    with c:
+        local = s.getsockname()[1]
+        c.send(connect_bytes("echo.test:%d" % echo.port))
+        r = c.read_head()
+        assert r.status == 200, "CONNECT on the [::1] listener: %s" % r.describe()
+        assert echo_through(c, b"v6") == b"v6"
+    recs = g.wait_audit(lambda r: r.get("client_port") == local)
+    assert recs and recs[0].get("client_ip") == "::1", fmt_records(recs)
+
+
+def test_sighup_reload_keeps_tunnels(make_gateway, echo, rule_opts):
+    g = make_gateway(policy=["allow any echo\\.test *" + rule_opts])
+    with Conn(g.port) as c:
+        c.send(connect_bytes("echo.test:%d" % echo.port))
+        assert c.read_head().status == 200
+        assert echo_through(c, b"one") == b"one"
+        with open(os.path.join(g.dir, "policy.rules"), "w") as f:
+            f.write("allow any origin\\.test *%s\n" % rule_opts)
+        g.signal(signal.SIGHUP)
+        time.sleep(0.5)
+        assert g.alive(), "egressd died on SIGHUP:\n%s" % g.stderr()[-2000:]
+        assert echo_through(c, b"two") == b"two", "an established tunnel was affected by a reload"
+    with Conn(g.port) as c2:
+        c2.send(connect_bytes("echo.test:%d" % echo.port))
+        r = c2.read_head()
+        assert r.status == 403, "after the reload echo.test is no longer allowed: %s" % r.describe()
+    reloads = g.wait_audit(lambda r: r.get("event") == "reload", timeout=2)
+    assert reloads, "no `reload` audit record:\n%s" % fmt_records(g.audit())
+
+
+def test_sighup_bad_policy_keeps_old(make_gateway, echo, rule_opts):
+    g = make_gateway(policy=["allow any echo\\.test *" + rule_opts])
+    with open(os.path.join(g.dir, "policy.rules"), "w") as f:
+        f.write("allow any echo\\.test *\nfrobnicate any .* *\n")
+    g.signal(signal.SIGHUP)
+    time.sleep(0.5)
+    assert g.alive()
+    with Conn(g.port) as c:
+        c.send(connect_bytes("echo.test:%d" % echo.port))
+        r = c.read_head()
+        assert r.status == 200, "a refused reload must keep the old policy: %s" % r.describe()
+    assert "policy.rules:2:" in g.stderr(), "the refused policy's error is not logged:\n%s" % g.stderr()[-2000:]
