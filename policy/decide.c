@@ -179,6 +179,9 @@ policy_decide(const struct policy *p, const struct policy_request *req,
 		r = &p->rules[i];
 		if (!rule_port_match(r, req->port) || !rule_method_match(r, req->method))
 			continue;
+		/* Under "auth none" nobody can be an identity: such rules do not exist. */
+		if (req->no_identity && policy_rule_needs_identity(r))
+			continue;
 		/*
 		 * With a user, a rule for someone else is skipped before its
 		 * pattern costs anything.  Without one, identity rules still

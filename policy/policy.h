@@ -62,7 +62,12 @@ enum policy_sni_mode {
 	POLICY_SNI_OFF,                 /* not read at all */
 };
 
-/* What is being asked; every string is borrowed for the duration of the call. */
+/*
+ * What is being asked; every string is borrowed for the duration of the call.
+ * A request zeroed with memset() and then given method, host and port is an
+ * anonymous request under an authenticating gateway: identity rules take part
+ * and may ask for credentials.
+ */
 struct policy_request {
 	const char *user;               /* authenticated user name, NULL if anonymous */
 	const char *const *groups;      /* the user's group names */
@@ -70,6 +75,8 @@ struct policy_request {
 	const char *method;             /* request method, e.g. "CONNECT", "GET" */
 	const char *host;               /* normalized host (host_normalize) */
 	uint16_t port;                  /* destination port */
+	bool no_identity;               /* true under "auth none": identity rules (authenticated,
+	                                   user:, group:) never match and never ask for credentials */
 };
 
 /* The answer; every pointer refers into the policy and lives as long as it. */
@@ -105,6 +112,16 @@ size_t policy_rule_count(const struct policy *);
  * thread exits); safe to call from several threads on the same policy.  A
  * pattern that hits its match limit or fails to evaluate makes the decision
  * deny/"policy_error" at that rule, never a fall-through to a later rule.
+ *
+ * Rules that need an identity are skipped entirely when req->no_identity is
+ * set (the gateway has no way to authenticate, so asking with 407 would only
+ * leave the client retrying credentials nobody can check).  Otherwise an
+ * anonymous request whose first host/port/method match is an identity rule
+ * gets need_credentials (407).
+ *
+ * The rules are indexed (see index.c) so that a policy of thousands of rules
+ * costs a few regex runs per decision, with exactly the answer of a top-to-
+ * bottom scan.
  */
 void policy_decide(const struct policy *, const struct policy_request *,
     struct policy_decision *);

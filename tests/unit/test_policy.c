@@ -57,7 +57,7 @@ static struct policy_decision
 decide(const struct policy *p, const char *user, const char *const *groups, size_t ngroups,
     const char *method, const char *host, uint16_t port)
 {
-	struct policy_request req = { user, groups, ngroups, method, host, port };
+	struct policy_request req = { user, groups, ngroups, method, host, port, false };
 	struct policy_decision d;
 
 	memset(&d, 0xa5, sizeof(d));
@@ -446,6 +446,70 @@ test_need_credentials(void **state)
 	policy_unref(p);
 }
 
+/*
+ * "auth none": identity rules are not there at all.  No 407, and a later rule
+ * for anyone decides instead.
+ */
+static void
+test_no_identity(void **state)
+{
+	struct policy *p = load("allow group:engineering (.+\\.)?github\\.com 443\n"
+	    "deny authenticated .* 25\n"
+	    "allow user:alice api\\.example\\.com 443\n"
+	    "allow any (.+\\.)?github\\.com 443\n");
+	struct policy_request req;
+	struct policy_decision d;
+	const char *eng[] = { "engineering" };
+
+	memset(&req, 0, sizeof(req));
+	req.method = "CONNECT";
+	req.host = "github.com";
+	req.port = 443;
+
+	/* Zeroed request: today's behaviour, the group rule asks for credentials. */
+	policy_decide(p, &req, &d);
+	assert_true(d.need_credentials);
+	assert_string_equal(d.reason, "auth_required");
+	assert_string_equal(d.rule, "t.rules:1");
+
+	/* Under auth none the group rule is skipped; the "any" rule decides. */
+	req.no_identity = true;
+	policy_decide(p, &req, &d);
+	assert_true(d.allow);
+	assert_false(d.need_credentials);
+	assert_string_equal(d.reason, "ok");
+	assert_string_equal(d.rule, "t.rules:4");
+
+	/* A deny for "authenticated" neither asks nor denies. */
+	req.host = "smtp.example";
+	req.port = 25;
+	policy_decide(p, &req, &d);
+	assert_false(d.allow);
+	assert_false(d.need_credentials);
+	assert_string_equal(d.reason, "default_deny");
+	assert_null(d.rule);
+
+	/* user: rules neither: default deny, not 407. */
+	req.host = "api.example.com";
+	req.port = 443;
+	policy_decide(p, &req, &d);
+	assert_false(d.need_credentials);
+	assert_string_equal(d.reason, "default_deny");
+
+	/* Even a request that names a user (it cannot, under auth none) skips them. */
+	req.user = "alice";
+	req.groups = eng;
+	req.ngroups = 1;
+	policy_decide(p, &req, &d);
+	assert_false(d.allow);
+	assert_string_equal(d.reason, "default_deny");
+	req.host = "github.com";
+	policy_decide(p, &req, &d);
+	assert_true(d.allow);
+	assert_string_equal(d.rule, "t.rules:4");
+	policy_unref(p);
+}
+
 static void
 test_match_limit_fails_closed(void **state)
 {
@@ -574,7 +638,7 @@ static void *
 decide_many(void *arg)
 {
 	const struct policy *p = arg;
-	struct policy_request req = { NULL, NULL, 0, "CONNECT", "api.github.com", 443 };
+	struct policy_request req = { NULL, NULL, 0, "CONNECT", "api.github.com", 443, false };
 	struct policy_decision d;
 	int i;
 
@@ -641,6 +705,7 @@ main(void)
 		cmocka_unit_test(test_first_match_and_reasons),
 		cmocka_unit_test(test_sni_modes),
 		cmocka_unit_test(test_need_credentials),
+		cmocka_unit_test(test_no_identity),
 		cmocka_unit_test(test_match_limit_fails_closed),
 		cmocka_unit_test(test_match_limit_nested),
 		cmocka_unit_test(test_match_limit_interpreter),
