@@ -1,0 +1,318 @@
+#!/bin/sh
+# egressd against Squid on one loopback workload; prints egressd/Squid ratios.
+#
+#   make bench                         (= sh tests/bench/run.sh)
+#   BENCH_SECONDS=5                    seconds per measured row
+#   BENCH_CALLGRIND=1                  also count instructions per CONNECT tunnel (valgrind)
+#
+# Rows: CONNECT tunnels/s at concurrency 1, 16, 128 (CONNECT to a TCP echo, 200, 16 bytes
+# there and back, close); bulk MB/s downloaded through 1 and 8 tunnels; absolute-form
+# GET of 1 KiB with keep-alive (wrk); RSS growth per 1,000 idle tunnels. egressd and Squid
+# run with one worker each; an egressd `workers 2` column is added. Squid runs with
+# caching off from its own temporary configuration, started and stopped by PID (-N: one
+# process, which is the worker). Everything listens and connects on 127.0.0.1 only;
+# every process this script starts is stopped by PID on exit.
+set -u
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+SECS=${BENCH_SECONDS:-5}
+CALLGRIND=${BENCH_CALLGRIND:-1}
+EGRESSD=${EGRESSD:-$REPO/build/egressd}
+SQUID=${SQUID:-/usr/sbin/squid}
+WRK_CONNS=${BENCH_WRK_CONNS:-32}
+IDLE_N=1000
+
+say() { printf '%s\n' "bench: $*" >&2; }
+fail() { say "$*"; exit 1; }
+
+# ------------------------------------------------------------------ dependencies
+need=""
+[ -x "$SQUID" ] || need="$need squid"
+command -v wrk >/dev/null 2>&1 || need="$need wrk"
+command -v cc >/dev/null 2>&1 || need="$need gcc"
+command -v python3 >/dev/null 2>&1 || need="$need python3"
+if [ -n "$need" ]; then
+	[ "$(id -u)" = 0 ] || fail "missing:$need (run as root or install them)"
+	say "installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends $need >/dev/null ||
+		fail "apt-get install$need failed"
+fi
+[ -x "$EGRESSD" ] || fail "$EGRESSD is not built (make all)"
+
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+T=$(mktemp -d /tmp/egressd-bench.XXXXXX) || fail "mktemp"
+chmod 755 "$T"
+PIDS=""
+
+cleanup() {
+	trap - EXIT INT TERM
+	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
+	i=0
+	while [ $i -lt 30 ]; do
+		alive=""
+		for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
+		[ -z "$alive" ] && break
+		sleep 0.1
+		i=$((i + 1))
+	done
+	for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# stop one process by PID: TERM, bounded wait, KILL
+stop_pid() {
+	kill -TERM "$1" 2>/dev/null
+	i=0
+	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	PIDS=$(for p in $PIDS; do [ "$p" != "$1" ] && printf '%s ' "$p"; done)
+}
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_port() {   # PORT SECONDS PID
+	python3 - "$1" "$2" "$3" <<'EOF'
+import os, socket, sys, time
+port, secs, pid = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
+end = time.monotonic() + secs
+while time.monotonic() < end:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        sys.exit("process %d exited" % pid)
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+        sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit("port %d not listening after %ss" % (port, secs))
+EOF
+}
+
+wait_file() {   # FILE SECONDS
+	i=0
+	while [ ! -s "$1" ] && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
+	[ -s "$1" ]
+}
+
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# ------------------------------------------------------------------ build the clients
+B="$T/bin"
+mkdir -p "$B"
+cc -O2 -o "$B/origin" "$REPO/tests/bench/origin.c" || fail "cc origin.c"
+cc -O2 -o "$B/loadgen" "$REPO/tests/bench/loadgen.c" || fail "cc loadgen.c"
+
+load=$(cut -d' ' -f1 /proc/loadavg)
+say "load average $load on $(nproc) CPUs; ${SECS}s per row"
+
+# ------------------------------------------------------------------ origins
+start_origin() {   # MODE -> sets ORIGIN_PORT
+	"$B/origin" "$1" "$T/$1.port" 900 &
+	PIDS="$PIDS $!"
+	wait_file "$T/$1.port" 10 || fail "origin $1 did not start"
+	ORIGIN_PORT=$(cat "$T/$1.port")
+}
+start_origin echo;   ECHO_PORT=$ORIGIN_PORT
+start_origin source; SOURCE_PORT=$ORIGIN_PORT
+start_origin http;   HTTP_PORT=$ORIGIN_PORT
+"$B/origin" logsink "$T/audit.sock" 900 &
+PIDS="$PIDS $!"
+
+printf '127.0.0.1 localhost\n' >"$T/hosts"
+cat >"$T/get.lua" <<EOF
+wrk.path = "http://127.0.0.1:$HTTP_PORT/1k"
+wrk.headers["Host"] = "127.0.0.1:$HTTP_PORT"
+EOF
+
+# ------------------------------------------------------------------ proxies
+RULE_OPT=""
+probe_rule_opt() {   # sni=off once the SNI check exists (raw echo tunnels carry no TLS)
+	d="$T/probe"
+	mkdir -p "$d"
+	printf 'allow any .* * sni=off\n' >"$d/policy.rules"
+	printf 'listen 127.0.0.1:1\npolicy_file policy.rules\n' >"$d/egressd.conf"
+	"$EGRESSD" -t -c "$d/egressd.conf" >/dev/null 2>&1 && RULE_OPT=" sni=off"
+}
+probe_rule_opt
+
+start_egressd() {   # WORKERS [WRAPPER...] -> sets PROXY_PID PROXY_PORT
+	w=$1
+	shift
+	d="$T/egressd-w$w"
+	mkdir -p "$d"
+	PROXY_PORT=$(free_port)
+	printf 'allow any .* *%s\n' "$RULE_OPT" >"$d/policy.rules"
+	printf 'nameserver 127.0.0.1:1\noptions timeout:1 attempts:1\n' >"$d/resolv.conf"
+	cat >"$d/egressd.conf" <<EOF
+listen 127.0.0.1:$PROXY_PORT
+workers $w
+policy_file policy.rules
+dns_hosts_file $T/hosts
+dns_resolv_conf resolv.conf
+allow_internal 127.0.0.0/8
+max_connections 20000
+idle_timeout 300
+audit_syslog_socket $T/audit.sock
+EOF
+	"$@" "$EGRESSD" -c "$d/egressd.conf" >/dev/null 2>"$d/stderr" &
+	PROXY_PID=$!
+	PIDS="$PIDS $PROXY_PID"
+	wait_port "$PROXY_PORT" 60 "$PROXY_PID" || { tail -5 "$d/stderr" >&2; fail "egressd did not start"; }
+}
+
+start_squid() {   # -> sets PROXY_PID PROXY_PORT
+	d="$T/squid"
+	mkdir -p "$d"
+	PROXY_PORT=$(free_port)
+	cat >"$d/squid.conf" <<EOF
+http_port 127.0.0.1:$PROXY_PORT
+pid_filename $d/squid.pid
+cache_log $d/cache.log
+access_log stdio:/dev/null
+cache_store_log none
+coredump_dir $d
+cache deny all
+cache_mem 8 MB
+http_access allow localhost
+http_access deny all
+dns_nameservers 127.0.0.1
+hosts_file $T/hosts
+pinger_enable off
+icp_port 0
+htcp_port 0
+client_db off
+netdb_filename none
+shutdown_lifetime 1 seconds
+max_filedescriptors 20000
+visible_hostname egressd-bench
+EOF
+	if id proxy >/dev/null 2>&1; then chown -R proxy "$d"; else chmod 777 "$d"; fi
+	"$SQUID" -N -f "$d/squid.conf" >/dev/null 2>"$d/stderr" &
+	PROXY_PID=$!
+	PIDS="$PIDS $PROXY_PID"
+	wait_port "$PROXY_PORT" 30 "$PROXY_PID" || { tail -5 "$d/cache.log" "$d/stderr" >&2; fail "squid did not start"; }
+}
+
+# ------------------------------------------------------------------ measurements
+# Results are kept in variables named R_<column>_<row>.
+setr() { eval "R_$1_$2=\$3"; }
+getr() { eval "printf '%s' \"\${R_$1_$2:-n/a}\""; }
+
+field() {   # NAME LINE -> value of NAME=... in LINE
+	printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
+}
+
+run_rows() {   # COLUMN
+	col=$1
+	"$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 1 >/dev/null   # warm-up
+
+	# idle tunnels first, on a process that has only been warmed up
+	before=$(rss_kb "$PROXY_PID")
+	"$B/loadgen" idle "$PROXY_PORT" "$ECHO_PORT" $IDLE_N 60 >"$T/idle.out" &
+	lg=$!
+	PIDS="$PIDS $lg"
+	i=0
+	while ! grep -q '^ready' "$T/idle.out" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
+	sleep 0.5
+	after=$(rss_kb "$PROXY_PID")
+	ready=$(sed -n 's/^ready \([0-9]*\).*/\1/p' "$T/idle.out")
+	stop_pid "$lg"
+	rm -f "$T/idle.out"
+	if [ -n "$ready" ] && [ "$ready" -gt 0 ] && [ -n "$before" ] && [ -n "$after" ]; then
+		setr "$col" rss $(( (after - before) * 1000 / ready ))
+		[ "$ready" -lt $IDLE_N ] && say "$col: only $ready of $IDLE_N idle tunnels opened"
+	fi
+	say "$col: RSS $before kB -> $after kB with ${ready:-0} idle tunnels"
+	sleep 1
+
+	for c in 1 16 128; do
+		out=$("$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" $c "$SECS")
+		say "$col: tunnels c=$c: $out"
+		setr "$col" "t$c" "$(field rate "$out")"
+		[ "$(field err "$out")" = 0 ] || setr "$col" "t$c" "$(field rate "$out")*"
+		sleep 1
+	done
+	for c in 1 8; do
+		out=$("$B/loadgen" bulk "$PROXY_PORT" "$SOURCE_PORT" $c "$SECS")
+		say "$col: bulk c=$c: $out"
+		setr "$col" "b$c" "$(field mbps "$out")"
+		[ "$(field err "$out")" = 0 ] || setr "$col" "b$c" "$(field mbps "$out")*"
+		sleep 1
+	done
+	out=$(wrk -t1 -c"$WRK_CONNS" -d"${SECS}s" -s "$T/get.lua" "http://127.0.0.1:$PROXY_PORT/" 2>&1)
+	rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
+	bad=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses:/ {print $NF}')
+	errs=$(printf '%s\n' "$out" | sed -n 's/.*Socket errors: //p')
+	say "$col: wrk GET 1k: $rps req/s${bad:+, non-2xx $bad}${errs:+, socket errors $errs}"
+	if [ -n "$bad" ]; then setr "$col" get "$rps!"; else setr "$col" get "$rps"; fi
+}
+
+start_egressd 1
+run_rows eg1
+stop_pid "$PROXY_PID"
+
+start_squid
+run_rows sq
+SQUID_PID=$PROXY_PID
+stop_pid "$SQUID_PID"
+
+start_egressd 2
+run_rows eg2
+stop_pid "$PROXY_PID"
+
+# ------------------------------------------------------------------ callgrind (optional)
+CG=""
+if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null 2>&1 && command -v callgrind_control >/dev/null 2>&1; then
+	start_egressd 1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/cg.out"
+	"$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 2 >/dev/null   # warm-up, not counted
+	if callgrind_control -i on "$PROXY_PID" >/dev/null 2>&1; then
+		out=$("$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 "$SECS")
+		callgrind_control -i off "$PROXY_PID" >/dev/null 2>&1
+		stop_pid "$PROXY_PID"
+		n=$(field ok "$out")
+		total=$(awk '/^(totals|summary):/ {print $2; exit}' "$T"/cg.out* 2>/dev/null)
+		if [ -n "$total" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
+			CG=$((total / n))
+			say "callgrind: $total instructions for $n tunnels"
+		fi
+	else
+		say "callgrind_control failed; no callgrind row"
+		stop_pid "$PROXY_PID"
+	fi
+fi
+
+# ------------------------------------------------------------------ table
+ratio() {   # A B -> A/B with two decimals
+	a=$(printf '%s' "$1" | tr -d '*!')
+	b=$(printf '%s' "$2" | tr -d '*!')
+	awk -v a="$a" -v b="$b" 'BEGIN { if (a == "" || b == "" || a == "n/a" || b == "n/a" || b + 0 == 0) print "n/a"; else printf "%.2f\n", a / b }'
+}
+
+echo
+printf '%-44s %12s %12s %8s %12s %8s\n' "row" "egressd w1" "squid" "w1/squid" "egressd w2" "w2/squid"
+printf '%-44s %12s %12s %8s %12s %8s\n' "---" "----------" "-----" "--------" "----------" "--------"
+row() {   # KEY LABEL
+	e1=$(getr eg1 "$1"); s=$(getr sq "$1"); e2=$(getr eg2 "$1")
+	printf '%-44s %12s %12s %8s %12s %8s\n' "$2" "$e1" "$s" "$(ratio "$e1" "$s")" "$e2" "$(ratio "$e2" "$s")"
+}
+row t1   "CONNECT tunnels/s, concurrency 1"
+row t16  "CONNECT tunnels/s, concurrency 16"
+row t128 "CONNECT tunnels/s, concurrency 128"
+row b1   "bulk MB/s, 1 tunnel"
+row b8   "bulk MB/s, 8 tunnels"
+row get  "GET 1 KiB req/s, keep-alive (wrk c=$WRK_CONNS)"
+row rss  "RSS kB per 1,000 idle tunnels (lower=better)"
+if [ -n "$CG" ]; then
+	printf '%-44s %12s %12s %8s %12s %8s\n' "callgrind instructions per tunnel" "$CG" "-" "-" "-" "-"
+fi
+echo
+echo "Higher is better except RSS. * = the row had failed tunnels; ! = wrk saw non-2xx responses."
+echo "Load average at start: $load on $(nproc) CPUs (client, origins and proxy share them)."
