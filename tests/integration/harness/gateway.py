@@ -103,7 +103,7 @@ class Gateway:
     """
 
     def __init__(self, dns_port, conf=None, policy=None, hosts=None, proxy_listener=False,
-                 workers=2):
+                 workers=2, resolv_extra=""):
         if not os.access(BINARY, os.X_OK):
             raise GatewayError("%s is not built (run `make all`)" % BINARY)
         self.dir = tempfile.mkdtemp(prefix="egw-", dir="/tmp")
@@ -120,6 +120,7 @@ class Gateway:
         self.hosts.update(hosts or {})
         self.workers = workers
         self.conf_overrides = dict(conf or {})
+        self.resolv_extra = resolv_extra
         self.syslog = SyslogCollector(self.audit_sock_path)
         self._stderr_file = None
 
@@ -163,8 +164,8 @@ class Gateway:
                 f.write("%s %s\n" % (addr, name))
         with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
             # The DNS stub on loopback only: nothing ever leaves the machine.
-            f.write("nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1 ndots:1\n"
-                    % self.dns_port)
+            f.write("nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1 ndots:1\n%s"
+                    % (self.dns_port, self.resolv_extra))
 
     # ------------------------------------------------------------ process
     def start(self, wait=True):

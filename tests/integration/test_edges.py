@@ -1,0 +1,227 @@
+"""Edge cases around the main paths: resolver search list, many pipelined
+requests, clients that vanish at awkward moments (each still gets exactly one
+audit record), strict request-body framing, URL normalization."""
+
+import json
+import socket
+import time
+
+import pytest
+
+from harness.client import Closed, Conn, connect_bytes, echo_through, request_bytes
+from harness.servers import pattern_bytes
+from harness.util import expect_one_record, fmt_records
+
+
+def absget(origin, path, host="origin.test"):
+    return request_bytes("GET", "http://%s:%d%s" % (host, origin.port, path),
+                         [("Host", "%s:%d" % (host, origin.port))])
+
+
+def test_single_label_name_not_searched(make_gateway, dns):
+    """evdns applies the resolv.conf search list to single-label names by
+    default; the gateway must resolve names as given."""
+    g = make_gateway(resolv_extra="search corp.test\n")
+    before = len(dns.queries)
+    with Conn(g.port) as c:
+        c.send(connect_bytes("intranet:80"))
+        r = c.read_response()
+    assert r.status == 502, "single-label name with no answer: %s" % r.describe()
+    queries = dns.queries[before:]
+    assert queries, "the DNS stub saw no query at all"
+    searched = [q for q in queries if q.lower().endswith("corp.test")]
+    assert not searched, "the search list was applied: queries %r" % queries
+
+
+def test_hundred_pipelined_requests(gw, origin):
+    n = 100
+    with Conn(gw.port, timeout=20) as c:
+        c.send(b"".join(absget(origin, "/bytes/%d" % (i % 17)) for i in range(n)))
+        for i in range(n):
+            r = c.read_response()
+            assert r.status == 200 and r.body == pattern_bytes(i % 17), \
+                "pipelined response %d of %d: %s" % (i + 1, n, r.describe())
+
+
+def test_pipelined_posts_with_bodies(gw, origin):
+    reqs = []
+    for i in range(5):
+        body = pattern_bytes(1000 * i + 1, seed=i)
+        if i % 2:
+            chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            reqs.append(request_bytes("POST", "http://origin.test:%d/echo?p%d" % (origin.port, i),
+                                      [("Host", "origin.test:%d" % origin.port),
+                                       ("Transfer-Encoding", "chunked")], chunked))
+        else:
+            reqs.append(request_bytes("POST", "http://origin.test:%d/echo?p%d" % (origin.port, i),
+                                      [("Host", "origin.test:%d" % origin.port),
+                                       ("Content-Length", str(len(body)))], body))
+    with Conn(gw.port) as c:
+        c.send(b"".join(reqs))
+        for i in range(5):
+            r = c.read_response()
+            assert r.status == 200, r.describe()
+            e = json.loads(r.body)
+            assert e["path"].endswith("/echo?p%d" % i) and e["body_len"] == 1000 * i + 1, \
+                "pipelined POST %d: origin saw %r with %d bytes" % (i, e["path"], e["body_len"])
+
+
+def test_chunked_request_trailers(gw, origin):
+    body = b"5\r\nhello\r\n0\r\nX-Trailer: t1\r\n\r\n"
+    with Conn(gw.port) as c:
+        c.send(request_bytes("POST", "http://origin.test:%d/echo?trailers" % origin.port,
+                             [("Host", "origin.test:%d" % origin.port),
+                              ("Transfer-Encoding", "chunked")], body))
+        r = c.read_response()
+    assert r.status == 200, r.describe()
+    e = json.loads(r.body)
+    assert e["body_len"] == 5, e
+
+
+@pytest.mark.parametrize("body", [
+    b"zz\r\nhello\r\n0\r\n\r\n",
+    b"10000000000000005\r\nhello\r\n0\r\n\r\n",
+    b"-5\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhelloXX0\r\n\r\n",
+    b"5 \r\nhello\r\n0\r\n\r\n",
+], ids=["non-hex", "overflow", "negative", "no-crlf-after-data", "space-after-size"])
+def test_bad_request_chunk_size(gw, origin, body):
+    tag = "badchunk-%d" % (abs(hash(body)) % 100000)
+    with Conn(gw.port) as c:
+        port = c.local_port
+        c.send(request_bytes("POST", "http://origin.test:%d/echo?%s" % (origin.port, tag),
+                             [("Host", "origin.test:%d" % origin.port),
+                              ("Transfer-Encoding", "chunked")], body))
+        try:
+            r = c.read_response(timeout=5)
+        except Closed:
+            r = None
+        if r is not None:
+            assert r.status == 400, "bad request chunk %r: expected 400 or a closed connection, got %s" % (
+                body[:20], r.describe())
+        assert c.wait_closed(3), "connection still open after a bad request chunk"
+    done = [q for q in origin.requests_for(tag) if q.body]
+    assert not done, "the origin received a complete request from a malformed chunked body: %r" % [
+        q.body[:40] for q in done]
+    recs = gw.wait_audit(lambda r: r.get("client_port") == port)
+    assert len(recs) == 1, "expected one record:\n%s" % fmt_records(recs)
+
+
+def test_client_gone_before_connect_answer(gw, blackhole):
+    """The client closes while the gateway is still connecting: one record."""
+    c = Conn(gw.port)
+    port = c.local_port
+    c.send(connect_bytes("127.0.0.4:%d" % blackhole.port))   # connect_timeout is 2 in the shared gateway
+    time.sleep(0.3)
+    c.close()
+    recs = gw.wait_audit(lambda r: r.get("client_port") == port, timeout=5)
+    assert len(recs) == 1, "a CONNECT abandoned by its client needs one record:\n%s" % fmt_records(recs)
+    assert recs[0].get("event") == "tunnel"
+
+
+def test_client_gone_mid_download(gw, origin):
+    c = Conn(gw.port)
+    port = c.local_port
+    c.send(absget(origin, "/stream/%d" % (64 * 1024 * 1024)))
+    r = c.read_head()
+    assert r.status == 200
+    c.read_exact(1024 * 1024)
+    c.close()
+    recs = gw.wait_audit(lambda r: r.get("client_port") == port, timeout=5)
+    assert len(recs) == 1, fmt_records(recs)
+    assert recs[0].get("close") == "client", "client abort should be close=client: %s" % fmt_records(recs)
+    # still serving
+    with Conn(gw.port) as c2:
+        c2.send(absget(origin, "/bytes/3"))
+        assert c2.read_response().status == 200
+
+
+def test_server_closes_tunnel_first(gw, origin):
+    with Conn(gw.port) as c:
+        port = c.local_port
+        c.send(connect_bytes("origin.test:%d" % origin.port))
+        assert c.read_head().status == 200
+        c.send(b"GET /close/10 HTTP/1.1\r\nHost: origin.test\r\n\r\n")
+        data = c.read_to_eof(timeout=5)
+        assert data.endswith(pattern_bytes(10)), data[:200]
+    rec = expect_one_record(gw, lambda r: r.get("client_port") == port, "tunnel the server ended")
+    assert rec.get("close") in ("server", "client"), fmt_records([rec])
+
+
+@pytest.mark.parametrize("req", [
+    b"GET http://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\nContent-Length: +5\r\n\r\nhello",
+    b"GET http://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\nContent-Length: 0x5\r\n\r\nhello",
+    b"GET http://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+    b"GET http://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\nX-A: a\rb\r\n\r\n",
+    b"GET http://origin.test:%(p)d/ HTTP/1.1\r\n: empty-name\r\nHost: origin.test\r\n\r\n",
+    b"GET http://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\nX-A\x00: b\r\n\r\n",
+    b"GET http://origin.test:%(p)d/ HTTP/1.2\r\nHost: origin.test\r\n\r\n",
+    b"GET http://origin.test:%(p)d/ http/1.1\r\nHost: origin.test\r\n\r\n",
+    b"GET\thttp://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+    b"GET http://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: \"chunked\"\r\n\r\n0\r\n\r\n",
+    b"GET http://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    b"GET ftp://origin.test:%(p)d/ HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+    b"GET http:///path HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+    b"GET http://origin.test:%(p)d:1/ HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+], ids=["cl-plus", "cl-hex", "te-chunked-twice-list", "bare-cr", "empty-name",
+        "nul-in-name", "http-1.2", "lowercase-version", "tab-separator", "te-quoted", "te-twice",
+        "ftp-scheme", "empty-host", "double-port"])
+def test_more_malformed_requests_400(gw, origin, req):
+    data = req % {b"p": origin.port}
+    before = len(origin.requests)
+    with Conn(gw.port) as c:
+        c.send(data)
+        try:
+            r = c.read_response(timeout=5)
+        except Closed as e:
+            pytest.fail("expected 400, connection closed without a response (%s); request %r" % (e, data[:120]))
+        assert r.status in (400, 501, 505), "malformed request %r: expected 400, got %s" % (data[:120], r.describe())
+        assert c.wait_closed(3)
+    time.sleep(0.1)
+    assert len(origin.requests) == before, "a malformed request reached the origin: %r" % (
+        [q.target for q in origin.requests[before:]])
+
+
+def test_url_host_normalized(gw, origin):
+    with Conn(gw.port) as c:
+        port = c.local_port
+        c.send(b"GET HTTP://ORIGIN.Test.:%d/echo?norm HTTP/1.1\r\nHost: x\r\n\r\n" % origin.port)
+        r = c.read_response()
+    if r.status == 400:
+        pytest.skip("upper-case scheme refused with 400 (acceptable)")
+    assert r.status == 200, r.describe()
+    recs = gw.wait_audit(lambda r: r.get("client_port") == port)
+    assert recs and recs[0]["host"] == "origin.test", fmt_records(recs)
+
+
+def test_ipv6_literal_url_internal(gw):
+    with Conn(gw.port) as c:
+        c.send(b"GET http://[::1]:80/ HTTP/1.1\r\nHost: [::1]\r\n\r\n")
+        r = c.read_response()
+    assert r.status == 403, "[::1] is internal and not allowed: %s" % r.describe()
+
+
+def test_denied_connect_port_not_in_rule(make_gateway, echo, rule_opts):
+    g = make_gateway(policy=["allow any echo\\.test 1-1023,2000" + rule_opts])
+    with Conn(g.port) as c:
+        port = c.local_port
+        c.send(connect_bytes("echo.test:%d" % echo.port))
+        r = c.read_response()
+    assert r.status == 403, r.describe()
+    expect_one_record(g, lambda r: r.get("client_port") == port, "port outside the rule",
+                      reason="default_deny", status=403)
+
+
+def test_early_hints_then_final(gw, origin):
+    def handler(req, conn):
+        conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </s.css>; rel=preload\r\n\r\n"
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        return True
+    origin.routes["/hints"] = handler
+    with Conn(gw.port) as c:
+        c.send(absget(origin, "/hints"))
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"ok", r.describe()
+        c.send(absget(origin, "/bytes/2"))
+        r2 = c.read_response()
+        assert r2.status == 200 and r2.body == pattern_bytes(2), r2.describe()
