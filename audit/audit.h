@@ -6,6 +6,12 @@
  * tunnel or request ends.  audit/ knows nothing of connections, credentials or
  * policy internals: it encodes what it is told.  Every contract field is always
  * present; a NULL string or a negative number is written as JSON null.
+ *
+ * Records go to the local syslog socket as RFC 3164 datagrams (syslog.c),
+ * never blocking the caller: while the socket is missing or full they wait in
+ * a bounded queue, what overflows is counted and reported by an "audit_loss"
+ * record once delivery resumes.  Each record fits one syslog message of
+ * rsyslog's default 8 KiB limit (see AUDIT_RECORD_MAX).
  */
 #ifndef EGRESSD_AUDIT_AUDIT_H
 #define EGRESSD_AUDIT_AUDIT_H
@@ -40,24 +46,66 @@ struct audit_event {
 	int64_t end_ms;                 /* end time, ms since the epoch; 0 = now */
 };
 
+/*
+ * Bounds.  A string value is cut at AUDIT_VALUE_MAX bytes of its JSON form
+ * (escapes counted) and marked "...[truncated]"; if the record is still over
+ * AUDIT_RECORD_MAX, every value is cut shorter until it fits.  The syslog
+ * header (at most 64 bytes with a 32-byte tag) plus AUDIT_RECORD_MAX stays
+ * under 8000 bytes, below rsyslog's default maxMessageSize of 8 KiB.
+ */
+#define AUDIT_VALUE_MAX         1024
+#define AUDIT_RECORD_MAX        7900
+#define AUDIT_TRUNCATED_MARK    "...[truncated]"
+
 struct audit_config {
-	const char *socket_path;        /* syslog socket */
-	int facility;                   /* syslog facility number */
-	const char *tag;                /* APP-NAME */
+	const char *socket_path;        /* syslog socket (AF_UNIX, datagram) */
+	int facility;                   /* syslog facility number (0..23) */
+	const char *tag;                /* APP-NAME, at most 32 bytes are used */
 	bool deny_on_failure;           /* audit_on_failure deny */
+	bool mirror_stderr;             /* also write "audit {JSON}" lines to stderr */
 };
 
-/* Start the audit writer; returns 0 or -1. */
-int audit_open(const struct audit_config *);
+/* What the audit transport has done so far (for the admin socket, metrics). */
+struct audit_stats {
+	uint64_t sent;                  /* messages accepted by the socket, loss records included */
+	uint64_t queued;                /* records waiting in the queue now */
+	uint64_t queued_bytes;          /* bytes of those records */
+	uint64_t queued_total;          /* records that ever had to wait in the queue */
+	uint64_t lost;                  /* lost since the last audit_loss record was sent */
+	uint64_t lost_total;            /* lost since audit_open() */
+	uint64_t loss_records;          /* audit_loss records sent */
+	uint64_t reconnects;            /* successful (re)connections of the socket */
+	bool connected;                 /* the socket is connected now */
+	bool available;                 /* what audit_available() answers */
+	int last_error;                 /* errno of the last failed connect or send, 0 if none */
+};
+
+/*
+ * Start the transport: connect to cfg->socket_path (a missing socket is not
+ * an error: records queue until it appears) and start the delivery thread.
+ * Returns 0, or -1 (path too long, no thread).  cfg's strings are copied.
+ */
+int audit_open(const struct audit_config *cfg);
+
+/* Deliver what can be delivered within a second, then stop the thread. */
 void audit_close(void);
 
-/* Encode and queue one record; never blocks.  Thread-safe. */
+/* Encode, frame and send or queue one record; never blocks.  Thread-safe. */
 void audit_emit(const struct audit_event *);
 
 /* false while records cannot be delivered (for audit_on_failure deny). */
 bool audit_available(void);
 
-/* Encode ev as one JSON object into a malloc'd NUL-terminated string (pure). */
+/* A consistent snapshot of the counters. */
+void audit_stats(struct audit_stats *);
+
+/*
+ * Encode ev as one JSON object into a malloc'd NUL-terminated string of at
+ * most AUDIT_RECORD_MAX bytes (pure; NULL only when out of memory).
+ */
 char *audit_encode(const struct audit_event *ev);
+
+/* One encoding with string values cut at value_max JSON bytes (no size check). */
+char *audit_encode_limit(const struct audit_event *ev, size_t value_max);
 
 #endif

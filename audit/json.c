@@ -1,17 +1,26 @@
 /*
  * json — one audit event as one JSON object (pure: event in, string out).
  *
- * The difficulty is hostile strings.  Host names, user names, SNI and URLs
- * come from the network and may hold any bytes; json-c copies bytes above
- * 0x7F unchanged and a C string stops at NUL, so every string is first made
- * valid UTF-8 here (each byte of an invalid sequence becomes U+FFFD) and
- * handed to json-c with its length, which escapes quotes, backslashes and
- * control characters.  Long values are cut at AUDIT_VALUE_MAX bytes (on a
- * character boundary) and marked with a trailing "...[truncated]", so a record
- * stays well under the 8 KiB a syslog message may carry.
+ * The difficulty is hostile strings and the size bound.  Host names, user
+ * names, SNI and URLs come from the network and may hold any bytes; json-c
+ * copies bytes above 0x7F unchanged and a C string stops at NUL, so every
+ * string is first made valid UTF-8 here and handed to json-c with its length,
+ * which escapes quotes, backslashes and control characters.  The rule for
+ * invalid UTF-8 is one U+FFFD per byte that does not start a valid sequence
+ * (stray continuation bytes, overlong forms, surrogates, code points above
+ * U+10FFFF, sequences cut short), after which decoding resumes at the next
+ * byte; valid sequences are kept as they are.
+ *
+ * A record must fit one syslog message (rsyslog drops or cuts what exceeds
+ * its 8 KiB default), so a value is cut on a character boundary once its
+ * JSON form (escapes counted) would pass the per-value limit, and marked
+ * with "...[truncated]"; if the whole record is still too long, it is
+ * encoded again with a smaller limit, which always fits: 14 variable strings
+ * at 256 bytes plus the fixed keys and numbers are far below the bound.
  */
 #include "audit/audit.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +28,8 @@
 
 #include <json-c/json.h>
 
-#define AUDIT_VALUE_MAX 1024        /* bytes of one string value before truncation */
-#define TRUNCATED_MARK "...[truncated]"
+/* The smallest limit audit_encode() falls back to; see the top comment. */
+#define AUDIT_VALUE_MIN 256
 
 /* Length of the valid UTF-8 sequence at s[0..len), or 0 if invalid. */
 static size_t
@@ -53,26 +62,41 @@ utf8_seq(const unsigned char *s, size_t len)
 	return n;
 }
 
-/* A json string of s made valid UTF-8 and bounded. */
+/* Bytes json-c writes for one byte c < 0x80 (JSON_C_TO_STRING_NOSLASHESCAPE). */
+static size_t
+json_cost(unsigned char c)
+{
+	switch (c) {
+	case '\b': case '\f': case '\n': case '\r': case '\t': case '"': case '\\':
+		return 2;
+	default:
+		return c < 0x20 ? 6 : 1;
+	}
+}
+
+/*
+ * A json string of s made valid UTF-8 (see the top comment) and cut so that
+ * its escaped form stays within limit bytes, plus the marker if cut.
+ */
 static struct json_object *
-audit_string(const char *s)
+audit_string(const char *s, size_t limit)
 {
 	static const char replacement[] = "\xEF\xBF\xBD";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t len = strlen(s), i = 0, o = 0, n;
-	struct json_object *obj;
-	char *out;
-	int truncated = 0;
+	char out[AUDIT_VALUE_MAX + sizeof(AUDIT_TRUNCATED_MARK) + 8];
+	size_t len = strlen(s), i = 0, o = 0, cost = 0, n, c;
+	bool truncated = false;
 
-	out = malloc(AUDIT_VALUE_MAX + sizeof(TRUNCATED_MARK) + 4);
-	if (out == NULL)
-		return NULL;
+	if (limit > AUDIT_VALUE_MAX)
+		limit = AUDIT_VALUE_MAX;
 	while (i < len) {
 		n = utf8_seq(p + i, len - i);
-		if (o + (n == 0 ? 3 : n) > AUDIT_VALUE_MAX) {
-			truncated = 1;
+		c = n == 0 ? 3 : n == 1 ? json_cost(p[i]) : n;
+		if (cost + c > limit) {
+			truncated = true;
 			break;
 		}
+		cost += c;
 		if (n == 0) {
 			memcpy(out + o, replacement, 3);
 			o += 3;
@@ -84,18 +108,16 @@ audit_string(const char *s)
 		}
 	}
 	if (truncated) {
-		memcpy(out + o, TRUNCATED_MARK, sizeof(TRUNCATED_MARK) - 1);
-		o += sizeof(TRUNCATED_MARK) - 1;
+		memcpy(out + o, AUDIT_TRUNCATED_MARK, sizeof(AUDIT_TRUNCATED_MARK) - 1);
+		o += sizeof(AUDIT_TRUNCATED_MARK) - 1;
 	}
-	obj = json_object_new_string_len(out, (int)o);
-	free(out);
-	return obj;
+	return json_object_new_string_len(out, (int)o);
 }
 
 static void
-add_string(struct json_object *o, const char *key, const char *value)
+add_string(struct json_object *o, const char *key, const char *value, size_t limit)
 {
-	json_object_object_add(o, key, value == NULL ? NULL : audit_string(value));
+	json_object_object_add(o, key, value == NULL ? NULL : audit_string(value, limit));
 }
 
 static void
@@ -123,7 +145,7 @@ format_ts(int64_t end_ms, char *buf, size_t bufsz)
 }
 
 char *
-audit_encode(const struct audit_event *ev)
+audit_encode_limit(const struct audit_event *ev, size_t limit)
 {
 	struct json_object *o;
 	char ts[96];
@@ -132,32 +154,50 @@ audit_encode(const struct audit_event *ev)
 	if ((o = json_object_new_object()) == NULL)
 		return NULL;
 	format_ts(ev->end_ms, ts, sizeof(ts));
-	add_string(o, "ts", ts);
-	add_string(o, "event", ev->event);
-	add_string(o, "id", ev->id);
-	add_string(o, "client_ip", ev->client_ip);
+	add_string(o, "ts", ts, limit);
+	add_string(o, "event", ev->event, limit);
+	add_string(o, "id", ev->id, limit);
+	add_string(o, "client_ip", ev->client_ip, limit);
 	add_int(o, "client_port", ev->client_port);
-	add_string(o, "user", ev->user);
-	add_string(o, "method", ev->method);
-	add_string(o, "host", ev->host);
+	add_string(o, "user", ev->user, limit);
+	add_string(o, "method", ev->method, limit);
+	add_string(o, "host", ev->host, limit);
 	add_int(o, "port", ev->port);
-	add_string(o, "url", ev->url);
-	add_string(o, "dst_ip", ev->dst_ip);
-	add_string(o, "sni", ev->sni);
-	add_string(o, "decision", ev->decision);
-	add_string(o, "reason", ev->reason);
-	add_string(o, "rule", ev->rule);
+	add_string(o, "url", ev->url, limit);
+	add_string(o, "dst_ip", ev->dst_ip, limit);
+	add_string(o, "sni", ev->sni, limit);
+	add_string(o, "decision", ev->decision, limit);
+	add_string(o, "reason", ev->reason, limit);
+	add_string(o, "rule", ev->rule, limit);
 	add_int(o, "status", ev->status);
 	add_int(o, "bytes_up", ev->bytes_up);
 	add_int(o, "bytes_down", ev->bytes_down);
 	add_int(o, "duration_ms", ev->duration_ms);
-	add_string(o, "close", ev->close);
+	add_string(o, "close", ev->close, limit);
 	if (ev->lost >= 0)
 		add_int(o, "lost", ev->lost);
 	if (ev->message != NULL)
-		add_string(o, "message", ev->message);
+		add_string(o, "message", ev->message, limit);
 	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
+	return out;
+}
+
+char *
+audit_encode(const struct audit_event *ev)
+{
+	size_t limit;
+	char *out;
+
+	/* Almost every record fits at the first try; halving converges fast. */
+	for (limit = AUDIT_VALUE_MAX;; limit /= 2) {
+		if ((out = audit_encode_limit(ev, limit)) == NULL)
+			return NULL;
+		if (strlen(out) <= AUDIT_RECORD_MAX || limit <= AUDIT_VALUE_MIN)
+			break;
+		free(out);
+	}
+	assert(strlen(out) <= AUDIT_RECORD_MAX && "AUDIT_VALUE_MIN leaves room for every field");
 	return out;
 }

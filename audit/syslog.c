@@ -1,0 +1,583 @@
+/*
+ * syslog — audit records to the local syslog socket, never blocking, never
+ * lost silently.
+ *
+ * audit_emit() is called by every worker thread from its event loop.  It
+ * encodes and frames the record in the caller's thread, then, if nothing is
+ * waiting before it, hands it to the kernel with one non-blocking send() on a
+ * connected AF_UNIX datagram socket.  When the socket is missing (syslog not
+ * started, restarted), refusing, or full (the reader is slower than we are:
+ * a unix datagram receiver holds only net.unix.max_dgram_qlen messages), the
+ * record goes to a bounded FIFO instead, and from then on every new record
+ * queues behind it so the order holds.  One small delivery thread is the only
+ * thing here that ever waits: it reconnects every AUDIT_RETRY_MS, waits for
+ * the socket to become writable with poll(), and drains the queue in order.
+ *
+ * The difficulty is accounting and order.  What does not fit the queue is
+ * counted, and the next message delivered is an "audit_loss" record with the
+ * exact count since the previous one, so the SIEM sees a gap as a gap.  Only
+ * the delivery thread removes from the queue or reconnects; a queued record
+ * stays at the head while the thread sends it outside the lock, so a worker
+ * never sees an empty queue and overtakes it.  A worker sends directly only
+ * when the queue is empty and no loss is pending, under the lock, so two
+ * workers' records and the thread's never interleave out of order either.
+ *
+ * Framing is RFC 3164 as /dev/log readers (rsyslog imuxsock, journald)
+ * expect: "<PRI>Mmm dd hh:mm:ss TAG[PID]: {json}", PRI = facility * 8 + 6
+ * (info), local time, no trailing newline.
+ */
+#include "audit/audit.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/*
+ * The queue holds what syslog could not take: 10,000 records is several
+ * seconds of a busy gateway and ten minutes of a quiet one while rsyslog
+ * restarts; 16 MiB bounds the memory whatever the record sizes (records are
+ * at most 8 KiB each, so the count bound usually comes first).
+ */
+#define AUDIT_QUEUE_RECORDS     10000
+#define AUDIT_QUEUE_BYTES       (16u * 1024 * 1024)
+/* How often the thread retries a missing socket, and how long a full one may stay full
+ * before audit_available() turns false. */
+#define AUDIT_RETRY_MS          100
+/* How long audit_close() keeps delivering what is queued. */
+#define AUDIT_CLOSE_MS          1000
+/* Longest message: header (<= 64 bytes) plus AUDIT_RECORD_MAX, below 8 KiB. */
+#define AUDIT_MSG_MAX           8000
+#define AUDIT_TAG_MAX           32
+
+#define SYSLOG_SEVERITY_INFO    6
+
+/* One framed message waiting for delivery. */
+struct audit_msg {
+	struct audit_msg *next;
+	size_t len;
+	char buf[];
+};
+
+/* The transport: one per process, like the syslog socket itself. */
+static struct {
+	pthread_mutex_t mtx;            /* everything below but the atomics */
+	pthread_cond_t wake;            /* the thread: work queued, or stop */
+	pthread_t thread;
+	bool stopping;
+	struct sockaddr_un sun;
+	int facility;
+	char tag[AUDIT_TAG_MAX + 1];
+	long pid;
+	bool mirror_stderr;
+
+	int fd;                         /* connected socket, or -1; only the thread changes it */
+	bool broken;                    /* a send said the peer is gone: reconnect */
+	struct audit_msg *head, *tail;
+	size_t qlen, qbytes;
+
+	uint64_t sent, queued_total, lost, lost_total, loss_records, reconnects;
+	uint64_t loss_seq;
+	int last_error;
+} a = {
+	.mtx = PTHREAD_MUTEX_INITIALIZER,
+	.fd = -1,
+};
+
+/* Read without the lock: audit_available() on every new request, and
+ * audit_emit() (open is set after, and cleared before, the rest changes). */
+static atomic_bool a_available;
+static atomic_bool a_open;
+
+/* Serializes mirror lines so records from several workers never interleave. */
+static pthread_mutex_t stderr_mtx = PTHREAD_MUTEX_INITIALIZER;
+
+static void *audit_thread(void *);
+
+/* Errors after which the socket must be reopened, not just retried. */
+static bool
+err_is_disconnect(int e)
+{
+	return e == ECONNREFUSED || e == ENOTCONN || e == ENOENT || e == EPIPE ||
+	    e == EDESTADDRREQ || e == ECONNRESET || e == EBADF;
+}
+
+/* Write "audit {json}\n" to stderr in one write(2). */
+static void
+audit_mirror(const char *json, size_t len)
+{
+	char *line;
+
+	if ((line = malloc(len + 8)) == NULL)
+		return;
+	memcpy(line, "audit ", 6);
+	memcpy(line + 6, json, len);
+	line[len + 6] = '\n';
+	pthread_mutex_lock(&stderr_mtx);
+	(void)!write(STDERR_FILENO, line, len + 7);
+	pthread_mutex_unlock(&stderr_mtx);
+	free(line);
+}
+
+/*
+ * The RFC 3164 header for now into buf: "<PRI>Mmm dd hh:mm:ss TAG[PID]: ".
+ * The day is space-padded ("Jan  5") as the RFC and every reader expect; the
+ * month is English whatever the locale.
+ */
+static int
+audit_header(char *buf, size_t size)
+{
+	static const char months[12][4] = {
+		"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+		"Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+	};
+	struct tm tm;
+	time_t now;
+
+	now = time(NULL);
+	localtime_r(&now, &tm);
+	return snprintf(buf, size, "<%d>%s %2d %02d:%02d:%02d %s[%ld]: ",
+	    a.facility * 8 + SYSLOG_SEVERITY_INFO, months[tm.tm_mon], tm.tm_mday,
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, a.tag, a.pid);
+}
+
+/* json framed as one syslog message; NULL when out of memory. */
+static struct audit_msg *
+audit_frame(const char *json, size_t len)
+{
+	struct audit_msg *m;
+	char hdr[128];
+	int hlen;
+
+	hlen = audit_header(hdr, sizeof(hdr));
+	if (hlen < 0 || (size_t)hlen >= sizeof(hdr))
+		return NULL;
+	if ((m = malloc(sizeof(*m) + (size_t)hlen + len)) == NULL)
+		return NULL;
+	m->next = NULL;
+	m->len = (size_t)hlen + len;
+	memcpy(m->buf, hdr, (size_t)hlen);
+	memcpy(m->buf + hlen, json, len);
+	return m;
+}
+
+/* Count one lost record; the thread will report it.  Called locked. */
+static void
+audit_lose_locked(uint64_t n)
+{
+	a.lost += n;
+	a.lost_total += n;
+	atomic_store(&a_available, false);
+	pthread_cond_signal(&a.wake);
+}
+
+/* Append m to the queue, or count it lost when the queue is full.  Called locked. */
+static void
+audit_enqueue_locked(struct audit_msg *m)
+{
+	if (a.qlen >= AUDIT_QUEUE_RECORDS || a.qbytes + m->len > AUDIT_QUEUE_BYTES) {
+		free(m);
+		audit_lose_locked(1);
+		return;
+	}
+	if (a.tail == NULL)
+		a.head = m;
+	else
+		a.tail->next = m;
+	a.tail = m;
+	a.qlen++;
+	a.qbytes += m->len;
+	a.queued_total++;
+	pthread_cond_signal(&a.wake);
+}
+
+void
+audit_emit(const struct audit_event *ev)
+{
+	struct audit_msg *m;
+	char *json;
+	size_t len;
+	ssize_t r;
+
+	if ((json = audit_encode(ev)) == NULL) {
+		pthread_mutex_lock(&a.mtx);
+		audit_lose_locked(1);
+		pthread_mutex_unlock(&a.mtx);
+		return;
+	}
+	len = strlen(json);
+	/* Before audit_open() (or after audit_close()) stderr is the only place. */
+	if (!atomic_load(&a_open)) {
+		audit_mirror(json, len);
+		free(json);
+		return;
+	}
+	if (a.mirror_stderr)
+		audit_mirror(json, len);
+	m = audit_frame(json, len);
+	free(json);
+
+	pthread_mutex_lock(&a.mtx);
+	if (m == NULL) {
+		audit_lose_locked(1);
+		pthread_mutex_unlock(&a.mtx);
+		return;
+	}
+	if (a.head == NULL && a.lost == 0 && a.fd != -1 && !a.broken) {
+		r = send(a.fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r == (ssize_t)m->len) {
+			a.sent++;
+			pthread_mutex_unlock(&a.mtx);
+			free(m);
+			return;
+		}
+		a.last_error = r == -1 ? errno : EMSGSIZE;
+		if (err_is_disconnect(a.last_error)) {
+			a.broken = true;
+			atomic_store(&a_available, false);
+		} else if (a.last_error == EMSGSIZE) {
+			/* Cannot happen with AUDIT_MSG_MAX; never retry it forever. */
+			free(m);
+			audit_lose_locked(1);
+			pthread_mutex_unlock(&a.mtx);
+			return;
+		}
+		/* EAGAIN, ENOBUFS and the rest: the thread retries in order. */
+	}
+	audit_enqueue_locked(m);
+	pthread_mutex_unlock(&a.mtx);
+}
+
+bool
+audit_available(void)
+{
+	return atomic_load(&a_available);
+}
+
+void
+audit_stats(struct audit_stats *st)
+{
+	pthread_mutex_lock(&a.mtx);
+	st->sent = a.sent;
+	st->queued = a.qlen;
+	st->queued_bytes = a.qbytes;
+	st->queued_total = a.queued_total;
+	st->lost = a.lost;
+	st->lost_total = a.lost_total;
+	st->loss_records = a.loss_records;
+	st->reconnects = a.reconnects;
+	st->connected = a.fd != -1 && !a.broken;
+	st->available = atomic_load(&a_available);
+	st->last_error = a.last_error;
+	pthread_mutex_unlock(&a.mtx);
+}
+
+/* A new non-blocking socket connected to the syslog socket, or -1 with errno. */
+static int
+audit_connect(void)
+{
+	int fd, e;
+
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&a.sun, sizeof(a.sun)) == -1) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+int
+audit_open(const struct audit_config *cfg)
+{
+	pthread_condattr_t ca;
+	const char *tag;
+	int fd;
+
+	if (atomic_load(&a_open) || cfg->socket_path == NULL ||
+	    strlen(cfg->socket_path) >= sizeof(a.sun.sun_path))
+		return -1;
+	memset(&a.sun, 0, sizeof(a.sun));
+	a.sun.sun_family = AF_UNIX;
+	memcpy(a.sun.sun_path, cfg->socket_path, strlen(cfg->socket_path));
+	a.facility = cfg->facility >= 0 && cfg->facility < 24 ? cfg->facility : 1;
+	tag = cfg->tag != NULL && cfg->tag[0] != '\0' ? cfg->tag : "egressd";
+	snprintf(a.tag, sizeof(a.tag), "%s", tag);
+	a.pid = (long)getpid();
+	a.mirror_stderr = cfg->mirror_stderr;
+	a.stopping = false;
+	a.broken = false;
+	a.sent = a.queued_total = a.lost = a.lost_total = a.loss_records = 0;
+	a.reconnects = 0;
+	a.last_error = 0;
+
+	/* The thread's retry timer must not jump with the wall clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&a.wake, &ca);
+	pthread_condattr_destroy(&ca);
+
+	/* Try once now so the "start" record goes straight out when syslog is up. */
+	if ((fd = audit_connect()) == -1) {
+		a.last_error = errno;
+		atomic_store(&a_available, false);
+	} else {
+		a.reconnects++;
+		atomic_store(&a_available, true);
+	}
+	a.fd = fd;
+	if (pthread_create(&a.thread, NULL, audit_thread, NULL) != 0) {
+		if (a.fd != -1)
+			close(a.fd);
+		a.fd = -1;
+		pthread_cond_destroy(&a.wake);
+		return -1;
+	}
+	atomic_store(&a_open, true);
+	return 0;
+}
+
+void
+audit_close(void)
+{
+	struct audit_msg *m;
+
+	if (!atomic_load(&a_open))
+		return;
+	/* Records emitted from now on go to stderr: nothing may queue behind the
+	 * thread once it has gone. */
+	atomic_store(&a_open, false);
+	pthread_mutex_lock(&a.mtx);
+	a.stopping = true;
+	pthread_cond_signal(&a.wake);
+	pthread_mutex_unlock(&a.mtx);
+	pthread_join(a.thread, NULL);
+
+	pthread_mutex_lock(&a.mtx);
+	/* What could not be delivered in time is lost; say so in the counters. */
+	while ((m = a.head) != NULL) {
+		a.head = m->next;
+		free(m);
+		a.lost_total++;
+	}
+	a.tail = NULL;
+	a.qlen = a.qbytes = 0;
+	if (a.fd != -1)
+		close(a.fd);
+	a.fd = -1;
+	atomic_store(&a_available, false);
+	pthread_mutex_unlock(&a.mtx);
+	pthread_cond_destroy(&a.wake);
+}
+
+/* ---- the delivery thread --------------------------------------------- */
+
+static int64_t
+mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Sleep on the condition variable for at most ms.  Called locked. */
+static void
+audit_wait_locked(int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_nsec += (long)ms * 1000000;
+	ts.tv_sec += ts.tv_nsec / 1000000000;
+	ts.tv_nsec %= 1000000000;
+	pthread_cond_timedwait(&a.wake, &a.mtx, &ts);
+}
+
+/* The audit_loss record for n lost records, framed; NULL when out of memory. */
+static struct audit_msg *
+audit_loss_msg(uint64_t n, uint64_t seq)
+{
+	struct audit_event ev;
+	struct audit_msg *m;
+	char id[48], *json;
+
+	memset(&ev, 0, sizeof(ev));
+	snprintf(id, sizeof(id), "audit_loss-%ld-%llu", a.pid, (unsigned long long)seq);
+	ev.event = "audit_loss";
+	ev.id = id;
+	ev.client_port = -1;
+	ev.port = -1;
+	ev.status = -1;
+	ev.bytes_up = ev.bytes_down = ev.duration_ms = -1;
+	ev.lost = (int64_t)n;
+	if ((json = audit_encode(&ev)) == NULL)
+		return NULL;
+	m = audit_frame(json, strlen(json));
+	free(json);
+	return m;
+}
+
+/*
+ * Reopen the socket if it is down.  Called locked; returns with the socket
+ * connected, or false after having waited AUDIT_RETRY_MS (or been woken).
+ */
+static bool
+audit_reconnect_locked(void)
+{
+	int fd;
+
+	if (a.fd != -1 && !a.broken)
+		return true;
+	if (a.fd != -1)
+		close(a.fd);
+	a.fd = -1;
+	a.broken = false;
+	if ((fd = audit_connect()) == -1) {
+		a.last_error = errno;
+		atomic_store(&a_available, false);
+		audit_wait_locked(AUDIT_RETRY_MS);
+		return false;
+	}
+	a.fd = fd;
+	a.reconnects++;
+	return true;
+}
+
+/*
+ * The socket said "full": wait until it is writable, for at most
+ * AUDIT_RETRY_MS.  A reader that takes nothing for that long makes the
+ * audit unavailable; one that drains, however slowly, does not.
+ */
+static void
+audit_wait_writable_locked(int fd)
+{
+	struct pollfd pfd;
+	int r;
+
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	pfd.revents = 0;
+	pthread_mutex_unlock(&a.mtx);
+	r = poll(&pfd, 1, AUDIT_RETRY_MS);
+	pthread_mutex_lock(&a.mtx);
+	if (r == 0)
+		atomic_store(&a_available, false);
+	else if (r == 1 && (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) != 0)
+		a.broken = true;
+}
+
+/*
+ * Send m (the head of the queue, or a loss record) outside the lock.  Called
+ * locked, returns locked: true when it was sent.
+ */
+static bool
+audit_send_locked(const struct audit_msg *m)
+{
+	ssize_t r;
+	int fd = a.fd, e;
+
+	pthread_mutex_unlock(&a.mtx);
+	r = send(fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	e = errno;
+	pthread_mutex_lock(&a.mtx);
+	if (r == (ssize_t)m->len) {
+		a.sent++;
+		return true;
+	}
+	a.last_error = r == -1 ? e : EMSGSIZE;
+	if (err_is_disconnect(a.last_error)) {
+		a.broken = true;
+		atomic_store(&a_available, false);
+	} else if (a.last_error == EAGAIN || a.last_error == EWOULDBLOCK ||
+	    a.last_error == ENOBUFS) {
+		audit_wait_writable_locked(fd);
+	} else {
+		/* Unexpected (EACCES after a permission change...): retry later. */
+		atomic_store(&a_available, false);
+		audit_wait_locked(AUDIT_RETRY_MS);
+	}
+	return false;
+}
+
+/* Remove the head of the queue (just sent).  Called locked. */
+static void
+audit_pop_locked(void)
+{
+	struct audit_msg *m = a.head;
+
+	a.head = m->next;
+	if (a.head == NULL)
+		a.tail = NULL;
+	a.qlen--;
+	a.qbytes -= m->len;
+	free(m);
+}
+
+/*
+ * Reconnect, report losses, drain the queue in order; sleep when there is
+ * nothing to do.  On stop, keep delivering for up to AUDIT_CLOSE_MS.
+ */
+static void *
+audit_thread(void *arg)
+{
+	struct audit_msg *loss;
+	uint64_t n, seq;
+	int64_t deadline = 0;
+
+	pthread_mutex_lock(&a.mtx);
+	for (;;) {
+		if (a.stopping) {
+			if (deadline == 0)
+				deadline = mono_ms() + AUDIT_CLOSE_MS;
+			if ((a.head == NULL && a.lost == 0) || mono_ms() >= deadline)
+				break;
+		}
+		if (!audit_reconnect_locked())
+			continue;
+		if (a.lost > 0) {
+			/* The loss comes first: it happened before anything still queued
+			 * was delivered, and the records after it are in order. */
+			n = a.lost;
+			seq = ++a.loss_seq;
+			pthread_mutex_unlock(&a.mtx);
+			loss = audit_loss_msg(n, seq);
+			pthread_mutex_lock(&a.mtx);
+			if (loss == NULL) {
+				audit_wait_locked(AUDIT_RETRY_MS);
+				continue;
+			}
+			if (audit_send_locked(loss)) {
+				a.lost -= n;
+				a.loss_records++;
+				atomic_store(&a_available, true);
+			}
+			free(loss);
+			continue;
+		}
+		if (a.head != NULL) {
+			if (audit_send_locked(a.head)) {
+				audit_pop_locked();
+				atomic_store(&a_available, true);
+			}
+			continue;
+		}
+		/* Connected, nothing queued, nothing lost. */
+		atomic_store(&a_available, true);
+		if (!a.stopping)
+			audit_wait_locked(1000);
+	}
+	pthread_mutex_unlock(&a.mtx);
+	return arg;
+}
