@@ -225,3 +225,77 @@ def test_early_hints_then_final(gw, origin):
         c.send(absget(origin, "/bytes/2"))
         r2 = c.read_response()
         assert r2.status == 200 and r2.body == pattern_bytes(2), r2.describe()
+
+
+def test_head_of_chunked_and_304_with_length_keep_framing(gw, origin):
+    def not_modified(req, conn):
+        conn.sendall(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\nETag: \"x\"\r\n\r\n")
+        return True
+    origin.routes["/nm"] = not_modified
+    with Conn(gw.port) as c:
+        c.send(request_bytes("HEAD", "http://origin.test:%d/chunked/100" % origin.port,
+                             [("Host", "origin.test:%d" % origin.port)]))
+        r = c.read_response(method="HEAD")
+        assert r.status == 200, r.describe()
+        c.send(absget(origin, "/nm"))
+        r = c.read_response()
+        assert r.status == 304, r.describe()
+        c.send(absget(origin, "/bytes/5"))
+        r = c.read_response(timeout=5)
+        assert r.status == 200 and r.body == pattern_bytes(5), \
+            "after HEAD of a chunked resource and a 304 with Content-Length: %s" % r.describe()
+
+
+def test_request_record_counts_client_bytes_exactly(gw, origin):
+    req = absget(origin, "/bytes/777")
+    with Conn(gw.port) as c:
+        port = c.local_port
+        c.send(req)
+        r = c.read_response()
+        assert r.status == 200 and r.complete
+        received = len(r.raw_head) + len(r.body)
+    rec = expect_one_record(gw, lambda x: x.get("client_port") == port, "GET /bytes/777")
+    assert rec["bytes_up"] == len(req) and rec["bytes_down"] == received, \
+        "requests count bytes from/to the client: expected up %d down %d, got up %r down %r" % (
+            len(req), received, rec["bytes_up"], rec["bytes_down"])
+
+
+def test_duration_ms(gw, origin):
+    with Conn(gw.port) as c:
+        port = c.local_port
+        c.send(absget(origin, "/slow/800/10"))
+        assert c.read_response().status == 200
+    rec = expect_one_record(gw, lambda x: x.get("client_port") == port, "slow request")
+    assert 750 <= rec["duration_ms"] < 5000, "duration_ms %r for an 800 ms response" % rec["duration_ms"]
+
+
+@pytest.mark.parametrize("raw", [
+    b"GET http://origin.test:%(p)d/\xff\xfe\xc0\x80?q=\x01 HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+    b"GET http://origin.test:%(p)d/%%22%%5c%%00\"\\ HTTP/1.1\r\nHost: origin.test\r\n\r\n",
+    b"CONNECT \xe2\x80\xae.test:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"CONNECT a\"b\\c.test:443 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"\xff\xfe GET\x00 / HTTP/1.1\r\n\r\n",
+], ids=["invalid-utf8-path", "quotes-backslash-path", "rtl-override-host", "quote-host", "binary-garbage"])
+def test_audit_json_valid_for_hostile_strings(gw, origin, raw):
+    data = raw % {b"p": origin.port}
+    with Conn(gw.port) as c:
+        port = c.local_port
+        c.send(data)
+        try:
+            c.read_response(timeout=5)
+        except (Closed, ValueError):
+            pass
+    gw.wait_audit(lambda r: r.get("client_port") == port, timeout=2)
+    for line in gw.audit_raw():
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            pytest.fail("an audit record is not valid UTF-8: %r" % line[:300])
+        js = text[text.index("{"):].strip()
+        try:
+            json.loads(js)
+        except ValueError as e:
+            pytest.fail("an audit record is not valid JSON (%s): %r" % (e, js[:300]))
+    for line in gw.stderr().splitlines():
+        assert "\x00" not in line and "\u202e" not in line and "\ufffd" not in line, \
+            "an untrusted string reached the log unescaped: %r" % line[:300]

@@ -276,6 +276,18 @@ class Gateway:
             recs = [r for r in recs if r.get("event") == event]
         return recs
 
+    def audit_raw(self):
+        """The raw bytes of every audit record (stderr lines and syslog messages),
+        to check they are valid UTF-8 JSON whatever the client sent."""
+        try:
+            with open(self.stderr_path, "rb") as f:
+                lines = [l for l in f.read().split(b"\n") if b"audit {" in l]
+        except OSError:
+            lines = []
+        with self.syslog._lock:
+            lines += list(self.syslog.messages)
+        return lines
+
     def wait_audit(self, pred, count=1, timeout=5.0, settle=0.2):
         """Wait until at least count records match pred; then wait settle seconds
         more (to catch duplicates) and return the matching records."""

@@ -39,7 +39,15 @@ REQUIRED_FIELDS = ["ts", "event", "id", "client_ip", "client_port", "user", "met
                    "bytes_up", "bytes_down", "duration_ms", "close"]
 
 
+TS_RE = __import__("re").compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
 def check_record_shape(rec):
     missing = [f for f in REQUIRED_FIELDS if f not in rec]
     assert not missing, "audit record lacks fields %r (null is required, not absent): %s" % (
         missing, fmt_records([rec]))
+    assert isinstance(rec["ts"], str) and TS_RE.match(rec["ts"]), \
+        "ts must be RFC 3339 UTC with milliseconds: %r" % rec["ts"]
+    assert rec["decision"] in ("allow", "deny"), fmt_records([rec])
+    for f in ("status", "bytes_up", "bytes_down", "duration_ms", "port", "client_port"):
+        assert rec[f] is None or (isinstance(rec[f], int) and rec[f] >= 0), "%s: %r" % (f, rec[f])
