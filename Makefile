@@ -54,7 +54,7 @@ deps:
 	@sh packaging/deps.sh
 
 $(BUILD)/egressd: $(BUILD)/obj/gateway/main.o $(CORE_OBJS)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
 $(BUILD)/egressctl: $(ADMIN_SRCS:%.c=$(BUILD)/obj/%.o) $(ADMIN_CORE:%.c=$(BUILD)/obj/%.o)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -73,11 +73,11 @@ $(BUILD)/fzobj/%.o: %.c
 
 $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FZ_OBJS)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(CPPFLAGS) $(CFLAGS) $(FUZZ_FLAGS:fuzzer-no-link=fuzzer) -o $@ $^ $(LDLIBS)
+	$(CLANG) $(CPPFLAGS) $(CFLAGS) $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
 # Layering: policy/ and audit/ never see the gateway or auth internals; admin/
 # talks to the daemon over its socket only (it may read the configuration file
