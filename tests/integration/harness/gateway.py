@@ -103,7 +103,7 @@ class Gateway:
     """
 
     def __init__(self, dns_port, conf=None, policy=None, hosts=None, proxy_listener=False,
-                 workers=2, resolv_extra=""):
+                 workers=2, resolv_extra="", nofile=None):
         if not os.access(BINARY, os.X_OK):
             raise GatewayError("%s is not built (run `make all`)" % BINARY)
         self.dir = tempfile.mkdtemp(prefix="egw-", dir="/tmp")
@@ -121,6 +121,7 @@ class Gateway:
         self.workers = workers
         self.conf_overrides = dict(conf or {})
         self.resolv_extra = resolv_extra
+        self.nofile = nofile
         self.syslog = SyslogCollector(self.audit_sock_path)
         self._stderr_file = None
 
@@ -161,7 +162,8 @@ class Gateway:
             f.write("\n".join(self.policy) + "\n")
         with open(os.path.join(self.dir, "hosts"), "w") as f:
             for name, addr in self.hosts.items():
-                f.write("%s %s\n" % (addr, name))
+                for one in (addr if isinstance(addr, list) else [addr]):
+                    f.write("%s %s\n" % (one, name))
         with open(os.path.join(self.dir, "resolv.conf"), "w") as f:
             # The DNS stub on loopback only: nothing ever leaves the machine.
             f.write("nameserver 127.0.0.1:%d\noptions timeout:1 attempts:1 ndots:1\n%s"
@@ -175,9 +177,14 @@ class Gateway:
             self.proxy_port = free_port() if self.proxy_listener else None
             self.write_files()
             self._stderr_file = open(self.stderr_path, "ab")
+            pre = None
+            if self.nofile:
+                import resource
+                lim = self.nofile
+                pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (lim, lim))
             self.proc = subprocess.Popen([BINARY, "-c", os.path.join(self.dir, "egressd.conf")],
                                          stdin=subprocess.DEVNULL, stdout=self._stderr_file,
-                                         stderr=self._stderr_file, cwd=self.dir)
+                                         stderr=self._stderr_file, cwd=self.dir, preexec_fn=pre)
             if not wait:
                 return self
             try:

@@ -39,7 +39,8 @@ class _ServerBase:
 
     def __init__(self, host, backlog=1024):
         self.host = host
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                  socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, 0))
         self.sock.listen(backlog)
@@ -105,7 +106,7 @@ class _ServerBase:
 
     @property
     def addr(self):
-        return "%s:%d" % (self.host, self.port)
+        return ("[%s]:%d" if ":" in self.host else "%s:%d") % (self.host, self.port)
 
 
 class EchoServer(_ServerBase):
