@@ -299,3 +299,88 @@ def test_audit_json_valid_for_hostile_strings(gw, origin, raw):
     for line in gw.stderr().splitlines():
         assert "\x00" not in line and "\u202e" not in line and "\ufffd" not in line, \
             "an untrusted string reached the log unescaped: %r" % line[:300]
+
+
+def test_methods_option(make_gateway, origin, rule_opts):
+    g = make_gateway(policy=["allow any origin\\.test * methods=GET,HEAD"])
+    with Conn(g.port) as c:
+        c.send(absget(origin, "/bytes/1"))
+        assert c.read_response().status == 200
+        c.send(request_bytes("POST", "http://origin.test:%d/echo?m" % origin.port,
+                             [("Host", "origin.test:%d" % origin.port), ("Content-Length", "0")]))
+        r = c.read_response()
+        assert r.status == 403, "POST under a methods=GET,HEAD rule: %s" % r.describe()
+    with Conn(g.port) as c:
+        c.send(connect_bytes("origin.test:%d" % origin.port))
+        r = c.read_response()
+        assert r.status == 403, "CONNECT under a methods=GET,HEAD rule: %s" % r.describe()
+
+
+def test_concurrent_keepalive_clients(gw, origin):
+    import threading
+    n, per = 40, 15
+    errors = []
+
+    def client(i):
+        try:
+            with Conn(gw.port, timeout=20) as c:
+                for j in range(per):
+                    size = (i * per + j) % 3000
+                    c.send(absget(origin, "/bytes/%d" % size))
+                    r = c.read_response(timeout=20)
+                    if r.status != 200 or r.body != pattern_bytes(size):
+                        errors.append((i, j, r.describe()))
+                        return
+        except Exception as e:   # reported below
+            errors.append((i, repr(e)))
+
+    threads = [threading.Thread(target=client, args=(i,), daemon=True) for i in range(n)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 60
+    for t in threads:
+        t.join(max(0.1, deadline - time.monotonic()))
+    assert not errors, "%d clients failed; first: %r" % (len(errors), errors[:3])
+
+
+def test_random_garbage_never_crashes(gw):
+    import random
+    rnd = random.Random(20261124)
+    prefixes = [b"", b"GET ", b"CONNECT ", b"GET http://", b"POST http://origin.test/ HTTP/1.1\r\n",
+                b"CONNECT echo.test:1 HTTP/1.1\r\n", b"PROXY TCP4 "]
+    for i in range(150):
+        blob = rnd.choice(prefixes) + bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 300)))
+        if rnd.random() < 0.5:
+            blob += b"\r\n\r\n"
+        try:
+            with Conn(gw.port, timeout=3) as c:
+                c.send(blob)
+                c.wait_closed(0.5 if i % 10 else 3)
+        except OSError:
+            pass
+        assert gw.alive(), "egressd died on input %r:\n%s" % (blob[:100], gw.stderr()[-2000:])
+
+
+@pytest.mark.xfail(reason="needs LDAP authentication (the auth issue); until then credentials get 407",
+                   strict=False)
+def test_ldap_unreachable_is_503(make_gateway, echo, rule_opts):
+    """Credentials given while LDAP cannot be reached (nothing listens on its
+    loopback port): 503 auth_unavailable; the password is never logged."""
+    from harness.gateway import free_port
+    import base64
+    g = make_gateway(conf={"auth": "ldap", "ldap_uri": "ldap://127.0.0.1:%d" % free_port(),
+                           "ldap_user_base": "ou=people,dc=example,dc=test",
+                           "ldap_group_base": "ou=groups,dc=example,dc=test", "ldap_timeout": "2"},
+                     policy=["allow authenticated .* *" + rule_opts])
+    secret = "S3cr3t-pa55-%d" % echo.port
+    cred = base64.b64encode(("alice:" + secret).encode()).decode()
+    with Conn(g.port) as c:
+        port = c.local_port
+        c.send(connect_bytes("echo.test:%d" % echo.port,
+                             [("Host", "echo.test"), ("Proxy-Authorization", "Basic " + cred)]))
+        r = c.read_response(timeout=8)
+    assert r.status == 503, "LDAP unreachable: expected 503, got %s" % r.describe()
+    expect_one_record(g, lambda x: x.get("client_port") == port, "LDAP unreachable",
+                      status=503, reason="auth_unavailable")
+    everything = g.stderr() + "".join(l.decode("utf-8", "replace") for l in g.audit_raw())
+    assert secret not in everything and cred not in everything, "the password or credential was logged"
