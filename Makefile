@@ -128,4 +128,7 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
+# Objects are kept between runs even when only a test or fuzzer needed them.
+.SECONDARY:
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
