@@ -1,0 +1,87 @@
+/*
+ * auth — who is asking: Proxy-Authorization: Basic checked against LDAP.
+ *
+ * The gateway hands the raw header value to auth_begin() and gets back an
+ * identity (the user name as stored in the directory, and its groups), a
+ * failure, or "directory unavailable".  It never sees LDAP.  A warm cache
+ * answers at once, on the calling thread, without any hand-off; everything
+ * else runs on a small bounded pool of auth threads and comes back on the
+ * caller's event loop through that loop's auth_loop, so a slow or dead
+ * directory delays only the requests that need it.
+ */
+#ifndef EGRESSD_AUTH_AUTH_H
+#define EGRESSD_AUTH_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct event_base;
+struct auth;                        /* the process's authenticator (cache, pool, settings) */
+struct auth_loop;                   /* one per event loop: where results are delivered */
+struct auth_req;                    /* one pending authentication */
+
+/* Settings, from egressd.conf; strings are copied by auth_new(). */
+struct auth_config {
+	const char *const *uris;        /* ldap_uri: servers tried in order */
+	size_t nuris;
+	bool starttls;                  /* ldap_starttls */
+	const char *bind_dn;            /* service account, NULL = anonymous search */
+	const char *bind_password_file; /* its password file (refused if others can read it) */
+	const char *user_base;          /* ldap_user_base */
+	const char *user_filter;        /* ldap_user_filter, with %u */
+	const char *group_base;         /* ldap_group_base, NULL = no group lookup */
+	const char *group_filter;       /* ldap_group_filter, with %d */
+	const char *group_attr;         /* ldap_group_attr */
+	int timeout;                    /* ldap_timeout, seconds per operation */
+	int cache_ttl;                  /* auth_cache_ttl, seconds */
+	int negative_ttl;               /* auth_negative_ttl, seconds */
+	int threads;                    /* auth threads in the pool (0 = default) */
+};
+
+enum auth_status {
+	AUTH_OK,                        /* identity established */
+	AUTH_MISSING,                   /* no credentials given: 407, auth_required */
+	AUTH_FAILED,                    /* bad header, unknown user, wrong password: 407, auth_failed */
+	AUTH_UNAVAILABLE,               /* directory unreachable and not cached: 503, auth_unavailable */
+};
+
+/* The outcome; every pointer is valid only during the callback (or until the
+ * next auth call on this thread for a synchronous answer): copy what you keep. */
+struct auth_result {
+	enum auth_status status;
+	const char *user;               /* AUTH_OK: the name as stored in the directory;
+	                                   AUTH_FAILED: the name as given (for the audit), or NULL */
+	const char *const *groups;      /* AUTH_OK: the user's group names (ldap_group_attr values) */
+	size_t ngroups;
+};
+
+typedef void auth_cb(const struct auth_result *, void *arg);
+
+/* Start the authenticator (threads, cache).  NULL with *err (malloc'd) on failure. */
+struct auth *auth_new(const struct auth_config *, char **err);
+void auth_free(struct auth *);
+
+/* Per event loop, created and used on that loop's thread. */
+struct auth_loop *auth_loop_new(struct auth *, struct event_base *);
+void auth_loop_free(struct auth_loop *);
+
+/*
+ * Authenticate the Proxy-Authorization value hdr[0..len) (hdr NULL = no header).
+ * Returns NULL when answered at once: *now holds the result (missing or bad
+ * header, cache hit).  Otherwise returns a handle; cb(result, arg) runs later
+ * on the loop's thread, unless auth_cancel() is called first.
+ */
+struct auth_req *auth_begin(struct auth_loop *, const char *hdr, size_t len,
+    struct auth_result *now, auth_cb *cb, void *arg);
+void auth_cancel(struct auth_req *);
+
+/* Counters for the admin socket. */
+struct auth_stats {
+	unsigned long long cache_hits;  /* answered from the positive or negative cache */
+	unsigned long long cache_misses;/* needed the directory */
+	unsigned long long ldap_errors; /* directory unreachable or erroring */
+	unsigned long long cache_entries; /* entries now cached */
+};
+void auth_get_stats(struct auth *, struct auth_stats *);
+
+#endif
