@@ -170,6 +170,10 @@ rule_clear(struct policy_rule *r)
 	r->ref = NULL;
 	free(r->text);
 	r->text = NULL;
+	free(r->prefix);
+	r->prefix = NULL;
+	free(r->suffix);
+	r->suffix = NULL;
 }
 
 static void
@@ -182,6 +186,7 @@ policy_free(struct policy *p)
 	for (i = 0; i < p->nrules; i++)
 		rule_clear(&p->rules[i]);
 	free(p->rules);
+	policy_index_free(p->index);
 	pcre2_match_context_free(p->mctx);
 	free(p);
 }
@@ -239,6 +244,30 @@ parse_who(struct pload *l, const struct field *f, struct policy_rule *r)
 	return 0;
 }
 
+/* The literals the pattern requires, for the prefilter and the index. */
+static int
+parse_literals(struct pload *l, const struct field *f, struct policy_rule *r)
+{
+	struct policy_literals lit;
+
+	policy_literals_extract(f->s, f->len, &lit);
+	if (lit.prefixlen > 0) {
+		if ((r->prefix = strndup(lit.prefix, lit.prefixlen)) == NULL) {
+			l->err.oom = true;
+			return -1;
+		}
+		r->prefixlen = lit.prefixlen;
+	}
+	if (lit.suffixlen > 0) {
+		if ((r->suffix = strndup(lit.suffix, lit.suffixlen)) == NULL) {
+			l->err.oom = true;
+			return -1;
+		}
+		r->suffixlen = lit.suffixlen;
+	}
+	return 0;
+}
+
 static int
 parse_host(struct pload *l, const struct field *f, struct policy_rule *r)
 {
@@ -265,7 +294,7 @@ parse_host(struct pload *l, const struct field *f, struct policy_rule *r)
 	 * same limits.  A JIT failure is not an error in the file.
 	 */
 	(void)pcre2_jit_compile(r->host, PCRE2_JIT_COMPLETE);
-	return 0;
+	return parse_literals(l, f, r);
 }
 
 /* One port number: 1..5 decimal digits, 1..65535.  Returns it, or -1 after reporting. */
@@ -612,6 +641,8 @@ policy_load_buffer(const char *text, size_t len, const char *display_name, char 
 		parse_line(&l, p, (size_t)(nl - p));
 	}
 
+	if (l.err.count == 0 && !l.err.oom && policy_index_build(l.p) == -1)
+		l.err.oom = true;
 	if (l.err.count > 0 || l.err.oom) {
 		policy_free(l.p);
 		*errors = perr_take(&l.err, display_name);

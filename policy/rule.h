@@ -57,13 +57,21 @@ struct policy_rule {
 	enum policy_sni_mode sni;       /* sni= option, default require */
 	char *ref;                      /* "FILE:LINE", FILE = display name */
 	char *text;                     /* the rule as written, comment and edges trimmed */
+	char *prefix;                   /* literal every matching host starts with (lower
+	                                   case), NULL if none is known (index.c) */
+	size_t prefixlen;
+	char *suffix;                   /* literal every matching host ends with, or NULL */
+	size_t suffixlen;
 };
+
+struct policy_index;                /* index.c: rules bucketed by their literals */
 
 struct policy {
 	atomic_uint refs;               /* policy_ref / policy_unref */
 	struct policy_rule *rules;      /* in file order: first match wins */
 	size_t nrules;
 	pcre2_match_context *mctx;      /* limits above; read-only, shared by threads */
+	struct policy_index *index;     /* built once the rules are all parsed */
 };
 
 /* true if rule needs an identity (authenticated, user:, group:). */
@@ -72,5 +80,55 @@ policy_rule_needs_identity(const struct policy_rule *r)
 {
 	return r->who != POLICY_WHO_ANY;
 }
+
+/* ---- literals and the index (index.c) ---------------------------------- */
+
+#define POLICY_LITERAL_MAX 255      /* longer literals are cut (still required) */
+
+/* The literals a host pattern requires, lower case; lengths 0 when unknown. */
+struct policy_literals {
+	char prefix[POLICY_LITERAL_MAX];
+	size_t prefixlen;
+	char suffix[POLICY_LITERAL_MAX];
+	size_t suffixlen;
+};
+
+/*
+ * Find the literal text every host matched by pat[0..len) must start with and
+ * end with (the pattern being compiled caseless and anchored at both ends).
+ * Conservative: a construct it does not fully understand yields no literal,
+ * never a wrong one.
+ */
+void policy_literals_extract(const char *pat, size_t len, struct policy_literals *out);
+
+/* false if host[0..len) lacks a literal the rule requires: it cannot match. */
+bool policy_rule_may_match(const struct policy_rule *, const char *host, size_t len);
+
+/* A run of candidate rule numbers, ascending. */
+struct policy_cursor {
+	const uint32_t *next;
+	const uint32_t *end;
+};
+
+/* Enough cursors for any host: one per literal length on each side, plus one. */
+#define POLICY_CURSORS_MAX (2 * POLICY_LITERAL_MAX + 1)
+
+int policy_index_build(struct policy *);        /* 0, or -1 out of memory */
+void policy_index_free(struct policy_index *);
+
+/*
+ * Fill cur[] with the lists of rules that may match host[0..len): every rule
+ * for which policy_rule_may_match() is true is in exactly one of them.
+ * Returns the number of cursors filled (at most POLICY_CURSORS_MAX).
+ */
+size_t policy_index_candidates(const struct policy_index *, const char *host, size_t len,
+    struct policy_cursor *cur);
+
+/*
+ * The reference scan: every rule top to bottom.  policy_decide() must give
+ * exactly its answer; the tests and the benchmark compare the two.
+ */
+void policy_decide_linear(const struct policy *, const struct policy_request *,
+    struct policy_decision *);
 
 #endif

@@ -526,11 +526,12 @@ test_match_limit_fails_closed(void **state)
 	int i;
 
 	/*
-	 * The host holds the 'c' the pattern requires (or PCRE2 would rule
-	 * it out before matching) but fails only at its very end.
+	 * The host ends with the 'c' the pattern requires (or the literal
+	 * prefilter, like PCRE2's own start-up checks, would rule it out
+	 * before matching) but fails in the middle, at the 'b'.
 	 */
 	memset(host, 'a', 60);
-	strcpy(host + 60, "cx");
+	strcpy(host + 60, "bc");
 	d = decide(p, NULL, NULL, 0, "CONNECT", host, 443);
 	assert_false(d.allow);
 	assert_false(d.need_credentials);
@@ -551,6 +552,16 @@ test_match_limit_fails_closed(void **state)
 	for (i = 0; i < 3; i++)
 		assert_string_equal(decide(p, NULL, NULL, 0, "CONNECT", host, 443).reason,
 		    "policy_error");
+
+	/*
+	 * A host that lacks the literal 'c' the pattern ends with cannot match
+	 * it: the regex is not run, so there is no limit to hit, and the next
+	 * rule decides.  The plain scan says the same (it is the same rule).
+	 */
+	strcpy(host + 60, "cx");
+	d = decide(p, NULL, NULL, 0, "CONNECT", host, 443);
+	assert_true(d.allow);
+	assert_string_equal(d.rule, "t.rules:3");
 	policy_unref(p);
 }
 
@@ -563,7 +574,7 @@ test_match_limit_nested(void **state)
 	struct policy_decision d;
 
 	memset(host, 'a', 200);
-	strcpy(host + 200, ".xy");
+	strcpy(host + 200, "b.x");
 	d = decide(p, NULL, NULL, 0, "CONNECT", host, 443);
 	assert_false(d.allow);
 	assert_string_equal(d.reason, "policy_error");
