@@ -57,6 +57,16 @@ struct audit_event {
 #define AUDIT_RECORD_MAX        7900
 #define AUDIT_TRUNCATED_MARK    "...[truncated]"
 
+/*
+ * The queue holds what syslog could not take yet: 10,000 records is several
+ * seconds of a busy gateway and many minutes of a quiet one while rsyslog
+ * restarts; 16 MiB bounds the memory whatever the record sizes (records are
+ * under 8 KiB, so the count bound usually comes first).  What overflows is
+ * counted and reported by the next audit_loss record.
+ */
+#define AUDIT_QUEUE_RECORDS     10000
+#define AUDIT_QUEUE_BYTES       (16u * 1024 * 1024)
+
 struct audit_config {
 	const char *socket_path;        /* syslog socket (AF_UNIX, datagram) */
 	int facility;                   /* syslog facility number (0..23) */

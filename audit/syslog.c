@@ -41,14 +41,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/*
- * The queue holds what syslog could not take: 10,000 records is several
- * seconds of a busy gateway and ten minutes of a quiet one while rsyslog
- * restarts; 16 MiB bounds the memory whatever the record sizes (records are
- * at most 8 KiB each, so the count bound usually comes first).
- */
-#define AUDIT_QUEUE_RECORDS     10000
-#define AUDIT_QUEUE_BYTES       (16u * 1024 * 1024)
 /* How often the thread retries a missing socket, and how long a full one may stay full
  * before audit_available() turns false. */
 #define AUDIT_RETRY_MS          100
