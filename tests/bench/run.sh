@@ -278,7 +278,7 @@ if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null 2>&1 && command -v cal
 		callgrind_control -i off "$PROXY_PID" >/dev/null 2>&1
 		stop_pid "$PROXY_PID"
 		n=$(field ok "$out")
-		total=$(awk '/^(totals|summary):/ {print $2; exit}' "$T"/cg.out* 2>/dev/null)
+		total=$(awk '/^totals:/ {s += $2} END {if (s) print s}' "$T"/cg.out* 2>/dev/null)
 		if [ -n "$total" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
 			CG=$((total / n))
 			say "callgrind: $total instructions for $n tunnels"
