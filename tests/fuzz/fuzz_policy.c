@@ -1,0 +1,121 @@
+/*
+ * fuzz_policy — the rule-file parser and the decision (policy/parse.c,
+ * policy/index.c, policy/decide.c).
+ *
+ * The input is a policy file.  Beyond "no crash, no leak": a refused file
+ * comes with error text of "NAME:LINE: " lines; an accepted one decides a few
+ * fixed requests (and requests aimed at each rule's literals) identically
+ * through the index and through the plain scan; and for every rule and host
+ * tried, a regex match implies the literal prefilter let the host through
+ * (the literal extraction never hides a match).  The last property is the
+ * one a fuzzer is best at: odd pattern syntax the extraction misreads.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/policy.h"
+#include "policy/rule.h"
+
+#define RULES_CHECKED 32                /* bound the regex work per input */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void
+same_decision(const struct policy *p, const struct policy_request *req)
+{
+	struct policy_decision a, b;
+
+	policy_decide(p, req, &a);
+	policy_decide_linear(p, req, &b);
+	if (a.allow != b.allow || a.need_credentials != b.need_credentials ||
+	    strcmp(a.reason, b.reason) != 0 || a.rule != b.rule || a.sni != b.sni) {
+		fprintf(stderr, "indexed %s %s, linear %s %s for host \"%s\"\n", a.reason,
+		    a.rule ? a.rule : "-", b.reason, b.rule ? b.rule : "-", req->host);
+		abort();
+	}
+	if (a.rule == NULL && strcmp(a.reason, "default_deny") != 0)
+		abort();
+}
+
+/* Every rule of the first RULES_CHECKED: a regex match implies may_match. */
+static void
+prefilter_sound(const struct policy *p, const char *host, pcre2_match_data *m)
+{
+	size_t i, len = strlen(host);
+	int rc;
+
+	for (i = 0; i < p->nrules && i < RULES_CHECKED; i++) {
+		rc = pcre2_match(p->rules[i].host, (PCRE2_SPTR)host, len, 0, 0, m, p->mctx);
+		if (rc >= 0 && !policy_rule_may_match(&p->rules[i], host, len)) {
+			fprintf(stderr, "rule %s matches \"%s\" but its literals (\"%s\", \"%s\") "
+			    "say it cannot\n", p->rules[i].ref, host,
+			    p->rules[i].prefix ? p->rules[i].prefix : "",
+			    p->rules[i].suffix ? p->rules[i].suffix : "");
+			abort();
+		}
+	}
+}
+
+static void
+try_host(const struct policy *p, const char *host, pcre2_match_data *m)
+{
+	static const char *const groups[] = { "eng", "Ops" };
+	struct policy_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.host = host;
+	req.method = "CONNECT";
+	req.port = 443;
+	same_decision(p, &req);
+	req.user = "alice";
+	req.groups = groups;
+	req.ngroups = 2;
+	req.method = "GET";
+	req.port = 80;
+	same_decision(p, &req);
+	req.no_identity = true;
+	same_decision(p, &req);
+	prefilter_sound(p, host, m);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const char *const hosts[] = { "example.com", "www.github.com", "a", "",
+	    "192.0.2.1", "2001:db8::1", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaac" };
+	char host[2 * POLICY_LITERAL_MAX + 2], *errors = NULL;
+	const struct policy_rule *r;
+	pcre2_match_data *m;
+	struct policy *p;
+	size_t i;
+
+	p = policy_load_buffer((const char *)data, size, "f.rules", &errors);
+	if (p == NULL) {
+		/* Every refusal says where (or, for out of memory, what). */
+		if (errors != NULL && strncmp(errors, "f.rules:", 8) != 0)
+			abort();
+		free(errors);
+		return 0;
+	}
+	if (errors != NULL)
+		abort();
+	if ((m = pcre2_match_data_create(1, NULL)) == NULL)
+		abort();
+	for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++)
+		try_host(p, hosts[i], m);
+	/* Hosts aimed at each rule's literals: the index's hits, not only misses. */
+	for (i = 0; i < p->nrules && i < RULES_CHECKED; i++) {
+		r = &p->rules[i];
+		snprintf(host, sizeof(host), "%s%s", r->prefix ? r->prefix : "",
+		    r->suffix ? r->suffix : "");
+		try_host(p, host, m);
+		snprintf(host, sizeof(host), "%s.x%s", r->prefix ? r->prefix : "",
+		    r->suffix ? r->suffix : "");
+		try_host(p, host, m);
+	}
+	pcre2_match_data_free(m);
+	policy_unref(p);
+	return 0;
+}
