@@ -626,6 +626,7 @@ conn_decide(struct conn *c)
 	c->policy = policy_ref(worker_policy(c->w));
 	memset(&pr, 0, sizeof(pr));
 	pr.user = NULL;
+	pr.no_identity = c->conf->auth == CONFIG_AUTH_NONE;
 	pr.method = c->method;
 	pr.host = c->host;
 	pr.port = c->port;
