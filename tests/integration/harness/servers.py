@@ -320,6 +320,8 @@ class HttpOrigin(_ServerBase):
       /slow/MS/N            sleeps MS milliseconds, then N bytes with Content-Length
       /stream/N             N bytes (a 1 MiB pattern repeated) with Content-Length, streamed
       /raw/NAME             writes raw bytes registered in origin.raw[NAME], then closes
+    A request with Expect: 100-continue whose target contains a string in
+    origin.reject_expect is answered 417 at once, its body unread, and closed.
     A test can register its own handler: origin.routes["/x"] = fn(req, conn) -> bool(keep).
     HEAD gets the same headers as GET and no body.  Expect: 100-continue is
     answered with an interim 100 before the body is read.
@@ -330,6 +332,7 @@ class HttpOrigin(_ServerBase):
         self.requests = []
         self.routes = {}
         self.raw = {}
+        self.reject_expect = set()   # path parts answered 417 without reading the body
 
     # --- request reading
     def _read_request(self, rd, conn):
@@ -343,6 +346,10 @@ class HttpOrigin(_ServerBase):
         te = (req.header("Transfer-Encoding") or "").lower()
         cl = req.header("Content-Length")
         if (req.header("Expect") or "").lower() == "100-continue":
+            if any(p in target for p in self.reject_expect):
+                # Answer at once without reading the body, and close.
+                req.body = None
+                return req
             conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         if te == "chunked":
             body = []
@@ -375,6 +382,14 @@ class HttpOrigin(_ServerBase):
                 return
             with self._lock:
                 self.requests.append(req)
+            if req.body is None:
+                conn.sendall(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n"
+                             b"Connection: close\r\n\r\n")
+                try:
+                    conn.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
             keep = self._respond(req, conn)
             if not keep or (req.header("Connection") or "").lower() == "close":
                 try:
