@@ -6,13 +6,18 @@
  * against the policy the configuration names and prints the decision, the
  * deciding rule as FILE:LINE with its text (or "default deny"), and with --sni
  * the verdict of the tunnel's SNI check, so an admin can answer "why was this
- * blocked?" without touching production.
+ * blocked?" without touching production.  It decides exactly as the gateway
+ * would: the configuration's `auth` says whether identity rules exist at all
+ * (under "auth none" they never match), and the SNI check is the tunnel's,
+ * run only where the gateway would run it (an allowed CONNECT whose rule does
+ * not say sni=off).
  */
 #include "admin/check.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <json-c/json.h>
 
@@ -88,17 +93,86 @@ explain_usage(void)
 	return 2;
 }
 
+/* What the gateway's SNI check would say about --sni, as the contract words it. */
+struct sni_result {
+	const char *verdict;            /* "ok", "sni_mismatch", "sni_invalid", "sni_denied",
+	                                   "not_checked"; NULL without --sni */
+	char why[HOST_BUF * 2 + 96];    /* one line for the admin */
+	struct policy_decision d;       /* the re-decision with the server name as host */
+	bool decided;                   /* d is set */
+};
+
+/*
+ * The tunnel's SNI check, offline: only for an allowed CONNECT whose rule
+ * reads the ClientHello.  The server name must be a name (not an IP literal),
+ * must equal the CONNECT host where that is a name, and the policy evaluated
+ * again for the same user, port and method with the server name as host must
+ * allow it.
+ */
+static void
+explain_sni(const struct policy *p, struct policy_request pr, const struct policy_decision *d,
+    const char *host, enum host_kind kind, const char *sni_arg, struct sni_result *res)
+{
+	char sni[HOST_BUF];
+	enum host_kind sni_kind;
+	const char *err = NULL;
+
+	memset(res, 0, sizeof(*res));
+	res->verdict = "not_checked";
+	if (strcasecmp(pr.method, "CONNECT") != 0) {
+		snprintf(res->why, sizeof(res->why), "SNI is read on CONNECT tunnels only");
+		return;
+	}
+	if (!d->allow) {
+		snprintf(res->why, sizeof(res->why), "the CONNECT itself is refused");
+		return;
+	}
+	if (d->sni == POLICY_SNI_OFF) {
+		snprintf(res->why, sizeof(res->why), "the deciding rule has sni=off");
+		return;
+	}
+	if (host_normalize(sni_arg, strlen(sni_arg), sni, sizeof(sni), &sni_kind, &err) == -1) {
+		res->verdict = "sni_invalid";
+		snprintf(res->why, sizeof(res->why), "server name \"%.253s\": %s", sni_arg, err);
+		return;
+	}
+	if (sni_kind != HOST_NAME) {
+		res->verdict = "sni_invalid";
+		snprintf(res->why, sizeof(res->why), "server name %s is an IP literal", sni);
+		return;
+	}
+	if (kind == HOST_NAME && strcmp(sni, host) != 0) {
+		res->verdict = "sni_mismatch";
+		snprintf(res->why, sizeof(res->why), "server name %s differs from the CONNECT host %s",
+		    sni, host);
+		return;
+	}
+	pr.host = sni;
+	policy_decide(p, &pr, &res->d);
+	res->decided = true;
+	res->verdict = res->d.allow ? "ok" : "sni_denied";
+	snprintf(res->why, sizeof(res->why), "policy for host %s: %s (%s)", sni,
+	    res->d.allow ? "allow" : "deny", res->d.rule != NULL ? res->d.rule : "default deny");
+}
+
+static void
+json_add_str(struct json_object *o, const char *key, const char *val)
+{
+	json_object_object_add(o, key, val != NULL ? json_object_new_string(val) : NULL);
+}
+
 int
 admin_explain(const char *path, int argc, char **argv, bool json)
 {
 	const char *groups[EXPLAIN_GROUPS_MAX];
 	const char *user = NULL, *method = NULL, *host_arg = NULL, *port_arg = NULL;
-	const char *sni_arg = NULL, *err = NULL, *sni_verdict = NULL;
-	char host[HOST_BUF], sni[HOST_BUF], *end;
-	struct policy_decision d, ds;
+	const char *sni_arg = NULL, *err = NULL;
+	char host[HOST_BUF], *end;
+	struct policy_decision d;
 	struct policy_request pr;
+	struct sni_result sr;
 	struct config *conf = NULL;
-	enum host_kind kind, sni_kind;
+	enum host_kind kind;
 	struct policy *p;
 	size_t ngroups = 0;
 	long port;
@@ -149,35 +223,34 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 	pr.method = method;
 	pr.host = host;
 	pr.port = (uint16_t)port;
+	/* As the gateway decides: under "auth none" nobody is an identity. */
+	pr.no_identity = conf->auth == CONFIG_AUTH_NONE;
 	policy_decide(p, &pr, &d);
-
-	if (sni_arg != NULL && d.allow) {
-		if (host_normalize(sni_arg, strlen(sni_arg), sni, sizeof(sni), &sni_kind,
-		    &err) == -1 || sni_kind != HOST_NAME)
-			sni_verdict = "sni_invalid";
-		else if (kind == HOST_NAME && strcmp(sni, host) != 0)
-			sni_verdict = "sni_mismatch";
-		else {
-			pr.host = sni;
-			policy_decide(p, &pr, &ds);
-			sni_verdict = ds.allow ? "ok" : "sni_denied";
-		}
-	}
+	if (sni_arg != NULL)
+		explain_sni(p, pr, &d, host, kind, sni_arg, &sr);
 
 	if (json) {
-		struct json_object *o = json_object_new_object();
+		struct json_object *o = json_object_new_object(), *s;
 
-		json_object_object_add(o, "decision", json_object_new_string(d.allow ? "allow" : "deny"));
-		json_object_object_add(o, "reason", json_object_new_string(d.reason));
-		json_object_object_add(o, "rule", d.rule ? json_object_new_string(d.rule) : NULL);
-		json_object_object_add(o, "rule_text",
-		    d.rule_text ? json_object_new_string(d.rule_text) : NULL);
+		json_add_str(o, "decision", d.allow ? "allow" : "deny");
+		json_add_str(o, "reason", d.reason);
+		json_add_str(o, "rule", d.rule);
+		json_add_str(o, "rule_text", d.rule_text);
 		json_object_object_add(o, "need_credentials",
 		    json_object_new_boolean(d.need_credentials));
-		json_object_object_add(o, "sni_mode", d.allow && strcmp(method, "CONNECT") == 0 ?
-		    json_object_new_string(sni_mode_name(d.sni)) : NULL);
-		json_object_object_add(o, "sni_verdict",
-		    sni_verdict ? json_object_new_string(sni_verdict) : NULL);
+		json_add_str(o, "host", host);
+		json_add_str(o, "auth", conf->auth == CONFIG_AUTH_NONE ? "none" : "ldap");
+		json_add_str(o, "sni_mode", d.allow && strcasecmp(method, "CONNECT") == 0 ?
+		    sni_mode_name(d.sni) : NULL);
+		if (sni_arg != NULL) {
+			json_add_str(o, "sni_verdict", sr.verdict);
+			s = json_object_new_object();
+			json_add_str(s, "detail", sr.why);
+			json_add_str(s, "rule", sr.decided ? sr.d.rule : NULL);
+			json_add_str(s, "rule_text", sr.decided ? sr.d.rule_text : NULL);
+			json_object_object_add(o, "sni", s);
+		} else
+			json_object_object_add(o, "sni_verdict", NULL);
 		printf("%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY |
 		    JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
@@ -186,13 +259,22 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		if (d.rule != NULL)
 			printf("rule: %s: %s\n", d.rule, d.rule_text != NULL ? d.rule_text : "");
 		else
-			printf("rule: default deny\n");
+			printf("rule: default deny (no rule matches %s port %ld %s)\n", host, port,
+			    method);
 		if (d.need_credentials)
 			printf("credentials: required (answered 407)\n");
-		if (d.allow && strcmp(method, "CONNECT") == 0)
+		if (pr.no_identity && (user != NULL || ngroups > 0))
+			printf("note: auth none: rules for authenticated, user: and group: never "
+			    "match\n");
+		if (d.allow && strcasecmp(method, "CONNECT") == 0)
 			printf("sni: %s\n", sni_mode_name(d.sni));
-		if (sni_verdict != NULL)
-			printf("sni verdict: %s\n", sni_verdict);
+		if (sni_arg != NULL) {
+			printf("sni verdict: %s (%s)\n", sr.verdict, sr.why);
+			if (sr.decided)
+				printf("sni rule: %s%s%s\n", sr.d.rule != NULL ? sr.d.rule :
+				    "default deny", sr.d.rule_text != NULL ? ": " : "",
+				    sr.d.rule_text != NULL ? sr.d.rule_text : "");
+		}
 	}
 	policy_unref(p);
 	config_free(conf);
