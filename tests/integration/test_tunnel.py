@@ -175,3 +175,65 @@ def test_idle_tunnel_closed_after_idle_timeout(make_gateway, echo, allow_all):
     assert took < 4, "idle tunnel closed after %.1f s, idle_timeout is 1" % took
     expect_one_record(g, lambda r: r.get("client_port") == port, "idle tunnel",
                       close="idle_timeout", bytes_up=4, bytes_down=4)
+
+
+def test_server_speaks_first(gw):
+    from harness.servers import BannerServer
+    srv = BannerServer().start()
+    try:
+        c = tunnel_ok(gw, "127.0.0.2:%d" % srv.port)
+        with c:
+            got = c.read_exact(len(srv.banner), timeout=5)
+            assert got == srv.banner, "the destination's first bytes: %r" % got
+            assert echo_through(c, b"EHLO x\r\n") == b"EHLO x\r\n"
+    finally:
+        srv.stop()
+
+
+def test_one_way_traffic_is_not_idle(make_gateway):
+    """idle_timeout 1: an upload that never gets an answer but keeps flowing is
+    not idle."""
+    from harness.servers import SinkServer
+    srv = SinkServer().start()
+    try:
+        g = make_gateway(conf={"idle_timeout": "1"})
+        c = tunnel_ok(g, "127.0.0.2:%d" % srv.port)
+        with c:
+            for i in range(8):             # 3.2 s of one-way traffic
+                c.send(b"x" * 100)
+                time.sleep(0.4)
+            assert not c.wait_closed(0.1), "a tunnel with steady upload was closed as idle"
+        time.sleep(0.3)
+        assert srv.bytes_in == 800, "the destination got %d of 800 bytes" % srv.bytes_in
+    finally:
+        srv.stop()
+
+
+def test_destination_reset(gw):
+    from harness.servers import RstServer
+    srv = RstServer("127.0.0.2").start()
+    try:
+        c = tunnel_ok(gw, "127.0.0.2:%d" % srv.port)
+        with c:
+            port = c.local_port
+            c.send(b"hello")
+            assert c.wait_closed(5), "the client side stayed open after the destination reset"
+        recs = gw.wait_audit(lambda r: r.get("client_port") == port)
+        assert len(recs) == 1 and recs[0].get("close") in ("server", "error"), fmt_records(recs)
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize("workers", ["1", "auto", "4"])
+def test_workers_setting(make_gateway, echo, workers):
+    g = make_gateway(conf={"workers": workers})
+    conns = []
+    try:
+        for i in range(8):
+            c = tunnel_ok(g, "echo.test:%d" % echo.port)
+            conns.append(c)
+        for i, c in enumerate(conns):
+            assert echo_through(c, b"w%d" % i) == b"w%d" % i
+    finally:
+        for c in conns:
+            c.close()

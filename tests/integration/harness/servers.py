@@ -138,6 +138,51 @@ class EchoServer(_ServerBase):
             pass
 
 
+class BannerServer(_ServerBase):
+    """Speaks first (like SMTP or SSH): sends a banner on accept, then echoes."""
+
+    def __init__(self, host="127.0.0.2", banner=b"220 banner.test ESMTP ready\r\n"):
+        super().__init__(host)
+        self.banner = banner
+
+    def handle(self, conn, peer):
+        conn.sendall(self.banner)
+        for _ in range(100000):
+            data = conn.recv(65536)
+            if not data:
+                break
+            conn.sendall(data)
+
+
+class SinkServer(_ServerBase):
+    """Reads and discards everything, never answers; counts bytes."""
+
+    def __init__(self, host="127.0.0.2"):
+        super().__init__(host)
+        self.bytes_in = 0
+
+    def handle(self, conn, peer):
+        conn.settimeout(30)
+        for _ in range(1000000):
+            data = conn.recv(65536)
+            if not data:
+                break
+            with self._lock:
+                self.bytes_in += len(data)
+
+
+class RstServer(_ServerBase):
+    """Accepts, reads a little, then resets the connection (SO_LINGER 0)."""
+
+    def handle(self, conn, peer):
+        conn.settimeout(5)
+        try:
+            conn.recv(100)
+        except OSError:
+            pass
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
 class RecordingListener(_ServerBase):
     """Accepts connections and records what arrives (should be nothing)."""
 
