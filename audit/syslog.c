@@ -14,8 +14,10 @@
  * the socket to become writable with poll(), and drains the queue in order.
  *
  * The difficulty is accounting and order.  What does not fit the queue is
- * counted, and the next message delivered is an "audit_loss" record with the
- * exact count since the previous one, so the SIEM sees a gap as a gap.  Only
+ * counted, and when delivery resumes the first message is an "audit_loss"
+ * record with the exact count since the previous one (under a sustained
+ * overload, at most one every AUDIT_RETRY_MS), so the SIEM sees a gap as a
+ * gap and the "lost" fields add up to every record that never arrived.  Only
  * the delivery thread removes from the queue or reconnects; a queued record
  * stays at the head while the thread sends it outside the lock, so a worker
  * never sees an empty queue and overtakes it.  A worker sends directly only
@@ -78,6 +80,7 @@ static struct {
 
 	uint64_t sent, queued_total, lost, lost_total, loss_records, reconnects;
 	uint64_t loss_seq;
+	int64_t loss_sent_ms;           /* when the last audit_loss record went out */
 	int last_error;
 } a = {
 	.mtx = PTHREAD_MUTEX_INITIALIZER,
@@ -93,6 +96,7 @@ static atomic_bool a_open;
 static pthread_mutex_t stderr_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static void *audit_thread(void *);
+static int64_t mono_ms(void);
 
 /* Errors after which the socket must be reopened, not just retried. */
 static bool
@@ -312,6 +316,7 @@ audit_open(const struct audit_config *cfg)
 	a.broken = false;
 	a.sent = a.queued_total = a.lost = a.lost_total = a.loss_records = 0;
 	a.reconnects = 0;
+	a.loss_sent_ms = 0;
 	a.last_error = 0;
 
 	/* The thread's retry timer must not jump with the wall clock. */
@@ -538,9 +543,13 @@ audit_thread(void *arg)
 		}
 		if (!audit_reconnect_locked())
 			continue;
-		if (a.lost > 0) {
-			/* The loss comes first: it happened before anything still queued
-			 * was delivered, and the records after it are in order. */
+		/*
+		 * The loss comes first when delivery resumes.  Under a sustained
+		 * overload (queue full, a slot frees, overflow again) one record per
+		 * AUDIT_RETRY_MS carries the sum, rather than one every few records.
+		 */
+		if (a.lost > 0 && (a.head == NULL ||
+		    mono_ms() - a.loss_sent_ms >= AUDIT_RETRY_MS)) {
 			n = a.lost;
 			seq = ++a.loss_seq;
 			pthread_mutex_unlock(&a.mtx);
@@ -553,6 +562,7 @@ audit_thread(void *arg)
 			if (audit_send_locked(loss)) {
 				a.lost -= n;
 				a.loss_records++;
+				a.loss_sent_ms = mono_ms();
 				atomic_store(&a_available, true);
 			}
 			free(loss);
