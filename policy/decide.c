@@ -12,6 +12,9 @@
  * depth limit, or fails in any other way, makes the whole decision a deny with
  * reason "policy_error".  Treating it as "no match" would let an attacker who
  * chooses the host (or the SNI) skip a deny rule and reach a later allow.
+ * (A host that lacks the literal text a pattern requires is a proven "no
+ * match" without running the regex; see index.c.  That is not a fall-through
+ * on error: the rule could not have matched.)
  *
  * The decision allocates nothing per call: PCRE2 needs a match-data block,
  * and each thread creates one the first time it decides and keeps it (freed

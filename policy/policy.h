@@ -119,9 +119,11 @@ size_t policy_rule_count(const struct policy *);
  * anonymous request whose first host/port/method match is an identity rule
  * gets need_credentials (407).
  *
- * The rules are indexed (see index.c) so that a policy of thousands of rules
- * costs a few regex runs per decision, with exactly the answer of a top-to-
- * bottom scan.
+ * A pattern whose required literal text (e.g. "github.com" in
+ * "(.+\.)?github\.com") the host lacks cannot match, so it is not run, and
+ * cannot hit a limit either.  The rules are indexed by that literal (see
+ * index.c), so a policy of thousands of rules costs a few regex runs per
+ * decision, with exactly the answer of a top-to-bottom scan.
  */
 void policy_decide(const struct policy *, const struct policy_request *,
     struct policy_decision *);
