@@ -115,3 +115,40 @@ def test_internal_address_among_several_never_dialed(make_gateway, echo):
         assert lst.accepted == 0, "the gateway connected to the internal address 127.0.0.3"
     finally:
         lst.stop()
+
+
+@pytest.fixture
+def dns_names(dns):
+    dns.answers.update({"dns-echo.test": "127.0.0.2", "dns-internal.test": "127.0.0.3"})
+    yield dns
+    dns.answers.pop("dns-echo.test", None)
+    dns.answers.pop("dns-internal.test", None)
+
+
+def test_name_resolved_through_dns(gw, dns_names, echo):
+    """A name not in the hosts file, answered by the DNS stub (loopback)."""
+    with Conn(gw.port) as c:
+        port = c.local_port
+        c.send(connect_bytes("dns-echo.test:%d" % echo.port))
+        r = c.read_head()
+        assert r.status == 200, "name answered by DNS: %s" % r.describe()
+        assert echo_through(c, b"dns") == b"dns"
+    expect_one_record(gw, lambda x: x.get("client_port") == port, "DNS-resolved tunnel",
+                      dst_ip="127.0.0.2", host="dns-echo.test")
+    assert "dns-echo.test" in [q.lower() for q in dns_names.queries]
+
+
+def test_dns_answer_internal_denied(gw, dns_names):
+    from harness.servers import RecordingListener
+    lst = RecordingListener("127.0.0.3").start()
+    try:
+        with Conn(gw.port) as c:
+            port = c.local_port
+            c.send(connect_bytes("dns-internal.test:%d" % lst.port))
+            r = c.read_response()
+        assert r.status == 403, "DNS answer 127.0.0.3 is internal: %s" % r.describe()
+        expect_one_record(gw, lambda x: x.get("client_port") == port, "internal DNS answer",
+                          reason="internal_destination", dst_ip="127.0.0.3")
+        assert lst.accepted == 0
+    finally:
+        lst.stop()

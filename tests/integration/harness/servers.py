@@ -11,7 +11,8 @@ test fail instead of hanging.
 - EchoServer: byte-exact TCP echo that honours half-close.
 - Blackhole: a listener whose accept queue is full, so new SYNs are dropped.
 - RecordingListener: accepts and records connections (to prove nothing came).
-- DnsStub: UDP DNS on 127.0.0.1 answering NXDOMAIN to everything.
+- DnsStub: UDP DNS on 127.0.0.1 answering NXDOMAIN to everything, except the
+  few names a test maps to a loopback address in dns.answers.
 """
 
 import base64
@@ -233,7 +234,9 @@ class Blackhole:
 
 
 class DnsStub:
-    """UDP DNS server on 127.0.0.1 answering NXDOMAIN (RCODE 3) to every query."""
+    """UDP DNS server on 127.0.0.1 answering NXDOMAIN (RCODE 3) to every query,
+    except names in self.answers (always loopback addresses), answered with one
+    A or AAAA record (NODATA for the other type)."""
 
     def __init__(self, host="127.0.0.1"):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -242,6 +245,7 @@ class DnsStub:
         self.host = host
         self.port = self.sock.getsockname()[1]
         self.queries = []
+        self.answers = {}     # name -> loopback address answered (A or AAAA); others NXDOMAIN
         self._stop = threading.Event()
 
     def start(self):
@@ -267,9 +271,22 @@ class DnsStub:
                 name.append(data[i + 1:i + 1 + ln].decode("ascii", "replace"))
                 i += 1 + ln
             qend = min(i + 5, len(data))
-            self.queries.append(".".join(name))
-            rflags = 0x8000 | (flags & 0x0100) | 0x0080 | 3   # QR, RD copied, RA, NXDOMAIN
-            resp = struct.pack("!HHHHHH", qid, rflags, 1 if qd else 0, 0, 0, 0) + data[12:qend]
+            qname = ".".join(name)
+            qtype = struct.unpack("!H", data[i + 1:i + 3])[0] if i + 3 <= len(data) else 0
+            self.queries.append(qname)
+            addr = self.answers.get(qname.lower())
+            rr = b""
+            if addr is None:
+                rcode = 3                                     # NXDOMAIN
+            else:
+                rcode = 0
+                fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+                if (qtype, fam) in ((1, socket.AF_INET), (28, socket.AF_INET6)):
+                    rdata = socket.inet_pton(fam, addr)
+                    rr = struct.pack("!HHHIH", 0xC00C, qtype, 1, 5, len(rdata)) + rdata
+            rflags = 0x8000 | (flags & 0x0100) | 0x0080 | rcode   # QR, RD copied, RA
+            resp = struct.pack("!HHHHHH", qid, rflags, 1 if qd else 0, 1 if rr else 0, 0, 0) \
+                + data[12:qend] + rr
             try:
                 self.sock.sendto(resp, peer)
             except OSError:
