@@ -2,7 +2,8 @@
 # egressd against Squid on one loopback workload; prints egressd/Squid ratios.
 #
 #   make bench                         (= sh tests/bench/run.sh)
-#   BENCH_SECONDS=5                    seconds per measured row
+#   BENCH_SECONDS=3                    seconds per measurement
+#   BENCH_ROUNDS=2                     measurements per row and proxy; the best is kept
 #   BENCH_CALLGRIND=1                  also count instructions per CONNECT tunnel (valgrind)
 #
 # Rows: CONNECT tunnels/s at concurrency 1, 16, 128 (CONNECT to a TCP echo, 200, 16 bytes
@@ -15,7 +16,8 @@
 set -u
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-SECS=${BENCH_SECONDS:-5}
+SECS=${BENCH_SECONDS:-3}
+ROUNDS=${BENCH_ROUNDS:-2}
 CALLGRIND=${BENCH_CALLGRIND:-1}
 EGRESSD=${EGRESSD:-$REPO/build/egressd}
 SQUID=${SQUID:-/usr/sbin/squid}
@@ -202,27 +204,41 @@ EOF
 }
 
 # ------------------------------------------------------------------ measurements
-# Results are kept in variables named R_<column>_<row>.
+# Results are kept in variables named R_<column>_<row>; with several rounds the
+# best (highest; for RSS the lowest) is kept. The three proxies run side by side
+# and every row is measured on each in turn, so load from elsewhere on the
+# machine falls on all columns alike.
 setr() { eval "R_$1_$2=\$3"; }
 getr() { eval "printf '%s' \"\${R_$1_$2:-n/a}\""; }
+keep_best() {   # COLUMN ROW VALUE [min]
+	old=$(getr "$1" "$2")
+	if [ "$old" = n/a ]; then setr "$1" "$2" "$3"; return; fi
+	better=$(awk -v a="$3" -v b="$old" -v m="${4:-max}" 'BEGIN {
+		a += 0; b += 0; print (m == "min" ? a < b : a > b) ? 1 : 0 }')
+	[ "$better" = 1 ] && setr "$1" "$2" "$3"
+}
 
 field() {   # NAME LINE -> value of NAME=... in LINE
 	printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
 }
 
-run_rows() {   # COLUMN
-	col=$1
-	"$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 1 >/dev/null   # warm-up
+port_of() { eval "printf '%s' \"\$PORT_$1\""; }
+pid_of() { eval "printf '%s' \"\$PID_$1\""; }
+FLAGS=""        # rows that saw failures: "<col>_<row>" words
 
-	# idle tunnels first, on a process that has only been warmed up
-	before=$(rss_kb "$PROXY_PID")
-	"$B/loadgen" idle "$PROXY_PORT" "$ECHO_PORT" $IDLE_N 60 >"$T/idle.out" &
+measure_idle() {   # COLUMN
+	col=$1
+	port=$(port_of "$col")
+	pid=$(pid_of "$col")
+	"$B/loadgen" tunnels "$port" "$ECHO_PORT" 1 1 >/dev/null   # warm-up
+	before=$(rss_kb "$pid")
+	"$B/loadgen" idle "$port" "$ECHO_PORT" $IDLE_N 60 >"$T/idle.out" &
 	lg=$!
 	PIDS="$PIDS $lg"
 	i=0
 	while ! grep -q '^ready' "$T/idle.out" 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 	sleep 0.5
-	after=$(rss_kb "$PROXY_PID")
+	after=$(rss_kb "$pid")
 	ready=$(sed -n 's/^ready \([0-9]*\).*/\1/p' "$T/idle.out")
 	stop_pid "$lg"
 	rm -f "$T/idle.out"
@@ -232,41 +248,51 @@ run_rows() {   # COLUMN
 	fi
 	say "$col: RSS $before kB -> $after kB with ${ready:-0} idle tunnels"
 	sleep 1
-
-	for c in 1 16 128; do
-		out=$("$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" $c "$SECS")
-		say "$col: tunnels c=$c: $out"
-		setr "$col" "t$c" "$(field rate "$out")"
-		[ "$(field err "$out")" = 0 ] || setr "$col" "t$c" "$(field rate "$out")*"
-		sleep 1
-	done
-	for c in 1 8; do
-		out=$("$B/loadgen" bulk "$PROXY_PORT" "$SOURCE_PORT" $c "$SECS")
-		say "$col: bulk c=$c: $out"
-		setr "$col" "b$c" "$(field mbps "$out")"
-		[ "$(field err "$out")" = 0 ] || setr "$col" "b$c" "$(field mbps "$out")*"
-		sleep 1
-	done
-	out=$(wrk -t1 -c"$WRK_CONNS" -d"${SECS}s" -s "$T/get.lua" "http://127.0.0.1:$PROXY_PORT/" 2>&1)
-	rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
-	bad=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses:/ {print $NF}')
-	errs=$(printf '%s\n' "$out" | sed -n 's/.*Socket errors: //p')
-	say "$col: wrk GET 1k: $rps req/s${bad:+, non-2xx $bad}${errs:+, socket errors $errs}"
-	if [ -n "$bad" ]; then setr "$col" get "$rps!"; else setr "$col" get "$rps"; fi
 }
 
-start_egressd 1
-run_rows eg1
-stop_pid "$PROXY_PID"
+measure() {   # COLUMN ROW
+	col=$1
+	port=$(port_of "$col")
+	case $2 in
+	t*)
+		out=$("$B/loadgen" tunnels "$port" "$ECHO_PORT" "${2#t}" "$SECS")
+		say "$col: tunnels c=${2#t}: $out"
+		keep_best "$col" "$2" "$(field rate "$out")"
+		[ "$(field err "$out")" = 0 ] || FLAGS="$FLAGS ${col}_$2"
+		;;
+	b*)
+		out=$("$B/loadgen" bulk "$port" "$SOURCE_PORT" "${2#b}" "$SECS")
+		say "$col: bulk c=${2#b}: $out"
+		keep_best "$col" "$2" "$(field mbps "$out")"
+		[ "$(field err "$out")" = 0 ] || FLAGS="$FLAGS ${col}_$2"
+		;;
+	get)
+		out=$(wrk -t1 -c"$WRK_CONNS" -d"${SECS}s" -s "$T/get.lua" "http://127.0.0.1:$port/" 2>&1)
+		rps=$(printf '%s\n' "$out" | awk '/^Requests\/sec:/ {print $2}')
+		bad=$(printf '%s\n' "$out" | awk '/Non-2xx or 3xx responses:/ {print $NF}')
+		errs=$(printf '%s\n' "$out" | sed -n 's/.*Socket errors: //p')
+		say "$col: wrk GET 1k: $rps req/s${bad:+, non-2xx $bad}${errs:+, socket errors $errs}"
+		[ -n "$rps" ] && keep_best "$col" get "$rps"
+		[ -z "$bad" ] || FLAGS="$FLAGS ${col}_get"
+		;;
+	esac
+	sleep 0.5
+}
 
-start_squid
-run_rows sq
-SQUID_PID=$PROXY_PID
-stop_pid "$SQUID_PID"
+COLS="eg1 sq eg2"
+start_egressd 1; PORT_eg1=$PROXY_PORT; PID_eg1=$PROXY_PID
+start_squid;     PORT_sq=$PROXY_PORT;  PID_sq=$PROXY_PID
+start_egressd 2; PORT_eg2=$PROXY_PORT; PID_eg2=$PROXY_PID
 
-start_egressd 2
-run_rows eg2
-stop_pid "$PROXY_PID"
+for col in $COLS; do measure_idle "$col"; done
+r=1
+while [ $r -le "$ROUNDS" ]; do
+	for row in t1 t16 t128 b1 b8 get; do
+		for col in $COLS; do measure "$col" "$row"; done
+	done
+	r=$((r + 1))
+done
+for col in $COLS; do stop_pid "$(pid_of "$col")"; done
 
 # ------------------------------------------------------------------ callgrind (optional)
 CG=""
@@ -299,8 +325,13 @@ ratio() {   # A B -> A/B with two decimals
 echo
 printf '%-44s %12s %12s %8s %12s %8s\n' "row" "egressd w1" "squid" "w1/squid" "egressd w2" "w2/squid"
 printf '%-44s %12s %12s %8s %12s %8s\n' "---" "----------" "-----" "--------" "----------" "--------"
+mark() {   # COLUMN ROW -> the value, with * when a measurement of it saw failures
+	v=$(getr "$1" "$2")
+	case " $FLAGS " in *" $1_$2 "*) v="$v*" ;; esac
+	printf '%s' "$v"
+}
 row() {   # KEY LABEL
-	e1=$(getr eg1 "$1"); s=$(getr sq "$1"); e2=$(getr eg2 "$1")
+	e1=$(mark eg1 "$1"); s=$(mark sq "$1"); e2=$(mark eg2 "$1")
 	printf '%-44s %12s %12s %8s %12s %8s\n' "$2" "$e1" "$s" "$(ratio "$e1" "$s")" "$e2" "$(ratio "$e2" "$s")"
 }
 row t1   "CONNECT tunnels/s, concurrency 1"
@@ -314,5 +345,6 @@ if [ -n "$CG" ]; then
 	printf '%-44s %12s %12s %8s %12s %8s\n' "callgrind instructions per tunnel" "$CG" "-" "-" "-" "-"
 fi
 echo
-echo "Higher is better except RSS. * = the row had failed tunnels; ! = wrk saw non-2xx responses."
+echo "Higher is better except RSS. Best of $ROUNDS x ${SECS}s per cell. * = failed tunnels or non-2xx responses."
+echo "egressd audit records go to a syslog datagram sink, Squid's access log to /dev/null."
 echo "Load average at start: $load on $(nproc) CPUs (client, origins and proxy share them)."
