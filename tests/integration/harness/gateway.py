@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -45,35 +46,51 @@ def free_port(host="127.0.0.1"):
     return port
 
 
+_COLLECTOR = r"""
+import os, signal, socket, sys
+path, out = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.bind(path)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+with open(out, "ab", buffering=0) as f:
+    f.write(b"")                   # the file exists: the socket is bound
+    while True:
+        data = s.recv(1 << 20)
+        f.write(data.replace(b"\n", b" ") + b"\n")
+"""
+
+
 class SyslogCollector:
-    """Receives datagrams on a unix socket; keeps the JSON part of each."""
+    """A separate process bound to the audit syslog socket (so that test threads
+    never slow down its reading: a unix datagram socket queues only a few
+    messages); each message is appended as one line to a file."""
 
     def __init__(self, path):
         self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(path)
-        self.sock.settimeout(0.2)
-        self.messages = []
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        threading.Thread(target=self._loop, daemon=True, name="syslog").start()
+        self.out = path + ".messages"
+        self.proc = subprocess.Popen([sys.executable, "-c", _COLLECTOR, path, self.out],
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (os.path.exists(path) and os.path.exists(self.out)):
+            if self.proc.poll() is not None:
+                raise GatewayError("syslog collector exited with %s" % self.proc.returncode)
+            time.sleep(0.02)
+        if not os.path.exists(path):
+            self.stop()
+            raise GatewayError("syslog collector did not bind %s" % path)
 
-    def _loop(self):
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            with self._lock:
-                self.messages.append(data)
+    @property
+    def messages(self):
+        try:
+            with open(self.out, "rb") as f:
+                return [l for l in f.read().split(b"\n") if l]
+        except OSError:
+            return []
 
     def records(self):
         out = []
-        with self._lock:
-            msgs = list(self.messages)
-        for m in msgs:
+        for m in self.messages:
             text = m.decode("utf-8", "replace")
             i = text.find("{")
             if i < 0:
@@ -81,12 +98,17 @@ class SyslogCollector:
             try:
                 out.append(json.loads(text[i:].strip()))
             except ValueError:
-                pass
+                out.append({"_unparsable": text})
         return out
 
     def stop(self):
-        self._stop.set()
-        self.sock.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
 
 
 class GatewayError(Exception):
@@ -291,8 +313,7 @@ class Gateway:
                 lines = [l for l in f.read().split(b"\n") if b"audit {" in l]
         except OSError:
             lines = []
-        with self.syslog._lock:
-            lines += list(self.syslog.messages)
+        lines += self.syslog.messages
         return lines
 
     def wait_audit(self, pred, count=1, timeout=5.0, settle=0.2):
