@@ -129,3 +129,59 @@ def test_sighup_bad_policy_keeps_old(make_gateway, echo, rule_opts):
         r = c.read_head()
         assert r.status == 200, "a refused reload must keep the old policy: %s" % r.describe()
     assert "policy.rules:2:" in g.stderr(), "the refused policy's error is not logged:\n%s" % g.stderr()[-2000:]
+
+
+def test_reloads_under_load(make_gateway, echo, origin, rule_opts):
+    """SIGHUP every 0.15 s while clients open tunnels and send requests: every
+    answer is a normal one and the daemon survives (reload = build, then swap)."""
+    import threading
+    policies = ["allow any (echo|origin)\\.test *" + rule_opts,
+                "# reloaded\nallow any echo\\.test *%s\nallow any origin\\.test *%s" % (rule_opts, rule_opts)]
+    g = make_gateway(policy=[policies[0]])
+    stop = threading.Event()
+    errors, done = [], [0]
+
+    def tunnels():
+        while not stop.is_set() and len(errors) < 5:
+            try:
+                with Conn(g.port, timeout=5) as c:
+                    c.send(connect_bytes("echo.test:%d" % echo.port))
+                    r = c.read_head(timeout=5)
+                    if r.status != 200 or echo_through(c, b"reload", timeout=5) != b"reload":
+                        errors.append(r.describe())
+                    done[0] += 1
+            except Exception as e:   # reported below
+                errors.append(repr(e))
+
+    def requests():
+        while not stop.is_set() and len(errors) < 5:
+            try:
+                with Conn(g.port, timeout=5) as c:
+                    for _ in range(5):
+                        c.send(b"GET http://origin.test:%d/bytes/64 HTTP/1.1\r\nHost: origin.test:%d\r\n\r\n"
+                               % (origin.port, origin.port))
+                        r = c.read_response(timeout=5)
+                        if r.status != 200:
+                            errors.append(r.describe())
+                        done[0] += 1
+            except Exception as e:   # reported below
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (tunnels, tunnels, requests, requests)]
+    for t in threads:
+        t.start()
+    try:
+        for i in range(20):
+            with open(os.path.join(g.dir, "policy.rules"), "w") as f:
+                f.write(policies[i % 2] + "\n")
+            g.signal(signal.SIGHUP)
+            time.sleep(0.15)
+            assert g.alive(), "egressd died during reload %d:\n%s" % (i, g.stderr()[-2000:])
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert not errors, "%d failures during reloads (of %d exchanges); first: %r" % (len(errors), done[0], errors[:3])
+    assert done[0] > 20, "only %d exchanges completed in 3 s of reloads" % done[0]
+    reloads = g.audit(event="reload")
+    assert len(reloads) >= 15, "expected a reload record per SIGHUP (20 sent), got %d" % len(reloads)
