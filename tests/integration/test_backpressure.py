@@ -53,3 +53,45 @@ def test_slow_reader_bounded_memory(make_gateway, origin, mode):
         got = c.read_exact(4 * 1024 * 1024, timeout=10)
         assert len(got) == 4 * 1024 * 1024
         assert g.alive()
+
+
+def test_upload_to_stalled_destination_bounded_memory(make_gateway):
+    """The destination never reads: the client's upload must back up to the
+    client instead of piling up in the gateway."""
+    import threading
+    from harness.servers import StallServer
+    srv = StallServer("127.0.0.2").start()
+    g = make_gateway()
+    try:
+        with Conn(g.port, timeout=10) as c:
+            c.send(connect_bytes("127.0.0.2:%d" % srv.port))
+            r = c.read_head()
+            assert r.status == 200, r.describe()
+            stop = threading.Event()
+            sent = [0]
+
+            def pump():
+                block = b"u" * 65536
+                c.sock.settimeout(0.5)
+                while not stop.is_set() and sent[0] < BIG:
+                    try:
+                        sent[0] += c.sock.send(block)
+                    except OSError:
+                        continue
+
+            t = threading.Thread(target=pump, daemon=True)
+            base = rss_kb(g.proc.pid)
+            t.start()
+            peak = base
+            for _ in range(30):
+                time.sleep(0.1)
+                peak = max(peak, rss_kb(g.proc.pid))
+            stop.set()
+            t.join(5)
+            assert peak - base < MAX_GROWTH_KB, \
+                "gateway RSS grew from %d to %d KiB while the destination read nothing " \
+                "(client pushed %d MiB)" % (base, peak, sent[0] >> 20)
+            assert sent[0] < 128 * 1024 * 1024, \
+                "the client could push %d MiB into a tunnel whose destination reads nothing" % (sent[0] >> 20)
+    finally:
+        srv.stop()

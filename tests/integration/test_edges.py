@@ -384,3 +384,52 @@ def test_ldap_unreachable_is_503(make_gateway, echo, rule_opts):
                       status=503, reason="auth_unavailable")
     everything = g.stderr() + "".join(l.decode("utf-8", "replace") for l in g.audit_raw())
     assert secret not in everything and cred not in everything, "the password or credential was logged"
+
+
+def test_heads_trickled_fast_byte_by_byte(gw, origin, echo):
+    """Incremental parsing: heads and chunked bodies arriving one byte per segment."""
+    body = b"4\r\nwxyz\r\n3\r\nabc\r\n0\r\n\r\n"
+    req = request_bytes("POST", "http://origin.test:%d/echo?bytewise" % origin.port,
+                        [("Host", "origin.test:%d" % origin.port), ("Transfer-Encoding", "chunked")], body)
+    with Conn(gw.port) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in req:
+            c.send(bytes([b]))
+            time.sleep(0.001)
+        r = c.read_response()
+        assert r.status == 200, r.describe()
+        e = json.loads(r.body)
+        assert e["body_len"] == 7, e
+    with Conn(gw.port) as c:
+        c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        for b in connect_bytes("echo.test:%d" % echo.port):
+            c.send(bytes([b]))
+            time.sleep(0.001)
+        assert c.read_head().status == 200
+        assert echo_through(c, b"ok") == b"ok"
+
+
+def test_origin_response_dripped(gw, origin):
+    with Conn(gw.port, timeout=20) as c:
+        c.send(absget(origin, "/drip/3000"))
+        r = c.read_response(timeout=20)
+        assert r.status == 200 and r.body == pattern_bytes(3000), r.describe()
+        c.send(absget(origin, "/bytes/3"))
+        assert c.read_response().body == pattern_bytes(3)
+
+
+def test_large_early_data_with_connect(gw, echo):
+    early = pattern_bytes(200 * 1024, seed=11)
+    with Conn(gw.port) as c:
+        port = c.local_port
+        t = __import__("threading").Thread(
+            target=lambda: c.sock.sendall(connect_bytes("echo.test:%d" % echo.port) + early), daemon=True)
+        t.start()
+        r = c.read_head()
+        assert r.status == 200, r.describe()
+        got = c.read_exact(len(early), timeout=10)
+        t.join(5)
+        assert got == early, "200 KiB sent with the CONNECT head: echoed %d bytes, equal %s" % (
+            len(got), got == early)
+    expect_one_record(gw, lambda x: x.get("client_port") == port, "early-data tunnel",
+                      bytes_up=len(early), bytes_down=len(early))

@@ -98,3 +98,36 @@ def test_upgrade_in_200_is_not_a_switch(gw, origin):
                 return
             assert r2.body != b"evil!", "the origin's extra bytes were served as the next response"
             assert r2.body == pattern_bytes(4), r2.describe()
+
+
+def test_extra_bytes_after_response_never_served(gw, origin):
+    """The origin writes a second, unrequested response right after the first and
+    keeps the connection open.  If the gateway reused that upstream connection,
+    the next client would be served the planted bytes."""
+    def planted(req, conn):
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"
+                     b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nPLANTED")
+        return True          # keep reading requests on this connection
+    origin.routes["/planted"] = planted
+    with Conn(gw.port) as c:
+        c.send(b"GET http://origin.test:%d/planted HTTP/1.1\r\nHost: origin.test:%d\r\n\r\n"
+               % (origin.port, origin.port))
+        r1 = c.read_response()
+        assert r1.status in (200, 502), r1.describe()
+        if r1.status == 200:
+            assert r1.body == b"hi", r1.describe()
+            try:
+                c.send(b"GET http://origin.test:%d/bytes/7 HTTP/1.1\r\nHost: origin.test:%d\r\n\r\n"
+                       % (origin.port, origin.port))
+                r2 = c.read_response()
+                assert r2.body != b"PLANTED", "the planted response was served on the same client connection"
+                assert r2.body == pattern_bytes(7), r2.describe()
+            except (Closed, OSError):
+                pass
+    for _ in range(3):
+        with Conn(gw.port) as c:
+            c.send(b"GET http://origin.test:%d/bytes/7 HTTP/1.1\r\nHost: origin.test:%d\r\n\r\n"
+                   % (origin.port, origin.port))
+            r = c.read_response()
+            assert r.body != b"PLANTED", "the planted response was served to another client"
+            assert r.status == 200 and r.body == pattern_bytes(7), r.describe()

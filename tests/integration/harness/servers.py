@@ -172,6 +172,13 @@ class SinkServer(_ServerBase):
                 self.bytes_in += len(data)
 
 
+class StallServer(_ServerBase):
+    """Accepts and never reads (until stopped): the upload direction backs up."""
+
+    def handle(self, conn, peer):
+        self._stop.wait(60)
+
+
 class RstServer(_ServerBase):
     """Accepts, reads a little, then resets the connection (SO_LINGER 0)."""
 
@@ -381,6 +388,7 @@ class HttpOrigin(_ServerBase):
       /status/CODE          that status with an empty body (204/304 carry none)
       /slow/MS/N            sleeps MS milliseconds, then N bytes with Content-Length
       /stream/N             N bytes (a 1 MiB pattern repeated) with Content-Length, streamed
+      /drip/N               N bytes chunked in 10-byte chunks, written 3 bytes at a time
       /raw/NAME             writes raw bytes registered in origin.raw[NAME], then closes
     A request with Expect: 100-continue whose target contains a string in
     origin.reject_expect is answered 417 at once, its body unread, and closed.
@@ -528,6 +536,18 @@ class HttpOrigin(_ServerBase):
                     piece = block[:min(len(block), n - sent)]
                     conn.sendall(piece)
                     sent += len(piece)
+            return True
+        if kind == "drip":
+            # N pattern bytes chunked, the whole response written a few bytes at a time.
+            n = int(parts[1])
+            data = pattern_bytes(n)
+            out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            for i in range(0, n, 10):
+                out += b"%x\r\n%s\r\n" % (len(data[i:i + 10]), data[i:i + 10])
+            out += b"0\r\n\r\n"
+            for i in range(0, len(out), 3):
+                conn.sendall(out[i:i + 3])
+                time.sleep(0.002)
             return True
         if kind == "raw":
             conn.sendall(self.raw[parts[1]])
