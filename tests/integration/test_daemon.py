@@ -185,3 +185,46 @@ def test_reloads_under_load(make_gateway, echo, origin, rule_opts):
     assert done[0] > 20, "only %d exchanges completed in 3 s of reloads" % done[0]
     reloads = g.audit(event="reload")
     assert len(reloads) >= 15, "expected a reload record per SIGHUP (20 sent), got %d" % len(reloads)
+
+
+def test_audit_syslog_facility_and_tag(make_gateway, echo):
+    g = make_gateway(conf={"audit_facility": "local3", "audit_tag": "egtest"})
+    with Conn(g.port) as c:
+        port = c.local_port
+        c.send(connect_bytes("echo.test:%d" % echo.port))
+        assert c.read_head().status == 200
+    g.wait_audit(lambda r: r.get("client_port") == port)
+    msgs = [m for m in g.syslog.messages if b'"client_port":%d' % port in m.replace(b" ", b"")]
+    if not msgs:
+        pytest.skip("audit records are not on the syslog socket in this build")
+    m = msgs[0]
+    assert m.startswith(b"<") and b">" in m[:5], m[:80]
+    pri = int(m[1:m.index(b">")])
+    assert pri >> 3 == 19, "facility local3 (19) expected, PRI %d in %r" % (pri, m[:80])
+    assert b" egtest[" in m[:80] or b" egtest:" in m[:80], "tag egtest expected in %r" % m[:80]
+
+
+def test_audit_unavailable_deny_and_allow(make_gateway, echo):
+    """audit_on_failure deny: with nobody on the syslog socket, new tunnels are
+    refused 503; allow: they go on."""
+    results = {}
+    for mode in ("deny", "allow"):
+        g = make_gateway(conf={"audit_on_failure": mode})
+        g.syslog.stop()                              # nobody reads the socket any more
+        os.unlink(g.audit_sock_path)
+        statuses = []
+        deadline = time.monotonic() + 4
+        while time.monotonic() < deadline:
+            with Conn(g.port) as c:
+                c.send(connect_bytes("echo.test:%d" % echo.port))
+                statuses.append(c.read_head().status)
+            if mode == "deny" and statuses[-1] == 503:
+                break
+            if mode == "allow" and len(statuses) >= 5:
+                break
+            time.sleep(0.2)
+        results[mode] = statuses
+    assert results["deny"] and results["deny"][-1] == 503, \
+        "audit_on_failure deny with the syslog socket gone: statuses %r" % results["deny"]
+    assert all(s == 200 for s in results["allow"]), \
+        "audit_on_failure allow must keep serving: statuses %r" % results["allow"]

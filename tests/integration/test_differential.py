@@ -221,7 +221,10 @@ class Squid:
 #
 # Templates are bytes; {o} = the origin's authority 127.0.0.1:PORT, {p} = its port,
 # {m} = the case's marker (a path segment), {s} = the marker of a smuggled request.
-# kind: "good" (both should accept: a sanity check of the setup) or "bad".
+# kind: "good" (both should accept: a sanity check of the setup), "bad", or for
+# chunked bodies followed by an inner request "body" (malformed body: the inner
+# request must not reach the origin as a request of its own through egressd,
+# whatever Squid does) and "pipe" (well-formed control, informational).
 
 def _r(s):
     return s.encode("latin-1")
@@ -334,7 +337,26 @@ CASES = [
     ("connect-bad-version", "bad", "CONNECT {o} HTTP/1.2\r\nHost: {o}\r\n\r\n"),
     ("connect-obs-fold", "bad", "CONNECT {o} HTTP/1.1\r\nHost: {o}\r\nX-A: a\r\n b\r\n\r\n"),
     ("connect-bare-lf", "bad", "CONNECT {o} HTTP/1.1\nHost: {o}\n\n"),
+
+    # ---- chunked bodies with an inner request after them. The outer head reaches the
+    # origin either way (bodies stream), so for these the verdict that matters is
+    # whether the inner request was sent to the origin as a request of its own:
+    # after a malformed body it must never be ("pipe" is the well-formed control).
+    ("pipelined-after-chunked", "pipe", POST + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + SMUG),
+    ("chunk-size-overflow", "body", POST + "Transfer-Encoding: chunked\r\n\r\n"
+     "10000000000000005\r\nhello\r\n0\r\n\r\n" + SMUG),
+    ("chunk-size-0x", "body", POST + "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n" + SMUG),
+    ("chunk-size-negative", "body", POST + "Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n" + SMUG),
+    ("chunk-size-space", "body", POST + "Transfer-Encoding: chunked\r\n\r\n5 5\r\nhello\r\n0\r\n\r\n" + SMUG),
+    ("chunk-lf-only", "body", POST + "Transfer-Encoding: chunked\r\n\r\n5\nhello\n0\n\n" + SMUG),
+    ("chunk-data-longer", "body", POST + "Transfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n" + SMUG),
+    ("chunk-ext-bare-cr", "body", POST + "Transfer-Encoding: chunked\r\n\r\n5;a=b\rc\r\nhello\r\n0\r\n\r\n" + SMUG),
+    ("chunk-bad-trailer", "body", POST + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-T : v\r\n\r\n" + SMUG),
 ]
+
+
+KIND = dict((c[0], c[1]) for c in CASES)
+TEMPLATE = dict((c[0], c[2]) for c in CASES)
 
 
 def render(template, origin_port, marker):
@@ -348,8 +370,10 @@ def render(template, origin_port, marker):
     return text.encode("latin-1")
 
 
-def send_case(port, data):
-    """Send one request on a fresh connection; returns (status or None, how)."""
+def send_case(port, data, linger=0.0):
+    """Send one request on a fresh connection; returns (status or None, how).
+    With linger, keep the connection open (reading) that long after the status
+    line, so that a proxy gets to what follows the first request."""
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=RESPONSE_TIMEOUT)
     except OSError as e:
@@ -377,6 +401,14 @@ def send_case(port, data):
                 return None, "closed"
             buf += d
         line = buf.split(b"\n", 1)[0].rstrip(b"\r")
+        end = time.monotonic() + linger
+        while time.monotonic() < end:
+            s.settimeout(max(0.01, end - time.monotonic()))
+            try:
+                if not s.recv(65536):
+                    break
+            except (socket.timeout, OSError):
+                break
         parts = line.split(b" ")
         if len(parts) >= 2 and parts[0].startswith(b"HTTP/") and parts[1].isdigit():
             return int(parts[1]), line.decode("latin-1")
@@ -390,7 +422,7 @@ def run_table(proxy_port, tag, origin):
         i, (cid, _kind, tmpl) = i_case
         marker = "dz%s%03dq" % (tag, i)
         data = render(tmpl, origin.port, marker)
-        status, how = send_case(proxy_port, data)
+        status, how = send_case(proxy_port, data, linger=1.0 if b"smug" in data else 0.0)
         return cid, marker, status, how
 
     with concurrent.futures.ThreadPoolExecutor(PARALLEL) as ex:
@@ -402,18 +434,22 @@ def run_table(proxy_port, tag, origin):
         mk = marker.encode()
         reached = any(mk in fl and (mk + b"smug") not in fl for fl in firsts)
         smuggled = any((mk + b"smug") in fl for fl in firsts)
-        is_connect = dict((c[0], c[2]) for c in CASES)[cid].startswith("CONNECT")
-        if is_connect:
+        kind = KIND[cid]
+        if kind in ("body", "pipe"):
+            accepted = smuggled
+        elif TEMPLATE[cid].startswith("CONNECT"):
             accepted = status is not None and 200 <= status < 300
         else:
             accepted = reached
-        if accepted:
+        if kind in ("body", "pipe"):
+            verdict = "inner-forwarded" if smuggled else "inner-not-fwd"
+        elif accepted:
             verdict = "accept"
         else:
             verdict = "reject"
         detail = str(status) if status is not None else how
         out[cid] = {"accepted": accepted, "inner": smuggled, "detail": detail,
-                    "verdict": verdict + ("+inner" if smuggled else "")}
+                    "verdict": verdict + ("+inner" if smuggled and kind not in ("body", "pipe") else "")}
     return out
 
 
@@ -450,11 +486,18 @@ def test_egressd_at_least_as_strict_as_squid(squid, rec_origin, make_gateway, al
     lines = []
     w = max(len(c[0]) for c in CASES)
     lines.append("%-*s  %-4s  %-26s  %-26s  %s" % (w, "case", "kind", "squid", "egressd", "note"))
-    worse, broken_good = [], []
+    lines.append("-" * (w + 70))
+    worse, broken_good, desync = [], [], []
     for cid, kind, _t in CASES:
         s, e = sq[cid], eg[cid]
         note = ""
-        if not s["accepted"] and e["accepted"]:
+        if kind == "body":
+            if e["accepted"]:
+                note = "EGRESSD FORWARDED THE INNER REQUEST"
+                desync.append(cid)
+        elif kind == "pipe":
+            pass
+        elif not s["accepted"] and e["accepted"]:
             note = "SQUID STRICTER"
             worse.append(cid)
         elif s["accepted"] and not e["accepted"]:
@@ -465,15 +508,19 @@ def test_egressd_at_least_as_strict_as_squid(squid, rec_origin, make_gateway, al
         lines.append("%-*s  %-4s  %-26s  %-26s  %s" % (
             w, cid, kind, ("%s %s" % (s["verdict"], s["detail"]))[:26],
             ("%s %s" % (e["verdict"], e["detail"]))[:26], note))
-    n_stricter = sum(1 for c in CASES if sq[c[0]]["accepted"] and not eg[c[0]]["accepted"])
-    lines.append("%d cases: Squid stricter on %d, egressd stricter on %d, both reject %d, "
-                 "both accept %d" % (
-                     len(CASES), len(worse), n_stricter,
-                     sum(1 for c in CASES if not sq[c[0]]["accepted"] and not eg[c[0]]["accepted"]),
-                     sum(1 for c in CASES if sq[c[0]]["accepted"] and eg[c[0]]["accepted"])))
+    plain = [c for c in CASES if c[1] in ("good", "bad")]
+    n_stricter = sum(1 for c in plain if sq[c[0]]["accepted"] and not eg[c[0]]["accepted"])
+    lines.append("%d request cases: Squid stricter on %d, egressd stricter on %d, both reject %d, "
+                 "both accept %d; %d body cases: egressd forwarded an inner request on %d" % (
+                     len(plain), len(worse), n_stricter,
+                     sum(1 for c in plain if not sq[c[0]]["accepted"] and not eg[c[0]]["accepted"]),
+                     sum(1 for c in plain if sq[c[0]]["accepted"] and eg[c[0]]["accepted"]),
+                     sum(1 for c in CASES if c[1] == "body"), len(desync)))
     table = "\n".join(lines)
     print("\n" + table)
 
     assert not broken_good, ("good requests not accepted by both proxies (setup broken?): %s\n%s"
                              % (broken_good, table))
     assert not worse, "Squid rejects but egressd accepts: %s\n%s" % (worse, table)
+    assert not desync, ("egressd forwarded the request after a malformed chunked body as a "
+                        "request of its own: %s\n%s" % (desync, table))
