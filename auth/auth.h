@@ -20,6 +20,13 @@ struct auth;                        /* the process's authenticator (cache, pool,
 struct auth_loop;                   /* one per event loop: where results are delivered */
 struct auth_req;                    /* one pending authentication */
 
+/*
+ * Operational messages from the authenticator (from any thread): level 0 a
+ * warning, 1 information, 2 debug.  msg is one line, with user names already
+ * escaped and never a password.
+ */
+typedef void auth_log_fn(int level, const char *msg);
+
 /* Settings, from egressd.conf; strings are copied by auth_new(). */
 struct auth_config {
 	const char *const *uris;        /* ldap_uri: servers tried in order */
@@ -35,7 +42,13 @@ struct auth_config {
 	int timeout;                    /* ldap_timeout, seconds per operation */
 	int cache_ttl;                  /* auth_cache_ttl, seconds */
 	int negative_ttl;               /* auth_negative_ttl, seconds */
-	int threads;                    /* auth threads in the pool (0 = default) */
+	int threads;                    /* auth threads in the pool (0 = default, 4) */
+	/* Extensions (zero = default): */
+	const char *tls_ca_file;        /* ldap_tls_ca_file: CAs for StartTLS/ldaps;
+	                                   NULL = /etc/ssl/certs/ca-certificates.crt */
+	const char *user_attr;          /* attribute holding the stored user name;
+	                                   NULL = ATTR of a "(ATTR=%u)" filter, else uid */
+	auth_log_fn *log;               /* NULL = silent */
 };
 
 enum auth_status {
@@ -57,11 +70,23 @@ struct auth_result {
 
 typedef void auth_cb(const struct auth_result *, void *arg);
 
-/* Start the authenticator (threads, cache).  NULL with *err (malloc'd) on failure. */
+/*
+ * Start the authenticator (threads, cache).  NULL with *err (malloc'd) on
+ * failure.  Reads bind_password_file here (refused if group or others may
+ * read it) and sets LDAPNOINIT in the environment: call it before other
+ * threads exist.  auth_free() joins the threads, which may take up to a few
+ * ldap_timeout if an operation is under way; free every auth_loop first.
+ */
 struct auth *auth_new(const struct auth_config *, char **err);
 void auth_free(struct auth *);
 
-/* Per event loop, created and used on that loop's thread. */
+/*
+ * Per event loop, created and used on that loop's thread (NULL on failure,
+ * with errno).  Results come back through an eventfd watched by an event on
+ * that base; no other thread ever calls libevent on it, so the base may be
+ * EVENT_BASE_FLAG_NOLOCK.  auth_loop_free() drops the loop's pending requests
+ * without calling their callbacks.
+ */
 struct auth_loop *auth_loop_new(struct auth *, struct event_base *);
 void auth_loop_free(struct auth_loop *);
 
@@ -69,7 +94,11 @@ void auth_loop_free(struct auth_loop *);
  * Authenticate the Proxy-Authorization value hdr[0..len) (hdr NULL = no header).
  * Returns NULL when answered at once: *now holds the result (missing or bad
  * header, cache hit).  Otherwise returns a handle; cb(result, arg) runs later
- * on the loop's thread, unless auth_cancel() is called first.
+ * on the loop's thread, unless auth_cancel() is called first.  The handle is
+ * dead once cb has started: never cancel it from (or after) its callback.
+ * Requests with the same credentials pending at the same time share one
+ * directory exchange.  When too many distinct exchanges are already queued
+ * the answer is AUTH_UNAVAILABLE at once.
  */
 struct auth_req *auth_begin(struct auth_loop *, const char *hdr, size_t len,
     struct auth_result *now, auth_cb *cb, void *arg);
@@ -81,6 +110,7 @@ struct auth_stats {
 	unsigned long long cache_misses;/* needed the directory */
 	unsigned long long ldap_errors; /* directory unreachable or erroring */
 	unsigned long long cache_entries; /* entries now cached */
+	unsigned long long exchanges;   /* directory exchanges started (after coalescing) */
 };
 void auth_get_stats(struct auth *, struct auth_stats *);
 
