@@ -375,6 +375,7 @@ auth_loop_wakeup(evutil_socket_t fd, short what, void *arg)
 	struct auth_req *req;
 	uint64_t n;
 
+	(void)what;
 	if (read(fd, &n, sizeof(n)) == -1 && errno != EAGAIN)
 		auth_log(l->auth, 0, "auth: eventfd read: %s", strerror(errno));
 	for (;;) {
