@@ -80,6 +80,11 @@ CASES = [
     ("internal-absolute-form", "GET http://internal.test:{internal}/{mark} HTTP/1.1\r\nHost: internal.test:{internal}\r\n\r\n",
      403, "internal_destination", "request"),
     ("gateway-itself", C("127.0.0.1:{gwport}"), 403, "internal_destination", "tunnel"),
+    ("internal-mapped-hex", C("[::ffff:7f00:3]:{internal}"), 403, "internal_destination", "tunnel"),
+    ("unspecified-v4", C("0.0.0.0:{internal}"), 403, "internal_destination", "tunnel"),
+    ("unspecified-v6", C("[::]:{internal}"), 403, "internal_destination", "tunnel"),
+    ("connect-leading-zero", C("127.0.0.02:{echo}"), 400, "bad_request", "tunnel"),
+    ("connect-double-space", C("echo.test:{echo} "), 400, "bad_request", None),
     # ---- 502: DNS failure, connection refused
     ("dns-failure-connect", C("nosuch.test:80"), 502, "dns_failure", "tunnel"),
     ("dns-failure-get", "GET http://nosuch.test/{mark} HTTP/1.1\r\nHost: nosuch.test\r\n\r\n", 502, "dns_failure", "request"),
@@ -168,8 +173,14 @@ def restricted_gateway(dns, rule_opts, origin):
 def test_403_gateway_own_address_even_if_allowed(make_gateway, ctx):
     """allow_internal 127.0.0.1/32 covers the gateway's own address, which is
     still refused (a self-connection loop)."""
-    g = make_gateway(conf={"allow_internal": ["127.0.0.1/32", "127.0.0.2/32"]})
+    g = make_gateway(conf={"allow_internal": ["127.0.0.1/32", "127.0.0.2/32"]},
+                     hosts={"self.test": "127.0.0.1"}, proxy_listener=True)
     run_case(g, ctx, C("127.0.0.1:{gwport}"), 403, "internal_destination", "tunnel")
+    run_case(g, ctx, C("self.test:{gwport}"), 403, "internal_destination", "tunnel")
+    run_case(g, ctx, C("[::ffff:127.0.0.1]:{gwport}"), 403, "internal_destination", "tunnel")
+    run_case(g, dict(ctx, pport=g.proxy_port), C("127.0.0.1:{pport}"), 403, "internal_destination", "tunnel")
+    run_case(g, ctx, "GET http://127.0.0.1:{gwport}/{mark} HTTP/1.1\r\nHost: 127.0.0.1:{gwport}\r\n\r\n",
+             403, "internal_destination", "request")
 
 
 def test_403_default_deny(restricted_gateway, ctx, origin):
