@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -251,8 +252,9 @@ auth_create(const struct auth_config *conf, struct auth_ldap *ldap, auth_exchang
     void *fnarg, char **err)
 {
 	struct auth *a;
+	sigset_t all, old;
 	size_t i;
-	int n, rc;
+	int n, rc = 0;
 
 	if ((a = calloc(1, sizeof(*a))) == NULL) {
 		auth_ldap_free(ldap);
@@ -282,13 +284,23 @@ auth_create(const struct auth_config *conf, struct auth_ldap *ldap, auth_exchang
 		auth_free(a);
 		return NULL;
 	}
+	/*
+	 * The threads start with every signal blocked: the daemon's handlers
+	 * run on its own threads, and a SIGPIPE from a TLS write to a directory
+	 * that went away stays pending instead of killing the process.
+	 */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (; a->nthreads < n; a->nthreads++) {
-		if ((rc = pthread_create(&a->threads[a->nthreads], NULL, auth_thread, a)) != 0) {
-			if (asprintf(err, "auth threads: %s", strerror(rc)) == -1)
-				*err = NULL;
-			auth_free(a);
-			return NULL;
-		}
+		if ((rc = pthread_create(&a->threads[a->nthreads], NULL, auth_thread, a)) != 0)
+			break;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		if (asprintf(err, "auth threads: %s", strerror(rc)) == -1)
+			*err = NULL;
+		auth_free(a);
+		return NULL;
 	}
 	return a;
 }
