@@ -5,8 +5,8 @@
  * A '#' that starts a field starts a comment running to the end of the line;
  * a '#' inside a field is an ordinary byte (so "cn=#04..." stays whole).  Blank
  * lines are ignored, a CR before the LF is ignored.  A relative path is taken
- * relative to the folder of this file.  Keys marked "later" are accepted and
- * checked now; the feature that uses them arrives with a later issue.
+ * relative to the folder of this file.  Keys marked "" are accepted and
+ * checked now; the feature that uses them arrives with a  issue.
  *
  *	key                     values                  default             notes
  *	listen                  ADDR:PORT [proxy_protocol]  (required)      repeatable, max 16
@@ -15,29 +15,30 @@
  *	dns_hosts_file          PATH                    /etc/hosts
  *	dns_resolv_conf         PATH                    /etc/resolv.conf
  *	allow_internal          ADDR[/PREFIX]           (none)              repeatable, max 64
- *	auth                    ldap | none             none                later
- *	ldap_uri                URI...                  (required by ldap)  later; 1..8, ldap:// ldaps://
- *	ldap_starttls           yes | no                no                  later
- *	ldap_bind_dn            DN (rest of line)       (anonymous)         later; needs the password file
- *	ldap_bind_password_file PATH                    (none)              later; needs ldap_bind_dn
- *	ldap_user_base          DN (rest of line)       (required by ldap)  later
- *	ldap_user_filter        FILTER (rest of line)   (uid=%u)            later; must contain %u
- *	ldap_group_base         DN (rest of line)       (none: no groups)   later
- *	ldap_group_filter       FILTER (rest of line)   (member=%d)         later; must contain %d
- *	ldap_group_attr         ATTRIBUTE               cn                  later
- *	ldap_timeout            1..300 seconds          5                   later
- *	auth_realm              TEXT (rest of line)     egressd             later; no '"', '\', controls
- *	auth_cache_ttl          0..86400 seconds        300                 later
- *	auth_negative_ttl       0..86400 seconds        5                   later
- *	audit_syslog_socket     PATH                    /dev/log            later
- *	audit_facility          kern..local7            local5 (21)         later
- *	audit_tag               1..32 of [A-Za-z0-9._-] egressd             later
- *	audit_on_failure        allow | deny            allow               later
- *	admin_socket            PATH                    (none)              later
- *	metrics_listen          ADDR:PORT               (none)              later
+ *	auth                    ldap | none             none                
+ *	ldap_uri                URI...                  (required by ldap)  ; 1..8, ldap:// ldaps://
+ *	ldap_starttls           yes | no                no                  
+ *	ldap_bind_dn            DN (rest of line)       (anonymous)         ; needs the password file
+ *	ldap_bind_password_file PATH                    (none)              ; needs ldap_bind_dn
+ *	ldap_tls_ca_file        PATH                    system CA bundle    extension: CAs for StartTLS/ldaps
+ *	ldap_user_base          DN (rest of line)       (required by ldap)  
+ *	ldap_user_filter        FILTER (rest of line)   (uid=%u)            ; must contain %u
+ *	ldap_group_base         DN (rest of line)       (none: no groups)   
+ *	ldap_group_filter       FILTER (rest of line)   (member=%d)         ; must contain %d
+ *	ldap_group_attr         ATTRIBUTE               cn                  
+ *	ldap_timeout            1..300 seconds          5                   
+ *	auth_realm              TEXT (rest of line)     egressd             ; no '"', '\', controls
+ *	auth_cache_ttl          0..86400 seconds        300                 
+ *	auth_negative_ttl       0..86400 seconds        5                   
+ *	audit_syslog_socket     PATH                    /dev/log            
+ *	audit_facility          kern..local7            local5 (21)         
+ *	audit_tag               1..32 of [A-Za-z0-9._-] egressd             
+ *	audit_on_failure        allow | deny            allow               
+ *	admin_socket            PATH                    (none)              
+ *	metrics_listen          ADDR:PORT               (none)              
  *	connect_timeout         1..86400 seconds        10
  *	idle_timeout            1..86400 seconds        300
- *	sni_timeout             1..86400 seconds        10                  later
+ *	sni_timeout             1..86400 seconds        10                  
  *	header_timeout          1..86400 seconds        30
  *	shutdown_grace          0..86400 seconds        30
  *	max_connections         1..1000000              20000
@@ -561,6 +562,7 @@ static const struct directive directives[] = {
 	{ "ldap_starttls", d_yesno, 0, 1, 1, 0, 0, OFF(ldap_starttls) },
 	{ "ldap_bind_dn", d_string, D_RAW, 0, 0, 0, 0, OFF(ldap_bind_dn) },
 	{ "ldap_bind_password_file", d_path, 0, 1, 1, 0, 0, OFF(ldap_bind_password_file) },
+	{ "ldap_tls_ca_file", d_path, 0, 1, 1, 0, 0, OFF(ldap_tls_ca_file) },
 	{ "ldap_user_base", d_string, D_RAW, 0, 0, 0, 0, OFF(ldap_user_base) },
 	{ "ldap_user_filter", d_filter, D_RAW, 0, 0, 'u', 0, OFF(ldap_user_filter) },
 	{ "ldap_group_base", d_string, D_RAW, 0, 0, 0, 0, OFF(ldap_group_base) },
@@ -910,6 +912,7 @@ config_free(struct config *c)
 		free(c->ldap_uri[i]);
 	free(c->ldap_bind_dn);
 	free(c->ldap_bind_password_file);
+	free(c->ldap_tls_ca_file);
 	free(c->ldap_user_base);
 	free(c->ldap_user_filter);
 	free(c->ldap_group_base);

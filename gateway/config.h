@@ -46,6 +46,7 @@ struct config {
 	bool ldap_starttls;             /* default no */
 	char *ldap_bind_dn;             /* NULL = anonymous search */
 	char *ldap_bind_password_file;  /* resolved */
+	char *ldap_tls_ca_file;         /* resolved; NULL = the system CA bundle (extension) */
 	char *ldap_user_base;           /* required with auth ldap */
 	char *ldap_user_filter;         /* default "(uid=%u)" */
 	char *ldap_group_base;          /* NULL = no group search */

@@ -1,8 +1,9 @@
 /*
  * conn — one client connection, from accept to close: the whole life in one file.
  *
- *   accept -> [PROXY header] -> READ_REQUEST -> DECIDING -> RESOLVING -> CONNECTING
- *     CONNECT:       -> 200 -> RELAYING (relay.c) -> close
+ *   accept -> [PROXY header] -> READ_REQUEST -> AUTHENTICATING -> DECIDING
+ *          -> RESOLVING -> CONNECTING
+ *     CONNECT:       -> 200 -> SNI_PEEK (unless sni=off) -> RELAYING (relay.c) -> close
  *     absolute-form: -> FORWARDING (request out, response back) -> READ_REQUEST ...
  *   every failure:   conn_fail(status, reason) -> conn_close()
  *
@@ -38,6 +39,7 @@
 #include <event2/event.h>
 
 #include "audit/audit.h"
+#include "auth/auth.h"
 #include "gateway/body.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
@@ -47,6 +49,7 @@
 #include "gateway/netaddr.h"
 #include "gateway/proxy_proto.h"
 #include "gateway/relay.h"
+#include "gateway/sni.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
 #include "policy/policy.h"
@@ -64,17 +67,19 @@
 enum conn_state {                   /* in lifetime order; conn_state_name() mirrors it */
 	CONN_PROXY_HEADER,              /* listen ... proxy_protocol: waiting for the PROXY header */
 	CONN_READ_REQUEST,              /* bytes -> http_parse until a complete head */
+	CONN_AUTHENTICATING,            /* waiting for auth_begin()'s answer */
 	CONN_DECIDING,                  /* policy_decide(), synchronous */
 	CONN_RESOLVING,                 /* waiting for upstream_resolve() */
 	CONN_CONNECTING,                /* waiting for upstream_connect() */
+	CONN_SNI_PEEK,                  /* CONNECT: holding client bytes until the ClientHello is judged */
 	CONN_RELAYING,                  /* CONNECT: relay.c pumps both directions */
 	CONN_FORWARDING,                /* absolute-form: request out, response back */
 	CONN_LINGER,                    /* closed: flushing the last response, discarding input */
 };
 
 static const char *const conn_state_names[] = {
-	"PROXY_HEADER", "READ_REQUEST", "DECIDING", "RESOLVING", "CONNECTING", "RELAYING",
-	"FORWARDING", "LINGER",
+	"PROXY_HEADER", "READ_REQUEST", "AUTHENTICATING", "DECIDING", "RESOLVING", "CONNECTING",
+	"SNI_PEEK", "RELAYING", "FORWARDING", "LINGER",
 };
 
 /* A body moving from one buffer to another, re-framed on the way. */
@@ -127,6 +132,17 @@ struct conn {
 	uint16_t port;
 	struct evbuffer *fwd_head;      /* absolute-form: the head to send the origin */
 	struct http_framing req_framing;
+	char *authz;                    /* Proxy-Authorization value until auth_begin() took it */
+	size_t authz_len;
+	struct auth_req *auth_req;      /* pending authentication */
+	bool auth_started;              /* auth_begin() was called for this request */
+	bool auth_done;                 /* its answer is in auth_status/user/groups */
+	enum auth_status auth_status;
+	char *user;                     /* directory name (AUTH_OK) or the name given (AUTH_FAILED) */
+	char **groups;                  /* AUTH_OK: the user's groups */
+	size_t ngroups;
+	bool sni_final;                 /* no more ClientHello bytes will come (EOF, sni_timeout) */
+	char sni[HOST_BUF];             /* the ClientHello server name, "" if none read */
 	struct policy *policy;          /* snapshot the decision used (one reference) */
 	struct policy_decision decision;
 	char dst_ip[NETADDR_TEXT_MAX];
@@ -206,6 +222,8 @@ close_for_reason(const char *reason)
 	};
 	size_t i;
 
+	if (strncmp(reason, "sni_", 4) == 0 || strcmp(reason, "not_tls") == 0)
+		return "sni_check";
 	for (i = 0; denied[i] != NULL; i++)
 		if (strcmp(reason, denied[i]) == 0)
 			return "denied";
@@ -232,13 +250,13 @@ conn_emit_record(struct conn *c, const char *close_why)
 	ev.id = id;
 	ev.client_ip = c->client_ip;
 	ev.client_port = c->client_port;
-	ev.user = NULL;
+	ev.user = c->user;
 	ev.method = c->method[0] != '\0' ? c->method : NULL;
 	ev.host = c->host[0] != '\0' ? c->host : NULL;
 	ev.port = c->port != 0 ? c->port : -1;
 	ev.url = c->is_connect ? NULL : c->url;
 	ev.dst_ip = c->dst_ip[0] != '\0' ? c->dst_ip : NULL;
-	ev.sni = NULL;
+	ev.sni = c->sni[0] != '\0' ? c->sni : NULL;
 	ev.decision = ok ? "allow" : "deny";
 	ev.reason = c->reason;
 	ev.rule = c->decision.rule;
@@ -259,8 +277,41 @@ conn_emit_record(struct conn *c, const char *close_why)
 
 /* Forget the request that just ended; keep the connection. */
 static void
+conn_forget_authz(struct conn *c)
+{
+	if (c->authz != NULL) {
+		explicit_bzero(c->authz, c->authz_len);
+		free(c->authz);
+	}
+	c->authz = NULL;
+	c->authz_len = 0;
+}
+
+static void
+conn_forget_identity(struct conn *c)
+{
+	size_t i;
+
+	conn_forget_authz(c);
+	if (c->auth_req != NULL)
+		auth_cancel(c->auth_req);
+	c->auth_req = NULL;
+	c->auth_started = c->auth_done = false;
+	free(c->user);
+	c->user = NULL;
+	for (i = 0; i < c->ngroups; i++)
+		free(c->groups[i]);
+	free(c->groups);
+	c->groups = NULL;
+	c->ngroups = 0;
+}
+
+static void
 conn_reset_request(struct conn *c)
 {
+	conn_forget_identity(c);
+	c->sni[0] = '\0';
+	c->sni_final = false;
 	free(c->url);
 	c->url = NULL;
 	if (c->fwd_head != NULL)
@@ -490,6 +541,34 @@ conn_read_proxy_header(struct conn *c)
 }
 
 /*
+ * Keep the Proxy-Authorization value for auth_begin() (only where LDAP is in
+ * use; under "auth none" the field is simply never forwarded).  Two of them is
+ * a malformed request.  Returns 0 or -1.
+ */
+static int
+conn_take_authz(struct conn *c, const struct http_request *req)
+{
+	const struct http_header *found = NULL;
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++) {
+		if (!http_header_is(&req->headers[i], "Proxy-Authorization"))
+			continue;
+		if (found != NULL)
+			return -1;
+		found = &req->headers[i];
+	}
+	if (found == NULL || worker_auth(c->w) == NULL)
+		return 0;
+	if ((c->authz = malloc(found->value_len + 1)) == NULL)
+		return -1;
+	memcpy(c->authz, found->value, found->value_len);
+	c->authz[found->value_len] = '\0';
+	c->authz_len = found->value_len;
+	return 0;
+}
+
+/*
  * Turn a complete, parsed head into the request's fields.  Returns 0, or an
  * HTTP status to answer with reason bad_request.
  */
@@ -518,6 +597,8 @@ conn_take_request(struct conn *c, const struct http_request *req)
 			return 500;
 	}
 	if (http_request_framing(req, &c->req_framing, &err) == -1)
+		return 400;
+	if (conn_take_authz(c, req) == -1)
 		return 400;
 	if (c->is_connect && c->req_framing.kind != HTTP_BODY_NONE)
 		return 400;         /* a CONNECT carries no content */
@@ -608,7 +689,82 @@ conn_read_request(struct conn *c)
 	return STEP_DONE;
 }
 
+/* ---- authenticating ---------------------------------------------------- */
+
+static void
+conn_store_auth(struct conn *c, const struct auth_result *res)
+{
+	size_t i;
+
+	c->auth_done = true;
+	c->auth_status = res->status;
+	if (res->user != NULL && (res->status == AUTH_OK || res->status == AUTH_FAILED))
+		c->user = strdup(res->user);
+	if (res->status != AUTH_OK || res->ngroups == 0)
+		return;
+	if ((c->groups = calloc(res->ngroups, sizeof(*c->groups))) == NULL)
+		return;
+	for (i = 0; i < res->ngroups; i++)
+		if ((c->groups[c->ngroups] = strdup(res->groups[i])) != NULL)
+			c->ngroups++;
+}
+
+static void on_auth_done(const struct auth_result *, void *);
+
+/*
+ * Each request is authenticated by its own Proxy-Authorization field: an
+ * identity belongs to a request, not to the connection.  No field (or "auth
+ * none") means an anonymous request; the policy may then answer 407.
+ */
+static enum step
+conn_authenticate(struct conn *c)
+{
+	struct auth_result now;
+
+	if (!c->auth_started) {
+		c->auth_started = true;
+		if (worker_auth(c->w) == NULL)
+			return STEP_DONE;
+		memset(&now, 0, sizeof(now));
+		c->auth_req = auth_begin(worker_auth(c->w), c->authz, c->authz_len, &now,
+		    on_auth_done, c);
+		conn_forget_authz(c);   /* auth_begin took what it needs */
+		if (c->auth_req != NULL)
+			return STEP_WAIT;
+		conn_store_auth(c, &now);
+	}
+	if (!c->auth_done)
+		return STEP_WAIT;
+	switch (c->auth_status) {
+	case AUTH_OK:
+	case AUTH_MISSING:
+		return STEP_DONE;
+	case AUTH_FAILED:
+		conn_fail(c, 407, "auth_failed");
+		return STEP_CLOSED;
+	case AUTH_UNAVAILABLE:
+	default:
+		conn_fail(c, 503, "auth_unavailable");
+		return STEP_CLOSED;
+	}
+}
+
 /* ---- deciding ---------------------------------------------------------- */
+
+/* The policy question for this request, with host as the destination name. */
+static void
+conn_policy_request(struct conn *c, const char *host, struct policy_request *pr)
+{
+	memset(pr, 0, sizeof(*pr));
+	if (c->auth_done && c->auth_status == AUTH_OK)
+		pr->user = c->user;
+	pr->groups = (const char *const *)c->groups;
+	pr->ngroups = c->ngroups;
+	pr->no_identity = c->conf->auth == CONFIG_AUTH_NONE;
+	pr->method = c->method;
+	pr->host = host;
+	pr->port = c->port;
+}
 
 static enum step
 conn_decide(struct conn *c)
@@ -624,12 +780,7 @@ conn_decide(struct conn *c)
 		return STEP_CLOSED;
 	}
 	c->policy = policy_ref(worker_policy(c->w));
-	memset(&pr, 0, sizeof(pr));
-	pr.user = NULL;
-	pr.no_identity = c->conf->auth == CONFIG_AUTH_NONE;
-	pr.method = c->method;
-	pr.host = c->host;
-	pr.port = c->port;
+	conn_policy_request(c, c->host, &pr);
 	policy_decide(c->policy, &pr, &c->decision);
 	if (c->decision.need_credentials) {
 		conn_fail(c, 407, "auth_required");
@@ -957,6 +1108,72 @@ conn_forward(struct conn *c)
 	return conn_forward_finish(c);
 }
 
+/* ---- the SNI check of a tunnel ----------------------------------------- */
+
+static enum step
+conn_sni_fail(struct conn *c, const char *reason, const char *why)
+{
+	log_info("conn=%016" PRIx64 " host=%s event=sni-refused reason=%s why=\"%s\"", c->id,
+	    c->host, reason, why != NULL ? why : "");
+	c->reason = reason;
+	conn_close(c, "sni_check");
+	return STEP_CLOSED;
+}
+
+/*
+ * Judge the client's first bytes before a single one reaches the destination.
+ * Under sni=require a complete ClientHello with one valid server name is
+ * needed; under sni=optional only a name that is there is checked.  A name
+ * is checked twice: it must equal the CONNECT host when that is a name, and
+ * the policy, asked again with the name as host (same user, port, method),
+ * must allow it, so a tunnel to an allowed name cannot carry TLS to another.
+ */
+static enum step
+conn_sni_peek(struct conn *c)
+{
+	static const uint8_t nothing[1];
+	struct evbuffer *in = bufferevent_get_input(c->client);
+	size_t len = evbuffer_get_length(in);
+	bool require = c->decision.sni == POLICY_SNI_REQUIRE;
+	struct policy_decision d;
+	struct policy_request pr;
+	char name[SNI_NAME_BUF];
+	const char *why = NULL;
+	enum sni_result r;
+
+	if (len > SNI_MAX_HELLO)
+		len = SNI_MAX_HELLO;
+	r = sni_read(len > 0 ? evbuffer_pullup(in, (ssize_t)len) : nothing, len, name,
+	    sizeof(name), &why);
+	switch (r) {
+	case SNI_NEED_MORE:
+		if (!c->sni_final)
+			return STEP_WAIT;
+		if (require)
+			return conn_sni_fail(c, "not_tls", "no complete ClientHello in time");
+		return STEP_DONE;
+	case SNI_NOT_TLS:
+		return require ? conn_sni_fail(c, "not_tls", why) : STEP_DONE;
+	case SNI_NO_NAME:
+		return require ? conn_sni_fail(c, "sni_missing", why) : STEP_DONE;
+	case SNI_INVALID:
+		return conn_sni_fail(c, "sni_invalid", why);
+	case SNI_FOUND:
+		break;
+	}
+	snprintf(c->sni, sizeof(c->sni), "%s", name);
+	if (c->host_kind == HOST_NAME && strcmp(c->sni, c->host) != 0)
+		return conn_sni_fail(c, "sni_mismatch", "server name differs from the CONNECT host");
+	conn_policy_request(c, c->sni, &pr);
+	policy_decide(c->policy, &pr, &d);
+	if (!d.allow) {
+		c->decision.rule = d.rule;
+		return conn_sni_fail(c, strcmp(d.reason, "policy_error") == 0 ? "policy_error" :
+		    "sni_denied", d.reason);
+	}
+	return STEP_DONE;
+}
+
 /* ---- the state machine ------------------------------------------------ */
 
 static void on_resolved(const struct upstream_result *, void *);
@@ -1012,6 +1229,11 @@ conn_run(struct conn *c)
 		if ((s = conn_read_request(c)) != STEP_DONE)
 			return;
 		bufferevent_disable(c->client, EV_READ);
+		conn_enter(c, CONN_AUTHENTICATING);
+		FALLTHROUGH;
+	case CONN_AUTHENTICATING:
+		if (conn_authenticate(c) != STEP_DONE)
+			return;
 		conn_enter(c, CONN_DECIDING);
 		FALLTHROUGH;
 	case CONN_DECIDING:
@@ -1046,9 +1268,18 @@ conn_run(struct conn *c)
 
 			c->status = 200;
 			evbuffer_add_printf(out, "HTTP/1.1 200 Connection established\r\n\r\n");
-			conn_enter(c, CONN_RELAYING);
-			conn_start_relay(c);
-			return;
+			if (c->decision.sni == POLICY_SNI_OFF) {
+				conn_enter(c, CONN_RELAYING);
+				conn_start_relay(c);
+				return;
+			}
+			/* Hold the client's bytes (those that came with the head
+			 * first); the destination gets none until they are judged. */
+			conn_enter(c, CONN_SNI_PEEK);
+			bufferevent_setwatermark(c->client, EV_READ, 0, SNI_MAX_HELLO);
+			bufferevent_enable(c->client, EV_READ);
+			conn_arm_timer(c, c->conf->sni_timeout);
+			goto sni_peek;
 		}
 		c->server = bufferevent_socket_new(c->base, c->sfd, 0);
 		if (c->server == NULL) {
@@ -1066,6 +1297,14 @@ conn_run(struct conn *c)
 			return;
 		/* The next request may already be buffered (pipelining). */
 		conn_run(c);
+		return;
+	case CONN_SNI_PEEK:
+	sni_peek:
+		if (conn_sni_peek(c) != STEP_DONE)
+			return;
+		evtimer_del(c->timer);
+		conn_enter(c, CONN_RELAYING);
+		conn_start_relay(c);
 		return;
 	case CONN_RELAYING:
 	case CONN_LINGER:
@@ -1102,6 +1341,16 @@ on_connected(const struct upstream_result *res, void *arg)
 		return;
 	}
 	c->sfd = res->fd;
+	conn_run(c);
+}
+
+static void
+on_auth_done(const struct auth_result *res, void *arg)
+{
+	struct conn *c = arg;
+
+	c->auth_req = NULL;
+	conn_store_auth(c, res);
 	conn_run(c);
 }
 
@@ -1147,13 +1396,21 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 		conn_close(c, "client");
 		return;
 	}
+	if (c->state == CONN_SNI_PEEK && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+		/* No more ClientHello bytes will come: judge what there is. */
+		c->sni_final = true;
+		bufferevent_disable(c->client, EV_READ);
+		conn_run(c);
+		return;
+	}
 	/*
 	 * A client may half-close once its request is sent (`printf ... | nc`);
 	 * the response still goes out, then the connection ends.  An error, or
 	 * EOF in the middle of a request body, ends it now.
 	 */
 	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    (c->state == CONN_DECIDING || c->state == CONN_RESOLVING ||
+	    (c->state == CONN_AUTHENTICATING || c->state == CONN_DECIDING ||
+	    c->state == CONN_RESOLVING ||
 	    c->state == CONN_CONNECTING || (c->state == CONN_FORWARDING &&
 	    c->req_body.done))) {
 		c->client_eof = true;
@@ -1233,6 +1490,10 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 			conn_close(c, "idle_timeout");
 		} else
 			conn_close(c, "idle_timeout");
+		return;
+	case CONN_SNI_PEEK:
+		c->sni_final = true;
+		conn_run(c);
 		return;
 	case CONN_RELAYING:
 	case CONN_FORWARDING:

@@ -11,10 +11,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+struct auth;
 struct config;
 
 struct gateway {
 	const struct config *conf;      /* the configuration in force */
+	struct auth *auth;              /* the authenticator, NULL under "auth none" */
 	atomic_int open_conns;          /* client connections open, all workers */
 	atomic_uint_fast64_t next_conn_id; /* source of connection ids */
 	uint64_t id_base;               /* random per run, mixed into ids */

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "audit/audit.h"
+#include "auth/auth.h"
 #include "gateway/config.h"
 #include "gateway/gateway.h"
 #include "gateway/log.h"
@@ -38,6 +39,46 @@ struct daemon {
 	int nworkers;
 	struct event_base *base;
 };
+
+/* The authenticator's messages (any thread) become operational log lines. */
+static void
+on_auth_log(int level, const char *msg)
+{
+	if (level == 0)
+		log_warnx("auth: %s", msg);
+	else if (level == 1)
+		log_info("auth: %s", msg);
+	else
+		log_debug("auth: %s", msg);
+}
+
+static struct auth *
+start_auth(const struct config *conf, const char *conf_path)
+{
+	struct auth_config ac;
+	struct auth *a;
+	char *err = NULL;
+
+	memset(&ac, 0, sizeof(ac));
+	ac.uris = (const char *const *)conf->ldap_uri;
+	ac.nuris = conf->nldap_uri;
+	ac.starttls = conf->ldap_starttls;
+	ac.bind_dn = conf->ldap_bind_dn;
+	ac.bind_password_file = conf->ldap_bind_password_file;
+	ac.user_base = conf->ldap_user_base;
+	ac.user_filter = conf->ldap_user_filter;
+	ac.group_base = conf->ldap_group_base;
+	ac.group_filter = conf->ldap_group_filter;
+	ac.group_attr = conf->ldap_group_attr;
+	ac.timeout = conf->ldap_timeout;
+	ac.cache_ttl = conf->auth_cache_ttl;
+	ac.negative_ttl = conf->auth_negative_ttl;
+	ac.tls_ca_file = conf->ldap_tls_ca_file;
+	ac.log = on_auth_log;
+	if ((a = auth_new(&ac, &err)) == NULL)
+		fatalx("%s: %s", conf_path, err != NULL ? err : "cannot start LDAP authentication");
+	return a;
+}
 
 /* libevent's own warnings become operational log lines. */
 static void
@@ -215,6 +256,9 @@ main(int argc, char *argv[])
 		    d.conf->audit_syslog_socket);
 
 	d.gw.conf = d.conf;
+	/* Before any thread exists: it sets LDAPNOINIT and reads the secret. */
+	if (d.conf->auth == CONFIG_AUTH_LDAP)
+		d.gw.auth = start_auth(d.conf, conf_path);
 	if (getrandom(&d.gw.id_base, sizeof(d.gw.id_base), 0) != sizeof(d.gw.id_base))
 		d.gw.id_base = (uint64_t)getpid() << 32;
 	d.gw.id_base &= ~(uint64_t)0xffffffff;  /* room to count up */
@@ -272,6 +316,8 @@ main(int argc, char *argv[])
 	for (i = 0; i < d.nworkers; i++)
 		worker_free(d.workers[i]);
 	free(d.workers);
+	if (d.gw.auth != NULL)
+		auth_free(d.gw.auth);
 	event_free(sig_hup);
 	event_free(sig_term);
 	event_free(sig_int);

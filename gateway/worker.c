@@ -27,6 +27,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "auth/auth.h"
 #include "gateway/config.h"
 #include "gateway/conn.h"
 #include "gateway/gateway.h"
@@ -57,6 +58,7 @@ struct worker {
 	TAILQ_HEAD(, conn_node) conns;
 	size_t nconns;
 	struct policy *policy;          /* the worker's current snapshot (one reference) */
+	struct auth_loop *auth;         /* where authentications come back, NULL without auth */
 	bool draining;
 
 	/* mailbox, written by the main thread under mtx */
@@ -393,7 +395,13 @@ worker_main(void *arg)
 {
 	struct worker *w = arg;
 
+	/* The auth loop belongs to this thread's base: made and freed here. */
+	if (w->gw->auth != NULL && (w->auth = auth_loop_new(w->gw->auth, w->base)) == NULL)
+		fatal("worker=%d auth_loop_new", w->index);
 	event_base_dispatch(w->base);
+	if (w->auth != NULL)
+		auth_loop_free(w->auth);
+	w->auth = NULL;
 	return NULL;
 }
 
@@ -468,6 +476,12 @@ struct policy *
 worker_policy(struct worker *w)
 {
 	return w->policy;
+}
+
+struct auth_loop *
+worker_auth(struct worker *w)
+{
+	return w->auth;
 }
 
 bool

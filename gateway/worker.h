@@ -16,6 +16,7 @@
 #include <sys/queue.h>
 #include <sys/socket.h>
 
+struct auth_loop;
 struct conn;
 struct config;
 struct gateway;
@@ -48,6 +49,7 @@ struct evdns_base *worker_dns(struct worker *);
 struct gateway *worker_gateway(struct worker *);
 const struct config *worker_config(struct worker *);
 struct policy *worker_policy(struct worker *);  /* borrowed: ref it to keep it */
+struct auth_loop *worker_auth(struct worker *); /* NULL under "auth none" */
 bool worker_draining(struct worker *);
 void worker_conn_add(struct worker *, struct conn_node *);
 void worker_conn_remove(struct worker *, struct conn_node *);
