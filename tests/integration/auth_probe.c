@@ -15,7 +15,8 @@
  *   {"status":"ok","user":"alice","groups":["engineering"],"sync":false,"ms":3}
  *
  * The header travels in hex so that any byte (NUL, CR, non-UTF-8) can be
- * tested.  Messages from the authenticator go to stderr, one per line.
+ * tested.  Names in the answers are UTF-8 (the module accepts no other).
+ * Messages from the authenticator go to stderr, one per line.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -61,7 +62,7 @@ json_str(char *out, size_t outsz, const char *s)
 		if (ch == '"' || ch == '\\') {
 			out[o++] = '\\';
 			out[o++] = (char)ch;
-		} else if (ch < 0x20 || ch >= 0x7f)
+		} else if (ch < 0x20 || ch == 0x7f)
 			o += (size_t)snprintf(out + o, outsz - o, "\\u%04x", ch);
 		else
 			out[o++] = (char)ch;

@@ -14,6 +14,7 @@ The directory (suffix dc=example,dc=com, mdb, built with slapadd from an LDIF):
                 uid=carol        carol-pw        in no group
                 uid=star*user    star-pw         in stars (filter metacharacters in
                 uid=paren(user)  paren-pw        in stars  the name and the DN)
+                uid=jos\u00e9       pa:ss:wd        in no group (UTF-8 name, colons)
                 uid=dup + cn=dup2,uid=dup        dup-pw          two entries share uid=dup
     ou=svc      cn=proxy         proxy-secret    the service account (BIND_DN)
     ou=groups   cn=engineering (alice), cn=sales (bob), cn=stars (star*user, paren(user))
@@ -29,6 +30,7 @@ CA (wrong_ca_file) for fail-closed tests.  The process is stopped by its PID
 (SIGTERM, then SIGKILL).  Standard library only.
 """
 
+import base64
 import os
 import shutil
 import signal
@@ -57,6 +59,7 @@ USERS = {
     "carol": "carol-pw",
     "star*user": "star-pw",
     "paren(user)": "paren-pw",
+    "jos\u00e9": "pa:ss:wd",       # a UTF-8 name, colons in the password
 }
 MEMBERS = {
     "engineering": ["alice"],
@@ -81,6 +84,13 @@ def user_dn(uid):
     return "uid=%s,%s" % (uid, PEOPLE)
 
 
+def _attr(name, value):
+    """One LDIF line; values that are not plain ASCII go base64 (RFC 2849)."""
+    if all(0x20 <= ord(c) < 0x7f for c in value) and not value.startswith((" ", ":", "<")):
+        return "%s: %s" % (name, value)
+    return "%s:: %s" % (name, base64.b64encode(value.encode()).decode())
+
+
 def _ldif():
     out = ["dn: " + BASE, "objectClass: dcObject", "objectClass: organization",
            "dc: example", "o: Example", ""]
@@ -88,8 +98,8 @@ def _ldif():
         out += ["dn: ou=%s,%s" % (ou, BASE), "objectClass: organizationalUnit",
                 "ou: " + ou, ""]
     for uid, pw in USERS.items():
-        out += ["dn: " + user_dn(uid), "objectClass: inetOrgPerson", "uid: " + uid,
-                "cn: " + uid, "sn: " + uid, "userPassword: " + pw, ""]
+        out += [_attr("dn", user_dn(uid)), "objectClass: inetOrgPerson", _attr("uid", uid),
+                _attr("cn", uid), _attr("sn", uid), _attr("userPassword", pw), ""]
     # Two entries answer (uid=dup): a search must refuse to pick one.
     out += ["dn: uid=dup," + PEOPLE, "objectClass: inetOrgPerson", "uid: dup",
             "cn: dup", "sn: dup", "userPassword: dup-pw", ""]
