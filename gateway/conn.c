@@ -271,7 +271,8 @@ conn_emit_record(struct conn *c, const char *close_why)
 	ev.close = close_why;
 	ev.lost = -1;
 	audit_emit(&ev);
-	log_info("conn=%016" PRIx64 " event=%s id=%s status=%d reason=%s close=%s", c->id,
+	/* The audit record says it all; the log repeats it only when debugging. */
+	log_debug("conn=%016" PRIx64 " event=%s id=%s status=%d reason=%s close=%s", c->id,
 	    ev.event, id, c->status, c->reason, close_why);
 }
 

@@ -92,8 +92,9 @@ half_shut(struct half *h)
 		relay_finish(r, r->have_first_eof ? r->first_eof : RELAY_END_CLIENT);
 }
 
+/* Keep what the peer could not take, and wait for it to drain. */
 static bool
-half_keep(struct half *h, const char *buf, size_t len)
+half_hold(struct half *h, const char *buf, size_t len)
 {
 	h->pend = malloc(len);
 	if (h->pend == NULL)
@@ -104,6 +105,28 @@ half_keep(struct half *h, const char *buf, size_t len)
 	event_del(h->rev);
 	event_add(h->wev, NULL);
 	return true;
+}
+
+/*
+ * Start a half with bytes already in hand.  They usually fit in the socket
+ * buffer, so try at once rather than wait a loop turn for writability; an
+ * error is left for the write event to report.
+ */
+static bool
+half_start_with(struct half *h, const char *buf, size_t len)
+{
+	ssize_t w;
+
+	w = send(h->to, buf, len, MSG_NOSIGNAL);
+	if (w > 0) {
+		buf += w;
+		len -= (size_t)w;
+	}
+	if (len == 0) {
+		event_add(h->rev, NULL);
+		return true;
+	}
+	return half_hold(h, buf, len);
 }
 
 /* Write buf to h->to; keep what does not fit.  false: the relay finished. */
@@ -120,7 +143,7 @@ half_send(struct half *h, const char *buf, size_t len)
 		}
 		w = 0;
 	}
-	if ((size_t)w < len && !half_keep(h, buf + w, len - (size_t)w)) {
+	if ((size_t)w < len && !half_hold(h, buf + w, len - (size_t)w)) {
 		relay_finish(h->r, h->side_to);
 		return false;
 	}
@@ -222,12 +245,12 @@ relay_new(struct event_base *base, int client_fd, int server_fd, const void *up,
 	/* Held bytes go first; the half reads again only once they are written. */
 	if (up_len > 0) {
 		r->up.bytes = up_len;
-		if (!half_keep(&r->up, up, up_len))
+		if (!half_start_with(&r->up, up, up_len))
 			goto fail;
 	} else
 		event_add(r->up.rev, NULL);
 	if (down_len > 0) {
-		if (!half_keep(&r->down, down, down_len))
+		if (!half_start_with(&r->down, down, down_len))
 			goto fail;
 	} else
 		event_add(r->down.rev, NULL);

@@ -348,6 +348,8 @@ worker_new(struct gateway *gw, int index, struct policy *policy, char **err)
 	if (ecfg == NULL)
 		goto nomem;
 	event_config_set_flag(ecfg, EVENT_BASE_FLAG_NOLOCK);
+	/* Batch the add/del churn of a connection's events into one epoll_ctl. */
+	event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
 	w->base = event_base_new_with_config(ecfg);
 	event_config_free(ecfg);
 	if (w->base == NULL)
