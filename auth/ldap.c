@@ -215,6 +215,11 @@ auth_ldap_new(const struct auth_config *conf, char **err)
 	size_t i;
 
 	*err = NULL;
+	/* Before libldap's first call, which reads ldaprc and LDAP* otherwise. */
+	if (setenv("LDAPNOINIT", "1", 1) == -1) {
+		*err = strdup("setenv LDAPNOINIT failed");
+		return NULL;
+	}
 	if (conf->nuris == 0 || conf->user_base == NULL || conf->user_filter == NULL) {
 		*err = strdup("auth ldap needs ldap_uri and ldap_user_base");
 		return NULL;
@@ -285,11 +290,15 @@ auth_ldap_new(const struct auth_config *conf, char **err)
 		    &cfg->bind_pwlen, err) == -1)
 			goto fail;
 	}
-	/* Before libldap's first call, which reads ldaprc and LDAP* otherwise. */
-	if (setenv("LDAPNOINIT", "1", 1) == -1) {
-		*err = strdup("setenv LDAPNOINIT failed");
-		goto fail;
-	}
+	/* Without the CA file every TLS connection would fail: say so now. */
+	for (i = 0; i < conf->nuris; i++)
+		if ((cfg->starttls || ldap_is_ldaps_url(cfg->uris[i])) &&
+		    access(cfg->ca_file, R_OK) == -1) {
+			if (asprintf(err, "ldap_tls_ca_file %s: %s", cfg->ca_file,
+			    strerror(errno)) == -1)
+				*err = NULL;
+			goto fail;
+		}
 	return cfg;
 fail:
 	if (*err == NULL)

@@ -416,3 +416,11 @@ def test_no_fallback_to_plain_text(ldap, make_probe, ldap_tls):
     p = make_probe(ldap, extra=["--starttls", "--ca", ldap_tls.ca_file])
     expect(p.login("alice", "alice-pw"), "unavailable")
     assert "StartTLS failed" in p.stderr()
+
+
+def test_missing_ca_file_is_a_start_error(ldap_tls, probe_bin):
+    r = subprocess.run([probe_bin, "--uri", ldap_tls.uri, "--user-base", sl.PEOPLE,
+                        "--starttls", "--ca", "/nonexistent/ca.pem"],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert r.returncode != 0
+    assert b"ldap_tls_ca_file /nonexistent/ca.pem" in r.stdout, r.stdout
