@@ -579,11 +579,22 @@ test_cancel_delivered(void **state)
 	struct got g = { 0 };
 	struct timeval tv = { 0, 50000 };
 
+	struct auth_stats st;
+	int i;
+
 	r = auth_begin(e->loop, HDR(ALICE_OK), &now, on_done, &g);
 	assert_non_null(r);
-	for (int i = 0; i < 200 && fake_calls() < 1; i++)
+	/*
+	 * The thread caches the result and queues it on the loop in one
+	 * critical section: once it is cached, it waits on the loop.
+	 */
+	for (i = 0; i < 1000; i++) {
+		auth_get_stats(e->auth, &st);
+		if (st.cache_entries == 1)
+			break;
 		usleep(5000);
-	usleep(50000);          /* the thread has queued it on the loop */
+	}
+	assert_int_equal(st.cache_entries, 1);
 	auth_cancel(r);
 	event_base_loopexit(e->base, &tv);
 	event_base_dispatch(e->base);
