@@ -63,8 +63,10 @@ enum auth_status {
 struct auth_result {
 	enum auth_status status;
 	const char *user;               /* AUTH_OK: the name as stored in the directory;
-	                                   AUTH_FAILED: the name as given (for the audit), or NULL */
-	const char *const *groups;      /* AUTH_OK: the user's group names (ldap_group_attr values) */
+	                                   AUTH_FAILED: the name as given (for the audit), or NULL
+	                                   for a header that did not parse; otherwise NULL */
+	const char *const *groups;      /* AUTH_OK: the user's group names (ldap_group_attr values);
+	                                   never NULL (an empty list otherwise) */
 	size_t ngroups;
 };
 
