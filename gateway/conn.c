@@ -50,6 +50,7 @@
 #include "gateway/proxy_proto.h"
 #include "gateway/relay.h"
 #include "gateway/sni.h"
+#include "gateway/stats.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
 #include "policy/policy.h"
@@ -150,6 +151,10 @@ struct conn {
 	int status;                     /* HTTP status sent, 0 if none */
 	const char *reason;             /* audit reason */
 	uint64_t bytes_up, bytes_down;
+	/* for egressctl and /metrics (gateway/stats.h) */
+	int64_t start_us;               /* monotonic, first byte of the request (setup time) */
+	int64_t auth_began_us;          /* auth_begin() went to the directory at this time */
+	struct stats_tunnel_entry *tunnel; /* registered while relaying; removed before relay_free */
 
 	/* absolute-form forwarding */
 	struct body_pump req_body;
@@ -271,6 +276,8 @@ conn_emit_record(struct conn *c, const char *close_why)
 	ev.close = close_why;
 	ev.lost = -1;
 	audit_emit(&ev);
+	stats_record(worker_stats(c->w), c->is_connect, c->reason, c->bytes_up, c->bytes_down,
+	    c->tunnel != NULL);
 	/* The audit record says it all; the log repeats it only when debugging. */
 	log_debug("conn=%016" PRIx64 " event=%s id=%s status=%d reason=%s close=%s", c->id,
 	    ev.event, id, c->status, c->reason, close_why);
@@ -355,6 +362,7 @@ conn_free(struct conn *c)
 		bufferevent_free(c->client);
 	if (c->cfd != -1)
 		close(c->cfd);
+	stats_conn_close(worker_stats(c->w));
 	worker_conn_remove(c->w, &c->node);
 	free(c);
 }
@@ -456,6 +464,13 @@ conn_close(struct conn *c, const char *why)
 	if (c->up_req != NULL)
 		upstream_cancel(c->up_req);
 	c->up_req = NULL;
+	if (c->tunnel != NULL) {
+		/* Out of the registry while the relay (whose counters it reads)
+		 * still exists; its final bytes join the totals. */
+		stats_tunnel_remove(worker_stats(c->w), c->tunnel, relay_bytes_up(c->relay),
+		    relay_bytes_down(c->relay));
+		c->tunnel = NULL;
+	}
 	relay_free(c->relay);
 	c->relay = NULL;
 	conn_release_server(c);
@@ -637,6 +652,7 @@ conn_read_request(struct conn *c)
 	if (c->start_ms == 0) {
 		/* First byte of a request: its total header deadline starts now. */
 		c->start_ms = now_mono_ms();
+		c->start_us = stats_now_us();
 		c->in_request = true;
 		c->nrequests++;
 		if (c->nrequests > 1)
@@ -730,8 +746,10 @@ conn_authenticate(struct conn *c)
 		c->auth_req = auth_begin(worker_auth(c->w), c->authz, c->authz_len, &now,
 		    on_auth_done, c);
 		conn_forget_authz(c);   /* auth_begin took what it needs */
-		if (c->auth_req != NULL)
+		if (c->auth_req != NULL) {
+			c->auth_began_us = stats_now_us();
 			return STEP_WAIT;
+		}
 		conn_store_auth(c, &now);
 	}
 	if (!c->auth_done)
@@ -1188,6 +1206,29 @@ conn_server_reusable(struct conn *c)
 	    strcmp(c->server_host, c->host) == 0;
 }
 
+/* List the tunnel for egressctl; a failure only hides it from the list. */
+static void
+conn_register_tunnel(struct conn *c)
+{
+	struct stats_tunnel t;
+	struct timespec now;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(t.id, sizeof(t.id), "%016" PRIx64 "-%u", c->id, c->nrequests);
+	if (c->user != NULL)
+		snprintf(t.user, sizeof(t.user), "%s", c->user);
+	snprintf(t.client_ip, sizeof(t.client_ip), "%s", c->client_ip);
+	t.client_port = c->client_port;
+	snprintf(t.host, sizeof(t.host), "%s", c->host);
+	t.port = c->port;
+	snprintf(t.dst_ip, sizeof(t.dst_ip), "%s", c->dst_ip);
+	snprintf(t.sni, sizeof(t.sni), "%s", c->sni);
+	clock_gettime(CLOCK_REALTIME, &now);
+	t.start_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
+	    (now_mono_ms() - c->start_ms);
+	c->tunnel = stats_tunnel_add(worker_stats(c->w), &t, c->relay);
+}
+
 static void
 conn_start_relay(struct conn *c)
 {
@@ -1207,6 +1248,7 @@ conn_start_relay(struct conn *c)
 		return;
 	}
 	evtimer_add(c->timer, &tv);
+	conn_register_tunnel(c);
 }
 
 static void
@@ -1269,6 +1311,7 @@ conn_run(struct conn *c)
 
 			c->status = 200;
 			evbuffer_add_printf(out, "HTTP/1.1 200 Connection established\r\n\r\n");
+			stats_setup_time(worker_stats(c->w), stats_now_us() - c->start_us);
 			if (c->decision.sni == POLICY_SNI_OFF) {
 				conn_enter(c, CONN_RELAYING);
 				conn_start_relay(c);
@@ -1351,6 +1394,8 @@ on_auth_done(const struct auth_result *res, void *arg)
 	struct conn *c = arg;
 
 	c->auth_req = NULL;
+	/* auth/ keeps no timings: a directory exchange is measured from here. */
+	stats_ldap_time(worker_stats(c->w), stats_now_us() - c->auth_began_us);
 	conn_store_auth(c, res);
 	conn_run(c);
 }
@@ -1547,6 +1592,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerle
 	c->client_port = netaddr_port(peer);
 	(void)peerlen;
 	worker_conn_add(w, &c->node);
+	stats_conn_open(worker_stats(w));
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->timer = evtimer_new(c->base, on_timer, c);

@@ -16,6 +16,7 @@
 #include "gateway/relay.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +37,10 @@ struct half {
 	struct event *wev;              /* writable `to`, armed only while pend_len > 0 */
 	char *pend;                     /* bytes the peer has not taken yet */
 	size_t pend_off, pend_len;
-	uint64_t bytes;                 /* payload bytes moved by this half */
+	/* Payload bytes moved by this half.  Atomic only so that the main thread
+	 * may read it (egressctl tunnels, /metrics): this thread is the one
+	 * writer, so an update is a relaxed load and store, no locked add. */
+	_Atomic uint64_t bytes;
 	bool eof;                       /* `from` sent EOF */
 	bool shut;                      /* shutdown(to, SHUT_WR) done */
 	enum relay_end side_from;       /* who `from` is */
@@ -54,6 +58,13 @@ struct relay {
 	enum relay_end first_eof;
 	bool finished;
 };
+
+static void
+half_count(struct half *h, uint64_t n)
+{
+	atomic_store_explicit(&h->bytes, atomic_load_explicit(&h->bytes,
+	    memory_order_relaxed) + n, memory_order_relaxed);
+}
 
 static void
 relay_touch(struct relay *r)
@@ -159,7 +170,7 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 
 	n = recv(h->from, relay_scratch, sizeof(relay_scratch), 0);
 	if (n > 0) {
-		h->bytes += (uint64_t)n;
+		half_count(h, (uint64_t)n);
 		relay_touch(r);
 		(void)half_send(h, relay_scratch, (size_t)n);
 		return;
@@ -244,7 +255,7 @@ relay_new(struct event_base *base, int client_fd, int server_fd, const void *up,
 	relay_touch(r);
 	/* Held bytes go first; the half reads again only once they are written. */
 	if (up_len > 0) {
-		r->up.bytes = up_len;
+		half_count(&r->up, up_len);
 		if (!half_start_with(&r->up, up, up_len))
 			goto fail;
 	} else
@@ -283,11 +294,11 @@ relay_free(struct relay *r)
 uint64_t
 relay_bytes_up(const struct relay *r)
 {
-	return r->up.bytes;
+	return atomic_load_explicit(&r->up.bytes, memory_order_relaxed);
 }
 
 uint64_t
 relay_bytes_down(const struct relay *r)
 {
-	return r->down.bytes;
+	return atomic_load_explicit(&r->down.bytes, memory_order_relaxed);
 }

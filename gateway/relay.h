@@ -39,6 +39,8 @@ struct relay *relay_new(struct event_base *base, int client_fd, int server_fd,
     const void *up, size_t up_len, const void *down, size_t down_len,
     relay_done_cb *cb, void *arg, int64_t *last_activity_ms);
 void relay_free(struct relay *);
+/* Payload bytes so far; safe from any thread while the relay exists
+ * (relaxed atomic loads: the admin socket reads open tunnels' counters). */
 uint64_t relay_bytes_up(const struct relay *);
 uint64_t relay_bytes_down(const struct relay *);
 

@@ -33,6 +33,7 @@
 #include "gateway/gateway.h"
 #include "gateway/log.h"
 #include "gateway/netaddr.h"
+#include "gateway/stats.h"
 #include "policy/policy.h"
 
 #define ACCEPT_PAUSE_MS 200         /* listeners rest this long after EMFILE or a burst */
@@ -60,6 +61,7 @@ struct worker {
 	struct policy *policy;          /* the worker's current snapshot (one reference) */
 	struct auth_loop *auth;         /* where authentications come back, NULL without auth */
 	bool draining;
+	struct stats *stats;            /* written by this thread only; read by main */
 
 	/* mailbox, written by the main thread under mtx */
 	pthread_mutex_t mtx;
@@ -342,6 +344,8 @@ worker_new(struct gateway *gw, int index, struct policy *policy, char **err)
 	TAILQ_INIT(&w->conns);
 	pthread_mutex_init(&w->mtx, NULL);
 	w->policy = policy_ref(policy);
+	if ((w->stats = stats_new()) == NULL)
+		goto nomem;
 
 	/* Each base is used by one thread only: no libevent locking at all. */
 	ecfg = event_config_new();
@@ -446,6 +450,7 @@ worker_free(struct worker *w)
 		policy_unref(w->mail_policy);
 	if (w->policy != NULL)
 		policy_unref(w->policy);
+	stats_free(w->stats);
 	pthread_mutex_destroy(&w->mtx);
 	free(w);
 }
@@ -484,6 +489,12 @@ struct auth_loop *
 worker_auth(struct worker *w)
 {
 	return w->auth;
+}
+
+struct stats *
+worker_stats(struct worker *w)
+{
+	return w->stats;
 }
 
 bool

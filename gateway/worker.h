@@ -23,6 +23,7 @@ struct gateway;
 struct policy;
 struct event_base;
 struct evdns_base;
+struct stats;
 
 struct worker;
 
@@ -51,6 +52,9 @@ const struct config *worker_config(struct worker *);
 struct policy *worker_policy(struct worker *);  /* borrowed: ref it to keep it */
 struct auth_loop *worker_auth(struct worker *); /* NULL under "auth none" */
 bool worker_draining(struct worker *);
+/* The worker's counters: written on its thread, read (stats_sum,
+ * stats_tunnels) from the main thread; valid until worker_free. */
+struct stats *worker_stats(struct worker *);
 void worker_conn_add(struct worker *, struct conn_node *);
 void worker_conn_remove(struct worker *, struct conn_node *);
 /* Listening addresses of the daemon (a destination equal to one would loop). */
