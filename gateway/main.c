@@ -11,6 +11,10 @@
  * policy completely and only then publishes it to every worker (a bad file
  * leaves the old one in force); SIGTERM lets every worker drain.  Workers
  * never see a signal: they are blocked in every thread but this one.
+ *
+ * The main loop also serves the admin socket (control.c) and /metrics
+ * (metrics.c): an admin client or a scraper only ever costs this thread, and
+ * the numbers they see are summed from the workers' own counters on demand.
  */
 #include <errno.h>
 #include <signal.h>
@@ -18,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -25,8 +30,11 @@
 #include "audit/audit.h"
 #include "auth/auth.h"
 #include "gateway/config.h"
+#include "gateway/control.h"
 #include "gateway/gateway.h"
 #include "gateway/log.h"
+#include "gateway/metrics.h"
+#include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "policy/policy.h"
 
@@ -38,7 +46,36 @@ struct daemon {
 	struct worker **workers;
 	int nworkers;
 	struct event_base *base;
+	struct control *control;        /* admin_socket, NULL if none */
+	struct metrics *metrics;        /* metrics_listen, NULL if none */
+	int64_t start_ms;               /* wall clock at start */
+	int64_t policy_loaded_ms;       /* wall clock of the policy in force's load */
+	int64_t policy_load_us;         /* and how long it took */
 };
+
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Load the policy file, timing it for status and /metrics. */
+static struct policy *
+daemon_load_policy(struct daemon *d, char **errors)
+{
+	struct policy *p;
+	int64_t t0 = stats_now_us();
+
+	p = policy_load(d->conf->policy_path, d->conf->policy_file, errors);
+	if (p != NULL) {
+		d->policy_load_us = stats_now_us() - t0;
+		d->policy_loaded_ms = wall_ms();
+	}
+	return p;
+}
 
 /* The authenticator's messages (any thread) become operational log lines. */
 static void
@@ -128,22 +165,30 @@ audit_simple(const char *event, const char *reason, const char *message)
 	audit_emit(&ev);
 }
 
-static void
-daemon_reload(struct daemon *d)
+/*
+ * Re-read the policy (SIGHUP, and `reload` on the admin socket).  Returns 0 or
+ * -1; with result non-NULL, *result is "ok (N rules)" or the error lines
+ * (malloc'd) for the admin client.
+ */
+static int
+daemon_reload(struct daemon *d, char **result)
 {
 	struct policy *p;
 	char *errors = NULL, msg[128];
 	int i;
 
-	p = policy_load(d->conf->policy_path, d->conf->policy_file, &errors);
+	p = daemon_load_policy(d, &errors);
 	if (p == NULL) {
 		log_warnx("event=reload-refused policy=%s (the old policy stays in force)",
 		    d->conf->policy_file);
 		if (errors != NULL)
 			print_errors(errors);
 		audit_simple("reload", "policy_error", errors != NULL ? errors : "refused");
-		free(errors);
-		return;
+		if (result != NULL)
+			*result = errors != NULL ? errors : strdup("refused");
+		else
+			free(errors);
+		return -1;
 	}
 	for (i = 0; i < d->nworkers; i++)
 		worker_post_policy(d->workers[i], p);
@@ -154,7 +199,60 @@ daemon_reload(struct daemon *d)
 	    policy_rule_count(p), d->generation);
 	log_info("event=reload %s", msg);
 	audit_simple("reload", "ok", msg);
+	if (result != NULL && asprintf(result, "ok (%zu rules)", policy_rule_count(p)) == -1)
+		*result = NULL;
+	return 0;
 }
+
+/* ---- what the admin socket and /metrics ask (main thread) ------------- */
+
+static void
+daemon_report(void *arg, struct control_report *r)
+{
+	struct daemon *d = arg;
+	int i;
+
+	for (i = 0; i < d->nworkers; i++)
+		stats_sum(worker_stats(d->workers[i]), &r->t);
+	r->auth_enabled = d->gw.auth != NULL;
+	if (d->gw.auth != NULL)
+		auth_get_stats(d->gw.auth, &r->auth);
+	audit_stats(&r->audit);
+	r->version = EGRESSD_VERSION;
+	r->pid = (long)getpid();
+	r->workers = d->nworkers;
+	r->start_ms = d->start_ms;
+	r->now_ms = wall_ms();
+	r->policy_file = d->conf->policy_file;
+	r->policy_rules = policy_rule_count(d->policy);
+	r->policy_generation = d->generation;
+	r->policy_loaded_ms = d->policy_loaded_ms;
+	r->policy_load_us = d->policy_load_us;
+}
+
+static int
+daemon_tunnels(void *arg, struct stats_tunnel **list, size_t *n)
+{
+	struct daemon *d = arg;
+	int i;
+
+	*list = NULL;
+	*n = 0;
+	for (i = 0; i < d->nworkers; i++)
+		if (stats_tunnels(worker_stats(d->workers[i]), list, n) == -1)
+			return -1;
+	return 0;
+}
+
+static int
+daemon_reload_cmd(void *arg, char **msg)
+{
+	return daemon_reload(arg, msg);
+}
+
+static const struct control_ops daemon_control_ops = {
+	daemon_report, daemon_tunnels, daemon_reload_cmd,
+};
 
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
@@ -162,7 +260,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	struct daemon *d = arg;
 
 	if (sig == SIGHUP) {
-		daemon_reload(d);
+		(void)daemon_reload(d, NULL);
 		return;
 	}
 	log_info("event=shutdown signal=%d grace=%ds", (int)sig, d->conf->shutdown_grace);
@@ -236,7 +334,8 @@ main(int argc, char *argv[])
 		config_free(d.conf);
 		return rc;
 	}
-	d.policy = policy_load(d.conf->policy_path, d.conf->policy_file, &errors);
+	d.start_ms = wall_ms();
+	d.policy = daemon_load_policy(&d, &errors);
 	if (d.policy == NULL) {
 		if (errors != NULL)
 			print_errors(errors);
@@ -263,6 +362,19 @@ main(int argc, char *argv[])
 		d.gw.id_base = (uint64_t)getpid() << 32;
 	d.gw.id_base &= ~(uint64_t)0xffffffff;  /* room to count up */
 
+	/* The main loop, the admin socket and /metrics exist before any worker
+	 * accepts, so that their errors stop the start before traffic flows. */
+	d.base = event_base_new();
+	if (d.base == NULL)
+		fatalx("cannot create the main event loop");
+	if (d.conf->admin_socket != NULL && (d.control = control_new(d.base,
+	    d.conf->admin_socket, &daemon_control_ops, &d, &err)) == NULL)
+		fatalx("%s: %s", conf_path, err != NULL ? err : "cannot create admin_socket");
+	if (d.conf->has_metrics_listen && (d.metrics = metrics_new(d.base,
+	    (const struct sockaddr *)&d.conf->metrics_listen, d.conf->metrics_listen_len,
+	    daemon_report, &d, &err)) == NULL)
+		fatalx("%s: %s", conf_path, err != NULL ? err : "cannot listen for metrics");
+
 	/* Workers inherit a mask that blocks the signals this thread handles. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
@@ -283,9 +395,6 @@ main(int argc, char *argv[])
 		if (worker_start(d.workers[i]) == -1)
 			fatal("pthread_create");
 
-	d.base = event_base_new();
-	if (d.base == NULL)
-		fatalx("cannot create the main event loop");
 	sig_hup = evsignal_new(d.base, SIGHUP, on_signal, &d);
 	sig_term = evsignal_new(d.base, SIGTERM, on_signal, &d);
 	sig_int = evsignal_new(d.base, SIGINT, on_signal, &d);
@@ -305,6 +414,12 @@ main(int argc, char *argv[])
 
 	event_base_dispatch(d.base);
 
+	/* The loop no longer runs: stop answering (egressctl then says the
+	 * daemon is not running) before the workers drain. */
+	control_free(d.control);
+	d.control = NULL;
+	metrics_free(d.metrics);
+	d.metrics = NULL;
 	atomic_store(&d.gw.shutting_down, true);
 	for (i = 0; i < d.nworkers; i++)
 		worker_post_shutdown(d.workers[i]);
