@@ -3,13 +3,17 @@
  *
  *   egressctl [-c CONF] check
  *   egressctl [-c CONF] explain [--user U] [--group G]... --method M --host H --port P [--sni S]
+ *   egressctl [-c CONF] status [--json]
+ *   egressctl [-c CONF] tunnels [--sort age|bytes] [--json]
+ *   egressctl [-c CONF] reload [--json]
  *
  * A command table (relayctl parser.c, tmux cmd_entry shape) maps each word to
  * its handler.  `-c CONF` may stand before or after the command; every
  * command takes --json where its output is more than one line.  The offline
  * commands read the configuration and the policy through the same pure parsers
- * the daemon uses, so "ok" here means ok there.  Commands that talk to the
- * running daemon (reload, status, tunnels) arrive with the admin socket.
+ * the daemon uses, so "ok" here means ok there.  The commands that talk to
+ * the running daemon (status, tunnels, reload; client.c) find it through the
+ * configuration's admin_socket and speak its line protocol, nothing more.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include <string.h>
 
 #include "admin/check.h"
+#include "admin/client.h"
 
 #define DEFAULT_CONF "/etc/egressd/egressd.conf"
 
@@ -30,6 +35,9 @@ static const struct command commands[] = {
 	{ "check", admin_check, "check [-c CONF]" },
 	{ "explain", admin_explain, "explain [-c CONF] [--user U] [--group G]... --method M "
 	    "--host H --port P [--sni S] [--json]" },
+	{ "status", admin_status, "status [-c CONF] [--json]" },
+	{ "tunnels", admin_tunnels, "tunnels [-c CONF] [--sort age|bytes] [--json]" },
+	{ "reload", admin_reload, "reload [-c CONF] [--json]" },
 };
 
 static void
