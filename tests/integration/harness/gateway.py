@@ -111,6 +111,21 @@ class SyslogCollector:
                 self.proc.wait(timeout=5)
 
 
+class NoCollector:
+    """Stands in for SyslogCollector when a test brings its own syslog reader
+    (Gateway(..., syslog_collector=False)): nothing is bound, nothing is seen."""
+
+    path = None
+    out = None
+    messages = []
+
+    def records(self):
+        return []
+
+    def stop(self):
+        pass
+
+
 class GatewayError(Exception):
     pass
 
@@ -122,10 +137,12 @@ class Gateway:
           for a repeatable key, or None to drop a default key).
     policy: list of policy lines.  hosts: dict name -> address (added to the defaults).
     proxy_listener: also listen on a second port with proxy_protocol.
+    syslog_collector: bind the Python collector on audit.sock (default); False
+          when the test points audit_syslog_socket at a reader of its own.
     """
 
     def __init__(self, dns_port, conf=None, policy=None, hosts=None, proxy_listener=False,
-                 workers=2, resolv_extra="", nofile=None):
+                 workers=2, resolv_extra="", nofile=None, syslog_collector=True):
         if not os.access(BINARY, os.X_OK):
             raise GatewayError("%s is not built (run `make all`)" % BINARY)
         self.dir = tempfile.mkdtemp(prefix="egw-", dir="/tmp")
@@ -144,7 +161,7 @@ class Gateway:
         self.conf_overrides = dict(conf or {})
         self.resolv_extra = resolv_extra
         self.nofile = nofile
-        self.syslog = SyslogCollector(self.audit_sock_path)
+        self.syslog = SyslogCollector(self.audit_sock_path) if syslog_collector else NoCollector()
         self._stderr_file = None
 
     # ------------------------------------------------------------ files
