@@ -515,9 +515,28 @@ conn_fail(struct conn *c, int status, const char *reason)
 		size_t before = evbuffer_get_length(out);
 
 		http_write_error(out, status, extra);
-		c->bytes_down += evbuffer_get_length(out) - before;
+		/* A tunnel's counts exclude the CONNECT exchange: only requests
+		 * count what was sent to the client. */
+		if (!c->is_connect)
+			c->bytes_down += evbuffer_get_length(out) - before;
 	}
 	conn_close(c, close_for_reason(reason));
+}
+
+/*
+ * A head that never became a request: what was received of it counts as
+ * bytes from the client, then the error goes out (or, status 0, nothing).
+ */
+static void
+conn_fail_head(struct conn *c, int status, const char *close_why)
+{
+	c->bytes_up += evbuffer_get_length(bufferevent_get_input(c->client));
+	if (status != 0) {
+		conn_fail(c, status, "bad_request");
+		return;
+	}
+	c->reason = "bad_request";
+	conn_close(c, close_why);
 }
 
 /* ---- reading the request ---------------------------------------------- */
@@ -666,14 +685,14 @@ conn_read_request(struct conn *c)
 	if (pos.pos == -1) {
 		c->head_scan = len;
 		if (len > HTTP_HEAD_MAX) {
-			conn_fail(c, 431, "bad_request");
+			conn_fail_head(c, 431, NULL);
 			return STEP_CLOSED;
 		}
 		/* Refuse garbage early instead of waiting for a head that never ends. */
 		if (len <= PARSE_EARLY_MAX) {
 			p = (const char *)evbuffer_pullup(in, (ssize_t)len);
 			if (http_parse_request(p, len, &req, &err) == HTTP_PARSE_ERROR) {
-				conn_fail(c, 400, "bad_request");
+				conn_fail_head(c, 400, NULL);
 				return STEP_CLOSED;
 			}
 		}
@@ -681,17 +700,17 @@ conn_read_request(struct conn *c)
 	}
 	head_len = (size_t)pos.pos + 4;
 	if (head_len > HTTP_HEAD_MAX) {
-		conn_fail(c, 431, "bad_request");
+		conn_fail_head(c, 431, NULL);
 		return STEP_CLOSED;
 	}
 	p = (const char *)evbuffer_pullup(in, (ssize_t)head_len);
 	r = http_parse_request(p, head_len, &req, &err);
 	if (r == HTTP_PARSE_TOO_LARGE) {
-		conn_fail(c, 431, "bad_request");
+		conn_fail_head(c, 431, NULL);
 		return STEP_CLOSED;
 	}
 	if (r != HTTP_PARSE_DONE) {
-		conn_fail(c, 400, "bad_request");
+		conn_fail_head(c, 400, NULL);
 		return STEP_CLOSED;
 	}
 	status = conn_take_request(c, &req);
@@ -1022,7 +1041,7 @@ bad:
 	log_warnx("conn=%016" PRIx64 " host=%s event=bad-response reason=%s", c->id, c->host,
 	    err != NULL ? err : "malformed or too large");
 	if (c->resp_bytes_seen == 0) {
-		conn_fail(c, 502, "bad_response");
+		conn_fail(c, 502, "connect_failed");   /* the exchange with the origin failed */
 		return STEP_CLOSED;
 	}
 	/* Part of a response already went out: all the client can be told is EOF. */
@@ -1438,8 +1457,7 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) {
-		c->reason = "bad_request";
-		conn_close(c, "client");
+		conn_fail_head(c, 0, "client");
 		return;
 	}
 	if (c->state == CONN_SNI_PEEK && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
@@ -1530,11 +1548,9 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	switch (c->state) {
 	case CONN_PROXY_HEADER:
 	case CONN_READ_REQUEST:
-		if (c->in_request) {
-			c->reason = "bad_request";
-			c->status = 0;
-			conn_close(c, "idle_timeout");
-		} else
+		if (c->in_request)
+			conn_fail_head(c, 0, "idle_timeout");
+		else
 			conn_close(c, "idle_timeout");
 		return;
 	case CONN_SNI_PEEK:
