@@ -1179,6 +1179,8 @@ conn_sni_peek(struct conn *c)
 	const char *why = NULL;
 	enum sni_result r;
 
+	if (len == 0 && !c->sni_final)
+		return STEP_WAIT;
 	if (len > SNI_MAX_HELLO)
 		len = SNI_MAX_HELLO;
 	r = sni_read(len > 0 ? evbuffer_pullup(in, (ssize_t)len) : nothing, len, name,
@@ -1187,7 +1189,13 @@ conn_sni_peek(struct conn *c)
 	case SNI_NEED_MORE:
 		if (!c->sni_final)
 			return STEP_WAIT;
-		if (require)
+		/*
+		 * Nothing came, or a TLS handshake started and stalled.  Under
+		 * optional a silent client goes on unchecked; one that began a
+		 * ClientHello does not, or stalling one byte short of the end
+		 * would smuggle any name past the check.
+		 */
+		if (require || len > 0)
 			return conn_sni_fail(c, "not_tls", "no complete ClientHello in time");
 		return STEP_DONE;
 	case SNI_NOT_TLS:

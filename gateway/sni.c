@@ -79,6 +79,13 @@ _Static_assert(SNI_NAME_BUF == HOST_BUF, "sni names are normalized hosts");
 #define TLS_SESSION_ID_MAX      32
 #define EXT_SERVER_NAME         0x0000
 #define SNI_HOST_NAME           0
+/*
+ * Extensions one ClientHello may carry.  Browsers send about twenty (GREASE
+ * included); a hello with more is refused rather than scanned without bound,
+ * and the duplicate check stays a short scan instead of a 64 Kbit map that
+ * every call would have to clear.
+ */
+#define SNI_EXTENSIONS_MAX      64
 
 /* One parse: the cursor over the records, and what has been learned. */
 struct hello {
@@ -91,7 +98,8 @@ struct hello {
 	const char *why;                /* its reason */
 	bool have_name;                 /* a server name was read and normalized */
 	char name[HOST_BUF];            /* that name */
-	uint8_t seen[65536 / 8];        /* extension types met so far */
+	uint16_t seen[SNI_EXTENSIONS_MAX]; /* extension types met so far */
+	size_t nseen;
 };
 
 /*
@@ -288,7 +296,7 @@ server_name(struct hello *h, size_t elen)
 static bool
 extensions(struct hello *h)
 {
-	size_t type, n;
+	size_t type, n, i;
 
 	while (h->msg_left > 0) {
 		if (h->msg_left < 4)
@@ -297,9 +305,12 @@ extensions(struct hello *h)
 			return false;
 		if (n > h->msg_left)
 			return fail(h, "extension longer than the extensions block");
-		if (h->seen[type / 8] & (1u << (type % 8)))
-			return invalid(h, "duplicated extension");
-		h->seen[type / 8] |= (uint8_t)(1u << (type % 8));
+		for (i = 0; i < h->nseen; i++)
+			if (h->seen[i] == type)
+				return invalid(h, "duplicated extension");
+		if (h->nseen == SNI_EXTENSIONS_MAX)
+			return fail(h, "too many extensions");
+		h->seen[h->nseen++] = (uint16_t)type;
 		if (type == EXT_SERVER_NAME) {
 			if (!server_name(h, n))
 				return false;

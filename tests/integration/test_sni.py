@@ -701,11 +701,6 @@ def test_bytes_after_the_hello_relayed_exactly(sni_gateway, tls_origin, cafile):
                  bytes_up=len(want))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "finding, awaiting a decision: under sni=optional the contract lets a client that sends "
-    "no complete ClientHello within sni_timeout go on unchecked, so a hello for another "
-    "name, stalled one byte short of complete past sni_timeout, reaches the destination "
-    "(its name was readable in the bytes held)"))
 def test_optional_stalled_hello_for_another_name_not_relayed(sni_gateway, tls_origin, cafile):
     gw = sni_gateway("optional")
     mark = tls_origin.mark()
