@@ -26,6 +26,7 @@
  *	ldap_group_base         DN (rest of line)       (none: no groups)   
  *	ldap_group_filter       FILTER (rest of line)   (member=%d)         ; must contain %d
  *	ldap_group_attr         ATTRIBUTE               cn                  
+ *	ldap_user_attr          ATTRIBUTE               ATTR of (ATTR=%u), else uid   extension: the stored user name
  *	ldap_timeout            1..300 seconds          5                   
  *	auth_realm              TEXT (rest of line)     egressd             ; no '"', '\', controls
  *	auth_cache_ttl          0..86400 seconds        300                 
@@ -34,6 +35,7 @@
  *	audit_facility          kern..local7            local5 (21)         
  *	audit_tag               1..32 of [A-Za-z0-9._-] egressd             
  *	audit_on_failure        allow | deny            allow               
+ *	audit_stderr            yes | no                no                  extension: also "audit {JSON}" lines on stderr
  *	admin_socket            PATH                    (none)              
  *	metrics_listen          ADDR:PORT               (none)              
  *	connect_timeout         1..86400 seconds        10
@@ -568,6 +570,7 @@ static const struct directive directives[] = {
 	{ "ldap_group_base", d_string, D_RAW, 0, 0, 0, 0, OFF(ldap_group_base) },
 	{ "ldap_group_filter", d_filter, D_RAW, 0, 0, 'd', 0, OFF(ldap_group_filter) },
 	{ "ldap_group_attr", d_ldap_attr, 0, 1, 1, 0, 0, OFF(ldap_group_attr) },
+	{ "ldap_user_attr", d_ldap_attr, 0, 1, 1, 0, 0, OFF(ldap_user_attr) },
 	{ "ldap_timeout", d_int, 0, 1, 1, 1, 300, OFF(ldap_timeout) },
 	{ "auth_realm", d_realm, D_RAW, 0, 0, 0, 0, OFF(auth_realm) },
 	{ "auth_cache_ttl", d_int, 0, 1, 1, 0, 86400, OFF(auth_cache_ttl) },
@@ -576,6 +579,7 @@ static const struct directive directives[] = {
 	{ "audit_facility", d_facility, 0, 1, 1, 0, 0, 0 },
 	{ "audit_tag", d_tag, 0, 1, 1, 0, 0, OFF(audit_tag) },
 	{ "audit_on_failure", d_on_failure, 0, 1, 1, 0, 0, 0 },
+	{ "audit_stderr", d_yesno, 0, 1, 1, 0, 0, OFF(audit_stderr) },
 	{ "admin_socket", d_socket_path, 0, 1, 1, 0, 0, OFF(admin_socket) },
 	{ "metrics_listen", d_metrics, 0, 1, 1, 0, 0, 0 },
 	{ "connect_timeout", d_int, 0, 1, 1, 1, 86400, OFF(connect_timeout) },
@@ -918,6 +922,7 @@ config_free(struct config *c)
 	free(c->ldap_group_base);
 	free(c->ldap_group_filter);
 	free(c->ldap_group_attr);
+	free(c->ldap_user_attr);
 	free(c->auth_realm);
 	free(c->audit_syslog_socket);
 	free(c->audit_tag);

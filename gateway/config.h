@@ -52,6 +52,7 @@ struct config {
 	char *ldap_group_base;          /* NULL = no group search */
 	char *ldap_group_filter;        /* default "(member=%d)" */
 	char *ldap_group_attr;          /* default "cn" */
+	char *ldap_user_attr;           /* holds the stored user name; NULL = from the filter (extension) */
 	int ldap_timeout;               /* seconds, default 5 */
 	char *auth_realm;               /* default "egressd" */
 	int auth_cache_ttl;             /* seconds, default 300 */
@@ -59,6 +60,7 @@ struct config {
 	char *audit_syslog_socket;      /* resolved; default /dev/log */
 	int audit_facility;             /* facility number (LOG_LOCAL5 >> 3 = 21, the default) */
 	char *audit_tag;                /* default "egressd" */
+	bool audit_stderr;              /* also write records to stderr (extension) */
 	bool audit_on_failure_deny;     /* audit_on_failure deny (default allow) */
 	char *admin_socket;             /* resolved; NULL = none */
 	bool has_metrics_listen;

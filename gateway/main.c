@@ -107,6 +107,7 @@ start_auth(const struct config *conf, const char *conf_path)
 	ac.group_base = conf->ldap_group_base;
 	ac.group_filter = conf->ldap_group_filter;
 	ac.group_attr = conf->ldap_group_attr;
+	ac.user_attr = conf->ldap_user_attr;
 	ac.timeout = conf->ldap_timeout;
 	ac.cache_ttl = conf->auth_cache_ttl;
 	ac.negative_ttl = conf->auth_negative_ttl;
@@ -350,6 +351,7 @@ main(int argc, char *argv[])
 	acfg.facility = d.conf->audit_facility;
 	acfg.tag = d.conf->audit_tag;
 	acfg.deny_on_failure = d.conf->audit_on_failure_deny;
+	acfg.mirror_stderr = d.conf->audit_stderr;
 	if (audit_open(&acfg) == -1)
 		fatalx("%s: cannot open the audit socket %s", conf_path,
 		    d.conf->audit_syslog_socket);

@@ -218,3 +218,18 @@ def test_frozen_directory_does_not_delay_cached_users(agw, slapd, echo):
         waiting.close()
     finally:
         slapd.thaw()
+
+
+def test_compound_filter_with_user_attr(make_gateway, slapd, secret_dir, echo):
+    """An Active Directory-style compound filter: the stored name comes from
+    ldap_user_attr, since the filter is not the simple (ATTR=%u) shape."""
+    conf = slapd.gateway_conf(secret_dir)
+    conf["ldap_user_filter"] = "(&(objectClass=inetOrgPerson)(uid=%u))"
+    conf["ldap_user_attr"] = "uid"
+    g = make_gateway(conf=conf, policy=["allow authenticated echo\\.test * sni=off"])
+    resp, port, got = tunnel(g, "echo.test:%d" % echo.port, basic("Alice", "alice-pw"))
+    assert resp.status == 200 and got == b"ping", resp.describe()
+    expect_one_record(g, lambda r: r.get("client_port") == port, "compound filter",
+                      user="alice", reason="ok")
+    resp, _, _ = tunnel(g, "echo.test:%d" % echo.port, basic("alice*", "alice-pw"))
+    assert resp.status == 407, resp.describe()

@@ -188,6 +188,8 @@ test_every_key(void **state)
 	    "ldap_group_base \"ou=groups,dc=example,dc=com\"\n"
 	    "ldap_group_filter (member=%d)   # comment\n"
 	    "ldap_group_attr cn\n"
+	    "ldap_user_attr sAMAccountName\n"
+	    "ldap_tls_ca_file ca.pem\n"
 	    "ldap_timeout 7\n"
 	    "auth_realm Corporate egress\n"
 	    "auth_cache_ttl 600\n"
@@ -196,6 +198,7 @@ test_every_key(void **state)
 	    "audit_facility local3\n"
 	    "audit_tag egressd-prod_1.2\n"
 	    "audit_on_failure deny\n"
+	    "audit_stderr yes\n"
 	    "admin_socket run/admin.sock\n"
 	    "metrics_listen 127.0.0.1:9128\n"
 	    "connect_timeout 11\n"
@@ -237,6 +240,10 @@ test_every_key(void **state)
 	assert_string_equal(c->ldap_group_base, "ou=groups,dc=example,dc=com");
 	assert_string_equal(c->ldap_group_filter, "(member=%d)");
 	assert_string_equal(c->ldap_group_attr, "cn");
+	assert_string_equal(c->ldap_user_attr, "sAMAccountName");
+	snprintf(want, sizeof(want), "%s/ca.pem", dir);
+	assert_string_equal(c->ldap_tls_ca_file, want);
+	assert_true(c->audit_stderr);
 	assert_int_equal(c->ldap_timeout, 7);
 	assert_string_equal(c->auth_realm, "Corporate egress");
 	assert_int_equal(c->auth_cache_ttl, 600);
@@ -355,6 +362,7 @@ test_each_key_bad(void **state)
 	    "ldap://h ldap://i", "too many values for \"ldap_uri\" (at most 8)");
 	bad_line("ldap_uri", "missing value for \"ldap_uri\"");
 	bad_line("ldap_starttls true", "ldap_starttls: bad value \"true\" (expected yes or no)");
+	bad_line("audit_stderr 1", "audit_stderr: bad value \"1\" (expected yes or no)");
 	bad_line("ldap_bind_dn", "missing value for \"ldap_bind_dn\"");
 	bad_line("ldap_bind_dn \"cn=a", "ldap_bind_dn: missing closing '\"'");
 	bad_line("ldap_bind_dn \"cn=a\" x", "ldap_bind_dn: unexpected text after the closing");
