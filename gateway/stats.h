@@ -24,13 +24,13 @@ struct relay;
 struct stats;                       /* one per worker */
 struct stats_tunnel_entry;          /* an open tunnel in its worker's registry */
 
-/* Every audit reason of the contract, plus ok, bad_response and "other". */
+/* Every audit reason of the contract, plus ok and "other" (never expected). */
 #define STATS_REASONS(X) \
 	X(ok) X(policy) X(default_deny) X(auth_required) X(auth_failed) \
 	X(auth_unavailable) X(internal_destination) X(sni_missing) X(sni_mismatch) \
 	X(sni_denied) X(sni_invalid) X(not_tls) X(policy_error) X(dns_failure) \
 	X(connect_failed) X(connect_timeout) X(bad_request) X(over_capacity) \
-	X(audit_unavailable) X(bad_response) X(other)
+	X(audit_unavailable) X(other)
 
 #define STATS_REASON_ENUM(name) STATS_REASON_##name,
 enum stats_reason { STATS_REASONS(STATS_REASON_ENUM) STATS_NREASONS };
