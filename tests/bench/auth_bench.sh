@@ -29,85 +29,21 @@ CG_KEEP=${BENCH_CALLGRIND_KEEP:-}
 LAT_N=${BENCH_LAT_N:-2000}
 EGRESSD=${EGRESSD:-$REPO/build/egressd}
 
-say() { printf '%s\n' "auth_bench: $*" >&2; }
-fail() { say "$*"; exit 1; }
+SAY=auth_bench
+# shellcheck source=lib.sh
+. "$REPO/tests/bench/lib.sh"
 
-[ -x "$EGRESSD" ] || fail "$EGRESSD is not built (make all)"
+require_egressd
 [ -x /usr/sbin/slapd ] && command -v ldapadd >/dev/null 2>&1 || fail "needs slapd and ldap-utils (make deps)"
-ulimit -n 20000 2>/dev/null || true
-
-T=$(mktemp -d /tmp/egressd-auth-bench.XXXXXX) || fail "mktemp"
-chmod 755 "$T"
-PIDS=""
-cleanup() {
-	trap - EXIT INT TERM
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	i=0
-	while [ $i -lt 50 ]; do
-		alive=""
-		for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-		[ -z "$alive" ] && break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	PIDS=$(for p in $PIDS; do [ "$p" != "$1" ] && printf '%s ' "$p"; done)
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {   # PORT SECONDS PID
-	python3 - "$1" "$2" "$3" <<'EOF'
-import os, socket, sys, time
-port, secs, pid = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-end = time.monotonic() + secs
-while time.monotonic() < end:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit("process %d exited" % pid)
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit("port %d not listening after %ss" % (port, secs))
-EOF
-}
-
-wait_file() {   # FILE SECONDS
-	i=0
-	while [ ! -s "$1" ] && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-	[ -s "$1" ]
-}
-
-field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+raise_nofile
+bench_tmpdir egressd-auth-bench
 
 # ------------------------------------------------------------------ clients, origin, directory
-B="$T/bin"
-mkdir -p "$B"
-cc -O2 -o "$B/origin" "$REPO/tests/bench/origin.c" || fail "cc origin.c"
-cc -O2 -o "$B/client" "$REPO/tests/bench/auth_bench.c" || fail "cc auth_bench.c"
+build_c origin origin.c
+build_c client auth_bench.c loadlib.c
 
-"$B/origin" echo "$T/echo.port" 900 &
-PIDS="$PIDS $!"
-wait_file "$T/echo.port" 10 || fail "echo origin did not start"
-ECHO_PORT=$(cat "$T/echo.port")
-"$B/origin" logsink "$T/audit.sock" 900 &
-PIDS="$PIDS $!"
+start_origin echo; ECHO_PORT=$ORIGIN_PORT
+start_logsink
 
 NUSERS=$((COLD_N * (ROUNDS + 1)))
 mkdir -p "$T/ldap"
@@ -119,40 +55,23 @@ wait_file "$T/ldap/slapd.env" 60 || { cat "$T/ldap/wrapper.err" >&2; fail "slapd
 PIDS="$PIDS $SLAPD_PID"     # in case the wrapper dies without stopping it
 say "slapd on $LDAP_URI (pid $SLAPD_PID) with $NUSERS bench users"
 
-load=$(cut -d' ' -f1 /proc/loadavg)
+load=$(load_average)
 say "load average $load on $(nproc) CPUs; ${SECS}s per row, $ROUNDS rounds"
 
 printf '127.0.0.1 localhost\n' >"$T/hosts"
 start_egressd() {   # NAME RULE [WRAPPER...] -> sets PROXY_PID PROXY_PORT
 	name=$1 rule=$2
 	shift 2
-	d="$T/egressd-$name"
-	mkdir -p "$d"
-	cp "$T/ldap/ldap.secret" "$d/ldap.secret"
-	chmod 600 "$d/ldap.secret"
-	PROXY_PORT=$(free_port)
-	printf '%s 127\\.0\\.0\\.1 * sni=off\n' "$rule" >"$d/policy.rules"
-	printf 'nameserver 127.0.0.1:1\noptions timeout:1 attempts:1\n' >"$d/resolv.conf"
+	egressd_dir "$name"
+	cp "$T/ldap/ldap.secret" "$D/ldap.secret"
+	chmod 600 "$D/ldap.secret"
+	printf '%s 127\\.0\\.0\\.1 * sni=off\n' "$rule" >"$D/policy.rules"
+	egressd_conf 1 127.0.0.0/8 300 "auth_cache_ttl 3600"
 	{
-		cat <<EOF
-listen 127.0.0.1:$PROXY_PORT
-workers 1
-policy_file policy.rules
-dns_hosts_file $T/hosts
-dns_resolv_conf resolv.conf
-allow_internal 127.0.0.0/8
-max_connections 20000
-idle_timeout 300
-audit_syslog_socket $T/audit.sock
-auth_cache_ttl 3600
-EOF
 		grep -v '^ldap_bind_password_file' "$T/ldap/ldap.conf"
 		echo "ldap_bind_password_file ldap.secret"
-	} >"$d/egressd.conf"
-	"$@" "$EGRESSD" -c "$d/egressd.conf" >/dev/null 2>"$d/stderr" &
-	PROXY_PID=$!
-	PIDS="$PIDS $PROXY_PID"
-	wait_port "$PROXY_PORT" 60 "$PROXY_PID" || { tail -5 "$d/stderr" >&2; fail "egressd $name did not start"; }
+	} >>"$D/egressd.conf"
+	launch_egressd "egressd $name" "$@"
 }
 
 start_egressd anon "allow any";          PORT_anon=$PROXY_PORT; PID_anon=$PROXY_PID
@@ -173,15 +92,6 @@ for col in anon auth; do
 done
 
 # ------------------------------------------------------------------ measurements
-setr() { eval "R_$1_$2=\$3"; }
-getr() { eval "printf '%s' \"\${R_$1_$2:-n/a}\""; }
-keep_best() {   # COLUMN ROW VALUE [min]
-	old=$(getr "$1" "$2")
-	if [ "$old" = n/a ]; then setr "$1" "$2" "$3"; return; fi
-	better=$(awk -v a="$3" -v b="$old" -v m="${4:-max}" 'BEGIN {
-		a += 0; b += 0; print (m == "min" ? a < b : a > b) ? 1 : 0 }')
-	[ "$better" = 1 ] && setr "$1" "$2" "$3"
-}
 FLAGS=""
 
 r=1
@@ -225,7 +135,7 @@ stop_pid "$PID_auth"
 
 # ------------------------------------------------------------------ callgrind (optional)
 CG_anon="" CG_auth=""
-if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null 2>&1 && command -v callgrind_control >/dev/null 2>&1; then
+if [ "$CALLGRIND" = 1 ] && have_callgrind; then
 	for col in anon auth; do
 		if [ $col = anon ]; then rule="allow any"; else rule="allow authenticated"; fi
 		start_egressd "cg$col" "$rule" valgrind --tool=callgrind --instr-atstart=no \
@@ -233,31 +143,21 @@ if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null 2>&1 && command -v cal
 		eval "a=\$args_$col"
 		# shellcheck disable=SC2086
 		"$B/client" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 2 $a >/dev/null   # warm-up, not counted
-		if callgrind_control -i on "$PROXY_PID" >/dev/null 2>&1; then
-			# shellcheck disable=SC2086
-			out=$("$B/client" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 "$SECS" $a)
-			callgrind_control -i off "$PROXY_PID" >/dev/null 2>&1
-			stop_pid "$PROXY_PID"
+		# shellcheck disable=SC2086
+		if callgrind_measure "$T/cg-$col.out" "$B/client" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 "$SECS" $a; then
 			[ -n "$CG_KEEP" ] && mkdir -p "$CG_KEEP" && cp "$T"/cg-$col.out* "$CG_KEEP/"
-			n=$(field ok "$out")
-			total=$(awk '/^totals:/ {s += $2} END {if (s) print s}' "$T"/cg-$col.out* 2>/dev/null)
-			if [ -n "$total" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
-				eval "CG_$col=$((total / n))"
-				say "callgrind $col: $total instructions for $n tunnels"
+			n=$(field ok "$CG_RUN")
+			if [ -n "$CG_TOTAL" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
+				eval "CG_$col=$((CG_TOTAL / n))"
+				say "callgrind $col: $CG_TOTAL instructions for $n tunnels"
 			fi
 		else
 			say "callgrind_control failed"
-			stop_pid "$PROXY_PID"
 		fi
 	done
 fi
 
 # ------------------------------------------------------------------ table
-mark() {
-	v=$(getr "$1" "$2")
-	case " $FLAGS " in *" $1_$2 "*) v="$v*" ;; esac
-	printf '%s' "$v"
-}
 pct() {   # ANON AUTH HIGHER_IS_BETTER -> extra cost of auth in %
 	awk -v a="$(printf '%s' "$1" | tr -d '*')" -v b="$(printf '%s' "$2" | tr -d '*')" -v h="$3" 'BEGIN {
 		if (a == "" || b == "" || a == "n/a" || b == "n/a" || a + 0 == 0 || b + 0 == 0) { print "n/a"; exit }

@@ -24,8 +24,9 @@ SQUID=${SQUID:-/usr/sbin/squid}
 WRK_CONNS=${BENCH_WRK_CONNS:-32}
 IDLE_N=1000
 
-say() { printf '%s\n' "bench: $*" >&2; }
-fail() { say "$*"; exit 1; }
+SAY=bench
+# shellcheck source=lib.sh
+. "$REPO/tests/bench/lib.sh"
 
 # ------------------------------------------------------------------ dependencies
 need=""
@@ -33,100 +34,26 @@ need=""
 command -v wrk >/dev/null 2>&1 || need="$need wrk"
 command -v cc >/dev/null 2>&1 || need="$need gcc"
 command -v python3 >/dev/null 2>&1 || need="$need python3"
-if [ -n "$need" ]; then
-	[ "$(id -u)" = 0 ] || fail "missing:$need (run as root or install them)"
-	say "installing$need"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq && apt-get install -y -qq --no-install-recommends $need >/dev/null ||
-		fail "apt-get install$need failed"
-fi
-[ -x "$EGRESSD" ] || fail "$EGRESSD is not built (make all)"
-
-ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-
-T=$(mktemp -d /tmp/egressd-bench.XXXXXX) || fail "mktemp"
-chmod 755 "$T"
-PIDS=""
-
-cleanup() {
-	trap - EXIT INT TERM
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	i=0
-	while [ $i -lt 30 ]; do
-		alive=""
-		for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-		[ -z "$alive" ] && break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# stop one process by PID: TERM, bounded wait, KILL
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	PIDS=$(for p in $PIDS; do [ "$p" != "$1" ] && printf '%s ' "$p"; done)
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {   # PORT SECONDS PID
-	python3 - "$1" "$2" "$3" <<'EOF'
-import os, socket, sys, time
-port, secs, pid = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-end = time.monotonic() + secs
-while time.monotonic() < end:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit("process %d exited" % pid)
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit("port %d not listening after %ss" % (port, secs))
-EOF
-}
-
-wait_file() {   # FILE SECONDS
-	i=0
-	while [ ! -s "$1" ] && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-	[ -s "$1" ]
-}
+# shellcheck disable=SC2086
+install_missing $need
+require_egressd
+raise_nofile
+bench_tmpdir egressd-bench
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null; }
 
 # ------------------------------------------------------------------ build the clients
-B="$T/bin"
-mkdir -p "$B"
-cc -O2 -o "$B/origin" "$REPO/tests/bench/origin.c" || fail "cc origin.c"
-cc -O2 -o "$B/loadgen" "$REPO/tests/bench/loadgen.c" || fail "cc loadgen.c"
+build_c origin origin.c
+build_c loadgen loadgen.c loadlib.c
 
-load=$(cut -d' ' -f1 /proc/loadavg)
+load=$(load_average)
 say "load average $load on $(nproc) CPUs; ${SECS}s per row"
 
 # ------------------------------------------------------------------ origins
-start_origin() {   # MODE -> sets ORIGIN_PORT
-	"$B/origin" "$1" "$T/$1.port" 900 &
-	PIDS="$PIDS $!"
-	wait_file "$T/$1.port" 10 || fail "origin $1 did not start"
-	ORIGIN_PORT=$(cat "$T/$1.port")
-}
 start_origin echo;   ECHO_PORT=$ORIGIN_PORT
 start_origin source; SOURCE_PORT=$ORIGIN_PORT
 start_origin http;   HTTP_PORT=$ORIGIN_PORT
-"$B/origin" logsink "$T/audit.sock" 900 &
-PIDS="$PIDS $!"
+start_logsink
 
 printf '127.0.0.1 localhost\n' >"$T/hosts"
 cat >"$T/get.lua" <<EOF
@@ -148,26 +75,10 @@ probe_rule_opt
 start_egressd() {   # WORKERS [WRAPPER...] -> sets PROXY_PID PROXY_PORT
 	w=$1
 	shift
-	d="$T/egressd-w$w"
-	mkdir -p "$d"
-	PROXY_PORT=$(free_port)
-	printf 'allow any .* *%s\n' "$RULE_OPT" >"$d/policy.rules"
-	printf 'nameserver 127.0.0.1:1\noptions timeout:1 attempts:1\n' >"$d/resolv.conf"
-	cat >"$d/egressd.conf" <<EOF
-listen 127.0.0.1:$PROXY_PORT
-workers $w
-policy_file policy.rules
-dns_hosts_file $T/hosts
-dns_resolv_conf resolv.conf
-allow_internal 127.0.0.0/8
-max_connections 20000
-idle_timeout 300
-audit_syslog_socket $T/audit.sock
-EOF
-	"$@" "$EGRESSD" -c "$d/egressd.conf" >/dev/null 2>"$d/stderr" &
-	PROXY_PID=$!
-	PIDS="$PIDS $PROXY_PID"
-	wait_port "$PROXY_PORT" 60 "$PROXY_PID" || { tail -5 "$d/stderr" >&2; fail "egressd did not start"; }
+	egressd_dir "w$w"
+	printf 'allow any .* *%s\n' "$RULE_OPT" >"$D/policy.rules"
+	egressd_conf "$w" 127.0.0.0/8 300
+	launch_egressd egressd "$@"
 }
 
 start_squid() {   # -> sets PROXY_PID PROXY_PORT
@@ -204,24 +115,10 @@ EOF
 }
 
 # ------------------------------------------------------------------ measurements
-# Results are kept in variables named R_<column>_<row>; with several rounds the
-# best (highest; for RSS the lowest) is kept. The three proxies run side by side
-# and every row is measured on each in turn, so load from elsewhere on the
-# machine falls on all columns alike.
-setr() { eval "R_$1_$2=\$3"; }
-getr() { eval "printf '%s' \"\${R_$1_$2:-n/a}\""; }
-keep_best() {   # COLUMN ROW VALUE [min]
-	old=$(getr "$1" "$2")
-	if [ "$old" = n/a ]; then setr "$1" "$2" "$3"; return; fi
-	better=$(awk -v a="$3" -v b="$old" -v m="${4:-max}" 'BEGIN {
-		a += 0; b += 0; print (m == "min" ? a < b : a > b) ? 1 : 0 }')
-	[ "$better" = 1 ] && setr "$1" "$2" "$3"
-}
-
-field() {   # NAME LINE -> value of NAME=... in LINE
-	printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"
-}
-
+# Results are kept in variables named R_<column>_<row> (setr/getr/keep_best in lib.sh);
+# with several rounds the best (highest; for RSS the lowest) is kept. The three proxies
+# run side by side and every row is measured on each in turn, so load from elsewhere on
+# the machine falls on all columns alike.
 port_of() { eval "printf '%s' \"\$PORT_$1\""; }
 pid_of() { eval "printf '%s' \"\$PID_$1\""; }
 FLAGS=""        # rows that saw failures: "<col>_<row>" words
@@ -296,22 +193,17 @@ for col in $COLS; do stop_pid "$(pid_of "$col")"; done
 
 # ------------------------------------------------------------------ callgrind (optional)
 CG=""
-if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null 2>&1 && command -v callgrind_control >/dev/null 2>&1; then
+if [ "$CALLGRIND" = 1 ] && have_callgrind; then
 	start_egressd 1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/cg.out"
 	"$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 2 >/dev/null   # warm-up, not counted
-	if callgrind_control -i on "$PROXY_PID" >/dev/null 2>&1; then
-		out=$("$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 "$SECS")
-		callgrind_control -i off "$PROXY_PID" >/dev/null 2>&1
-		stop_pid "$PROXY_PID"
-		n=$(field ok "$out")
-		total=$(awk '/^totals:/ {s += $2} END {if (s) print s}' "$T"/cg.out* 2>/dev/null)
-		if [ -n "$total" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
-			CG=$((total / n))
-			say "callgrind: $total instructions for $n tunnels"
+	if callgrind_measure "$T/cg.out" "$B/loadgen" tunnels "$PROXY_PORT" "$ECHO_PORT" 1 "$SECS"; then
+		n=$(field ok "$CG_RUN")
+		if [ -n "$CG_TOTAL" ] && [ -n "$n" ] && [ "$n" -gt 0 ]; then
+			CG=$((CG_TOTAL / n))
+			say "callgrind: $CG_TOTAL instructions for $n tunnels"
 		fi
 	else
 		say "callgrind_control failed; no callgrind row"
-		stop_pid "$PROXY_PID"
 	fi
 fi
 
@@ -325,11 +217,6 @@ ratio() {   # A B -> A/B with two decimals
 echo
 printf '%-44s %12s %12s %8s %12s %8s\n' "row" "egressd w1" "squid" "w1/squid" "egressd w2" "w2/squid"
 printf '%-44s %12s %12s %8s %12s %8s\n' "---" "----------" "-----" "--------" "----------" "--------"
-mark() {   # COLUMN ROW -> the value, with * when a measurement of it saw failures
-	v=$(getr "$1" "$2")
-	case " $FLAGS " in *" $1_$2 "*) v="$v*" ;; esac
-	printf '%s' "$v"
-}
 row() {   # KEY LABEL
 	e1=$(mark eg1 "$1"); s=$(mark sq "$1"); e2=$(mark eg2 "$1")
 	printf '%-44s %12s %12s %8s %12s %8s\n' "$2" "$e1" "$s" "$(ratio "$e1" "$s")" "$e2" "$(ratio "$e2" "$s")"

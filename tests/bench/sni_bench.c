@@ -8,6 +8,7 @@
  * TLS ClientHello), read the same number of bytes back (the target is a TCP
  * echo), check them, close.  A thread starts its next tunnel as each ends.
  * Prints: ok=N err=E secs=S rate=TUNNELS_PER_SECOND
+ * (The request, the head check and the clock come from loadlib.c.)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -22,6 +23,8 @@
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "loadlib.h"
 
 #define HEADMAX 4096
 #define MAXHELLO 65536
@@ -39,13 +42,6 @@ struct worker {
 	long ok, err;
 	char first_err[160];
 };
-
-static double now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
 
 static int send_all(int fd, const void *p, size_t n)
 {
@@ -111,7 +107,7 @@ static int one_tunnel(const char **why)
 		head[hl] = '\0';
 		end = strstr(head, "\r\n\r\n");
 	}
-	if (strncmp(head, "HTTP/1.1 200", 12) != 0 && strncmp(head, "HTTP/1.0 200", 12) != 0) {
+	if (!lg_head_is_200(head, hl)) {
 		*why = "CONNECT not answered 200";
 		goto out;
 	}
@@ -147,7 +143,7 @@ out:
 static void *run(void *arg)
 {
 	struct worker *w = arg;
-	while (now() < end_time) {
+	while (lg_now() < end_time) {
 		const char *why = NULL;
 		if (one_tunnel(&why) == 0)
 			w->ok++;
@@ -174,8 +170,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	proxy_port = atoi(argv[1]);
-	req_len = (size_t)snprintf(req, sizeof(req),
-	    "CONNECT %s:%s HTTP/1.1\r\nHost: %s:%s\r\n\r\n", argv[2], argv[3], argv[2], argv[3]);
+	req_len = lg_connect_req(req, sizeof(req), argv[2], argv[3], NULL);
 	if (req_len >= sizeof(req)) {
 		fprintf(stderr, "host too long\n");
 		return 2;
@@ -198,7 +193,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	memset(ws, 0, sizeof(ws));
-	t0 = now();
+	t0 = lg_now();
 	end_time = t0 + secs;
 	for (i = 0; i < conc; i++)
 		if (pthread_create(&ws[i].t, NULL, run, &ws[i]) != 0) {
@@ -210,7 +205,7 @@ int main(int argc, char **argv)
 		ok += ws[i].ok;
 		err += ws[i].err;
 	}
-	secs = now() - t0;
+	secs = lg_now() - t0;
 	for (i = 0; i < conc; i++)
 		if (ws[i].err) {
 			fprintf(stderr, "sni_bench: first error: %s\n", ws[i].first_err);

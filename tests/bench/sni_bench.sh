@@ -28,117 +28,37 @@ CALLGRIND=${SNI_BENCH_CALLGRIND:-1}
 EGRESSD=${EGRESSD:-$REPO/build/egressd}
 NAME=example.com
 
-say() { printf '%s\n' "sni_bench: $*" >&2; }
-fail() { say "$*"; exit 1; }
+SAY=sni_bench
+# shellcheck source=lib.sh
+. "$REPO/tests/bench/lib.sh"
 
-[ -x "$EGRESSD" ] || fail "$EGRESSD is not built (make all)"
+require_egressd
 [ -r "$HELLO" ] || fail "$HELLO: no such ClientHello"
 command -v cc >/dev/null 2>&1 || fail "cc not found"
 command -v python3 >/dev/null 2>&1 || fail "python3 not found"
 
-T=$(mktemp -d /tmp/egressd-snibench.XXXXXX) || fail "mktemp"
-PIDS=""
-
-cleanup() {
-	trap - EXIT INT TERM
-	for p in $PIDS; do kill -TERM "$p" 2>/dev/null; done
-	i=0
-	while [ $i -lt 30 ]; do
-		alive=""
-		for p in $PIDS; do kill -0 "$p" 2>/dev/null && alive="$alive $p"; done
-		[ -z "$alive" ] && break
-		sleep 0.1
-		i=$((i + 1))
-	done
-	for p in $PIDS; do kill -KILL "$p" 2>/dev/null; done
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-stop_pid() {   # TERM, bounded wait, KILL
-	kill -TERM "$1" 2>/dev/null
-	i=0
-	while kill -0 "$1" 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-	kill -KILL "$1" 2>/dev/null
-	wait "$1" 2>/dev/null
-	PIDS=$(for p in $PIDS; do [ "$p" != "$1" ] && printf '%s ' "$p"; done)
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-wait_port() {   # PORT SECONDS PID
-	python3 - "$1" "$2" "$3" <<'EOF'
-import os, socket, sys, time
-port, secs, pid = int(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3])
-end = time.monotonic() + secs
-while time.monotonic() < end:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        sys.exit("process %d exited" % pid)
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        sys.exit(0)
-    except OSError:
-        time.sleep(0.1)
-sys.exit("port %d not listening after %ss" % (port, secs))
-EOF
-}
-
-wait_file() {   # FILE SECONDS
-	i=0
-	while [ ! -s "$1" ] && [ $i -lt $(($2 * 10)) ]; do sleep 0.1; i=$((i + 1)); done
-	[ -s "$1" ]
-}
+bench_tmpdir egressd-snibench
 
 cpu_ticks() {   # PID -> utime + stime of the process (all threads), in clock ticks
 	sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'
 }
 
-field() { printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
-
 # ------------------------------------------------------------------ build, origin
-B="$T/bin"
-mkdir -p "$B"
-cc -O2 -o "$B/origin" "$REPO/tests/bench/origin.c" || fail "cc origin.c"
-cc -O2 -pthread -o "$B/sni_bench" "$REPO/tests/bench/sni_bench.c" || fail "cc sni_bench.c"
+build_c origin origin.c
+build_c sni_bench sni_bench.c loadlib.c -pthread
 
-"$B/origin" echo "$T/echo.port" 900 &
-PIDS="$PIDS $!"
-wait_file "$T/echo.port" 10 || fail "echo origin did not start"
-ECHO_PORT=$(cat "$T/echo.port")
-"$B/origin" logsink "$T/audit.sock" 900 &
-PIDS="$PIDS $!"
+start_origin echo; ECHO_PORT=$ORIGIN_PORT
+start_logsink
 printf '127.0.0.1 %s\n' "$NAME" >"$T/hosts"
 
 start_egressd() {   # FOLDER MODE [WRAPPER...] -> PROXY_PID PROXY_PORT
-	d="$T/egressd-$1"
+	egressd_dir "$1"
 	mode=$2
 	shift 2
-	mkdir -p "$d"
-	PROXY_PORT=$(free_port)
 	printf 'allow any %s %s sni=%s\n' "$(printf '%s' "$NAME" | sed 's/\./\\./g')" \
-		"$ECHO_PORT" "$mode" >"$d/policy.rules"
-	printf 'nameserver 127.0.0.1:1\noptions timeout:1 attempts:1\n' >"$d/resolv.conf"
-	cat >"$d/egressd.conf" <<EOF
-listen 127.0.0.1:$PROXY_PORT
-workers 1
-policy_file policy.rules
-dns_hosts_file $T/hosts
-dns_resolv_conf resolv.conf
-allow_internal 127.0.0.1/32
-max_connections 20000
-idle_timeout 60
-sni_timeout 5
-audit_syslog_socket $T/audit.sock
-EOF
-	"$@" "$EGRESSD" -c "$d/egressd.conf" >/dev/null 2>"$d/stderr" &
-	PROXY_PID=$!
-	PIDS="$PIDS $PROXY_PID"
-	wait_port "$PROXY_PORT" 60 "$PROXY_PID" || { tail -5 "$d/stderr" >&2; fail "egressd ($mode) did not start"; }
+		"$ECHO_PORT" "$mode" >"$D/policy.rules"
+	egressd_conf 1 127.0.0.1/32 60 "sni_timeout 5"
+	launch_egressd "egressd ($mode)" "$@"
 }
 
 start_egressd off off;         PORT_off=$PROXY_PORT;     PID_off=$PROXY_PID
@@ -158,7 +78,7 @@ if [ -r "$other" ]; then
 	[ "$(field ok "$out")" = 0 ] || fail "sni=require relayed a hello for another name: $out"
 fi
 
-load=$(cut -d' ' -f1 /proc/loadavg)
+load=$(load_average)
 say "load average $load on $(nproc) CPUs; hello $(wc -c <"$HELLO") bytes ($(basename "$HELLO")); ${SECS}s x $ROUNDS rounds per cell"
 
 # ------------------------------------------------------------------ rates
@@ -187,28 +107,23 @@ done
 
 # ------------------------------------------------------------------ callgrind (optional)
 CG_off=""; CG_require=""
-if [ "$CALLGRIND" = 1 ] && command -v valgrind >/dev/null 2>&1 && command -v callgrind_control >/dev/null 2>&1; then
+if [ "$CALLGRIND" = 1 ] && have_callgrind; then
 	stop_pid "$PID_off"
 	stop_pid "$PID_require"
 	for m in off require; do
 		start_egressd "cg-$m" "$m" valgrind --tool=callgrind --instr-atstart=no \
 			--callgrind-out-file="$T/cg-$m.out"
 		"$B/sni_bench" "$PROXY_PORT" "$NAME" "$ECHO_PORT" "$HELLO" 1 1 >/dev/null   # warm-up
-		if callgrind_control -i on "$PROXY_PID" >/dev/null 2>&1; then
-			out=$("$B/sni_bench" "$PROXY_PORT" "$NAME" "$ECHO_PORT" "$HELLO" 1 "$SECS")
-			callgrind_control -i off "$PROXY_PID" >/dev/null 2>&1
-			stop_pid "$PROXY_PID"
-			n=$(field ok "$out")
-			total=$(awk '/^totals:/ {s += $2} END {if (s) print s}' "$T"/cg-$m.out* 2>/dev/null)
-			if [ -n "$total" ] && [ -n "$n" ] && [ "$n" -gt 0 ] && [ "$(field err "$out")" = 0 ]; then
-				eval "CG_$m=$((total / n))"
-				say "callgrind sni=$m: $total instructions for $n tunnels"
+		if callgrind_measure "$T/cg-$m.out" "$B/sni_bench" "$PROXY_PORT" "$NAME" "$ECHO_PORT" "$HELLO" 1 "$SECS"; then
+			n=$(field ok "$CG_RUN")
+			if [ -n "$CG_TOTAL" ] && [ -n "$n" ] && [ "$n" -gt 0 ] && [ "$(field err "$CG_RUN")" = 0 ]; then
+				eval "CG_$m=$((CG_TOTAL / n))"
+				say "callgrind sni=$m: $CG_TOTAL instructions for $n tunnels"
 			else
-				say "callgrind sni=$m: no figure ($out)"
+				say "callgrind sni=$m: no figure ($CG_RUN)"
 			fi
 		else
 			say "callgrind_control failed for sni=$m"
-			stop_pid "$PROXY_PID"
 		fi
 	done
 fi
