@@ -201,7 +201,8 @@ def test_tunnel_listed_while_open_and_not_after(agw, echo):
     assert resp.status == 200
     data = pattern_bytes(100000, seed=7)
     assert echo_through(c, data) == data
-    mine = lambda: [t for t in tunnels(agw) if t["client_port"] == c.local_port]
+    port = c.local_port         # read now: the socket is closed before the last look
+    mine = lambda: [t for t in tunnels(agw) if t["client_port"] == port]
     got = wait_for(lambda: mine() and mine()[0]["bytes_down"] == len(data) and mine())
     assert got, tunnels(agw)
     t = got[0]
