@@ -26,7 +26,8 @@ import subprocess
 import threading
 import time
 
-IO_TIMEOUT = 10.0
+from harness.servers import _ServerBase
+
 MAX_LOG = 1 << 20            # raw bytes kept per connection (all are counted)
 BODY = b"hello from the TLS origin\n"
 NAMES = ("allowed.test", "other.test")
@@ -65,27 +66,16 @@ class OriginConn:
             self.peer, self.nbytes, self.sni, self.handshake_ok, self.error, bytes(self.raw[:40]))
 
 
-class TlsOrigin:
+class TlsOrigin(_ServerBase):
+    """A TLS origin that counts every raw byte each connection delivers, so a
+    test can tell that a refused tunnel reached it with nothing at all."""
+
     def __init__(self, host, cert, key):
-        self.host = host
+        super().__init__(host, backlog=256)
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.ctx.load_cert_chain(cert, key)
         self.ctx.sni_callback = self._on_sni
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
-        self.sock.listen(256)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.conns = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._socks = []
-        self._thread = None
-
-    @property
-    def addr(self):
-        return "%s:%d" % (self.host, self.port)
 
     # ------------------------------------------------------------ bookkeeping
     def mark(self):
@@ -109,47 +99,17 @@ class TlsOrigin:
         return self.since(mark)
 
     # ------------------------------------------------------------ server
-    def start(self):
-        self._thread = threading.Thread(target=self._accept_loop, daemon=True, name="tls-accept")
-        self._thread.start()
-        return self
-
-    def stop(self):
-        self._stop.set()
-        try:
-            self.sock.close()
-        except OSError:
-            pass
-        with self._lock:
-            socks = list(self._socks)
-        for s in socks:
-            try:
-                s.close()
-            except OSError:
-                pass
-        if self._thread:
-            self._thread.join(2)
-
     def _on_sni(self, sslobj, name, ctx):
         rec = getattr(sslobj, "_origin_rec", None)
         if rec is not None:
             rec.sni = name
         return None
 
-    def _accept_loop(self):
-        while not self._stop.is_set():
-            try:
-                s, peer = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                break
-            s.settimeout(IO_TIMEOUT)
-            rec = OriginConn(peer)
-            with self._lock:
-                self.conns.append(rec)
-                self._socks.append(s)
-            threading.Thread(target=self._serve, args=(s, rec), daemon=True).start()
+    def handle(self, s, peer):
+        rec = OriginConn(peer)
+        with self._lock:
+            self.conns.append(rec)
+        self._serve(s, rec)
 
     def _recv(self, s, rec, deadline):
         """One read from the raw socket, counted; b'' at EOF."""
