@@ -516,7 +516,8 @@ worker_conn_remove(struct worker *w, struct conn_node *n)
 	TAILQ_REMOVE(&w->conns, n, entry);
 	w->nconns--;
 	atomic_fetch_sub(&w->gw->open_conns, 1);
-	/* A connection closing makes room: a paused listener may accept again. */
+	/* While draining, the last connection to go ends the loop.  (Paused
+	 * listeners resume on their own timer, not here.) */
 	worker_maybe_finish(w);
 }
 
