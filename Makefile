@@ -79,13 +79,15 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FZ_OBJS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CFLAGS) $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
-# Layering: policy/ and audit/ never see the gateway or auth internals; admin/
+# Layering: lib/ (header-only helpers) includes no module; policy/ and audit/
+# never see the gateway or auth internals; admin/
 # talks to the daemon over its socket only (it may read the configuration file
 # through gateway/config.h, a pure parser, for its offline checks).
 check-layers:
 	@! grep -n '#include "\(gateway\|auth\)/' policy/*.c policy/*.h || { echo "policy/ includes gateway/ or auth/"; exit 1; }
 	@! grep -n '#include "\(gateway\|auth\|policy\)/' audit/*.c audit/*.h || { echo "audit/ includes another module"; exit 1; }
 	@! grep -n '#include "gateway/' admin/*.c | grep -v 'gateway/config.h\|gateway/netaddr.h\|gateway/log.h' || { echo "admin/ includes gateway/"; exit 1; }
+	@! grep -n '#include "' lib/*.h | grep -v '#include "lib/' || { echo "lib/ includes a module"; exit 1; }
 	@echo "layers: ok"
 
 unit: $(UNIT_BINS)

@@ -29,6 +29,7 @@
  * (info), local time, no trailing newline.
  */
 #include "audit/audit.h"
+#include "lib/clock.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -96,7 +97,6 @@ static atomic_bool a_open;
 static pthread_mutex_t stderr_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static void *audit_thread(void *);
-static int64_t mono_ms(void);
 
 /* Errors after which the socket must be reopened, not just retried. */
 static bool
@@ -380,15 +380,6 @@ audit_close(void)
 
 /* ---- the delivery thread --------------------------------------------- */
 
-static int64_t
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Sleep on the condition variable for at most ms.  Called locked. */
 static void
 audit_wait_locked(int ms)
@@ -537,8 +528,8 @@ audit_thread(void *arg)
 	for (;;) {
 		if (a.stopping) {
 			if (deadline == 0)
-				deadline = mono_ms() + AUDIT_CLOSE_MS;
-			if ((a.head == NULL && a.lost == 0) || mono_ms() >= deadline)
+				deadline = clock_mono_ms() + AUDIT_CLOSE_MS;
+			if ((a.head == NULL && a.lost == 0) || clock_mono_ms() >= deadline)
 				break;
 		}
 		if (!audit_reconnect_locked())
@@ -549,7 +540,7 @@ audit_thread(void *arg)
 		 * AUDIT_RETRY_MS carries the sum, rather than one every few records.
 		 */
 		if (a.lost > 0 && (a.head == NULL ||
-		    mono_ms() - a.loss_sent_ms >= AUDIT_RETRY_MS)) {
+		    clock_mono_ms() - a.loss_sent_ms >= AUDIT_RETRY_MS)) {
 			n = a.lost;
 			seq = ++a.loss_seq;
 			pthread_mutex_unlock(&a.mtx);
@@ -562,7 +553,7 @@ audit_thread(void *arg)
 			if (audit_send_locked(loss)) {
 				a.lost -= n;
 				a.loss_records++;
-				a.loss_sent_ms = mono_ms();
+				a.loss_sent_ms = clock_mono_ms();
 				atomic_store(&a_available, true);
 			}
 			free(loss);

@@ -53,6 +53,7 @@
 #include "gateway/stats.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
+#include "lib/clock.h"
 #include "policy/policy.h"
 
 /* style(9)'s FALLTHROUGH comment, in a form both gcc and clang check. */
@@ -181,25 +182,6 @@ static void on_server_read(struct bufferevent *, void *);
 static void on_server_write(struct bufferevent *, void *);
 static void on_server_event(struct bufferevent *, short, void *);
 
-static int64_t
-now_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The loop's cached clock: what relay.c stamps last_activity_ms with too. */
-static int64_t
-loop_now_ms(struct conn *c)
-{
-	struct timeval tv;
-
-	event_base_gettimeofday_cached(c->base, &tv);
-	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void
 conn_enter(struct conn *c, enum conn_state next)
 {
@@ -272,7 +254,7 @@ conn_emit_record(struct conn *c, const char *close_why)
 	}
 	ev.bytes_up = (int64_t)c->bytes_up;
 	ev.bytes_down = (int64_t)c->bytes_down;
-	ev.duration_ms = c->start_ms != 0 ? now_mono_ms() - c->start_ms : 0;
+	ev.duration_ms = c->start_ms != 0 ? clock_mono_ms() - c->start_ms : 0;
 	ev.close = close_why;
 	ev.lost = -1;
 	audit_emit(&ev);
@@ -670,8 +652,8 @@ conn_read_request(struct conn *c)
 		return STEP_WAIT;
 	if (c->start_ms == 0) {
 		/* First byte of a request: its total header deadline starts now. */
-		c->start_ms = now_mono_ms();
-		c->start_us = stats_now_us();
+		c->start_ms = clock_mono_ms();
+		c->start_us = clock_mono_us();
 		c->in_request = true;
 		c->nrequests++;
 		if (c->nrequests > 1)
@@ -766,7 +748,7 @@ conn_authenticate(struct conn *c)
 		    on_auth_done, c);
 		conn_forget_authz(c);   /* auth_begin took what it needs */
 		if (c->auth_req != NULL) {
-			c->auth_began_us = stats_now_us();
+			c->auth_began_us = clock_mono_us();
 			return STEP_WAIT;
 		}
 		conn_store_auth(c, &now);
@@ -961,7 +943,7 @@ conn_forward_start(struct conn *c)
 	bufferevent_setwatermark(c->server, EV_WRITE, BODY_LOW_WM, 0);
 	bufferevent_enable(c->server, EV_READ | EV_WRITE);
 	bufferevent_enable(c->client, EV_READ);
-	c->last_activity_ms = loop_now_ms(c);
+	c->last_activity_ms = clock_mono_coarse_ms();
 	conn_arm_timer(c, c->conf->idle_timeout);
 }
 
@@ -1252,7 +1234,7 @@ conn_register_tunnel(struct conn *c)
 	snprintf(t.sni, sizeof(t.sni), "%s", c->sni);
 	clock_gettime(CLOCK_REALTIME, &now);
 	t.start_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
-	    (now_mono_ms() - c->start_ms);
+	    (clock_mono_ms() - c->start_ms);
 	c->tunnel = stats_tunnel_add(worker_stats(c->w), &t, c->relay);
 }
 
@@ -1338,7 +1320,7 @@ conn_run(struct conn *c)
 
 			c->status = 200;
 			evbuffer_add_printf(out, "HTTP/1.1 200 Connection established\r\n\r\n");
-			stats_setup_time(worker_stats(c->w), stats_now_us() - c->start_us);
+			stats_setup_time(worker_stats(c->w), clock_mono_us() - c->start_us);
 			if (c->decision.sni == POLICY_SNI_OFF) {
 				conn_enter(c, CONN_RELAYING);
 				conn_start_relay(c);
@@ -1422,7 +1404,7 @@ on_auth_done(const struct auth_result *res, void *arg)
 
 	c->auth_req = NULL;
 	/* auth/ keeps no timings: a directory exchange is measured from here. */
-	stats_ldap_time(worker_stats(c->w), stats_now_us() - c->auth_began_us);
+	stats_ldap_time(worker_stats(c->w), clock_mono_us() - c->auth_began_us);
 	conn_store_auth(c, res);
 	conn_run(c);
 }
@@ -1438,7 +1420,7 @@ on_client_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	c->last_activity_ms = loop_now_ms(c);
+	c->last_activity_ms = clock_mono_coarse_ms();
 	conn_run(c);
 	(void)bev;
 }
@@ -1500,7 +1482,7 @@ on_server_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	c->last_activity_ms = loop_now_ms(c);
+	c->last_activity_ms = clock_mono_coarse_ms();
 	if (c->state != CONN_FORWARDING) {
 		/* A kept connection spoke out of turn: retire it. */
 		conn_release_server(c);
@@ -1568,7 +1550,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	case CONN_RELAYING:
 	case CONN_FORWARDING:
 		idle_ms = (int64_t)c->conf->idle_timeout * 1000;
-		left = c->last_activity_ms + idle_ms - loop_now_ms(c);
+		left = c->last_activity_ms + idle_ms - clock_mono_coarse_ms();
 		if (left > 0) {
 			tv.tv_sec = left / 1000;
 			tv.tv_usec = (left % 1000) * 1000;

@@ -33,6 +33,7 @@
 #include <json-c/json.h>
 
 #include "gateway/log.h"
+#include "lib/clock.h"
 
 struct control_client {
 	TAILQ_ENTRY(control_client) entry;
@@ -411,15 +412,6 @@ tunnels_text(const struct stats_tunnel *l, size_t n, int64_t now_ms)
 	return buf;
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Queue "ok"/"error", the payload (dot-stuffed) and the final ".". */
 static void
 client_respond(struct control_client *cl, bool ok, const char *payload)
@@ -459,8 +451,8 @@ client_run(struct control_client *cl, const char *line)
 		if (ctl->ops->tunnels(ctl->arg, &list, &n) == -1)
 			ok = false;
 		else
-			payload = strcmp(line, "tunnels") == 0 ? tunnels_text(list, n, wall_ms()) :
-			    tunnels_json(list, n, wall_ms());
+			payload = strcmp(line, "tunnels") == 0 ? tunnels_text(list, n, clock_wall_ms()) :
+			    tunnels_json(list, n, clock_wall_ms());
 		ok = ok && payload != NULL;
 		free(list);
 	} else if (strcmp(line, "reload") == 0) {

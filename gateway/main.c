@@ -36,6 +36,7 @@
 #include "gateway/metrics.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
+#include "lib/clock.h"
 #include "policy/policy.h"
 
 struct daemon {
@@ -53,26 +54,17 @@ struct daemon {
 	int64_t policy_load_us;         /* and how long it took */
 };
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Load the policy file, timing it for status and /metrics. */
 static struct policy *
 daemon_load_policy(struct daemon *d, char **errors)
 {
 	struct policy *p;
-	int64_t t0 = stats_now_us();
+	int64_t t0 = clock_mono_us();
 
 	p = policy_load(d->conf->policy_path, d->conf->policy_file, errors);
 	if (p != NULL) {
-		d->policy_load_us = stats_now_us() - t0;
-		d->policy_loaded_ms = wall_ms();
+		d->policy_load_us = clock_mono_us() - t0;
+		d->policy_loaded_ms = clock_wall_ms();
 	}
 	return p;
 }
@@ -223,7 +215,7 @@ daemon_report(void *arg, struct control_report *r)
 	r->pid = (long)getpid();
 	r->workers = d->nworkers;
 	r->start_ms = d->start_ms;
-	r->now_ms = wall_ms();
+	r->now_ms = clock_wall_ms();
 	r->policy_file = d->conf->policy_file;
 	r->policy_rules = policy_rule_count(d->policy);
 	r->policy_generation = d->generation;
@@ -335,7 +327,7 @@ main(int argc, char *argv[])
 		config_free(d.conf);
 		return rc;
 	}
-	d.start_ms = wall_ms();
+	d.start_ms = clock_wall_ms();
 	d.policy = daemon_load_policy(&d, &errors);
 	if (d.policy == NULL) {
 		if (errors != NULL)

@@ -25,6 +25,8 @@
 
 #include <event2/event.h>
 
+#include "lib/clock.h"
+
 #define RELAY_SCRATCH (64 * 1024)   /* one read, and the largest pending remainder */
 
 static __thread char relay_scratch[RELAY_SCRATCH];
@@ -69,10 +71,8 @@ half_count(struct half *h, uint64_t n)
 static void
 relay_touch(struct relay *r)
 {
-	struct timeval tv;
-
-	if (r->last_activity_ms != NULL && event_base_gettimeofday_cached(r->base, &tv) == 0)
-		*r->last_activity_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+	if (r->last_activity_ms != NULL)
+		*r->last_activity_ms = clock_mono_coarse_ms();
 }
 
 static void

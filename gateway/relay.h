@@ -33,7 +33,8 @@ typedef void relay_done_cb(enum relay_end who, void *arg);
  * closes them after relay_free).  up/up_len: bytes already read from the client
  * to send to the server first (counted in bytes_up); down/down_len: bytes to send
  * the client first that are not payload (e.g. the end of an earlier response;
- * not counted).  *last_activity is set to the loop's cached time on every move.
+ * not counted).  *last_activity_ms is set to clock_mono_coarse_ms() on every
+ * move (monotonic: a wall-clock step moves no idle deadline).
  */
 struct relay *relay_new(struct event_base *base, int client_fd, int server_fd,
     const void *up, size_t up_len, const void *down, size_t down_len,

@@ -102,15 +102,6 @@ stats_free(struct stats *s)
 	free(s);
 }
 
-int64_t
-stats_now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 enum stats_reason
 stats_reason_index(const char *reason)
 {

@@ -112,6 +112,5 @@ void stats_sum(struct stats *, struct stats_totals *t);
 int stats_tunnels(struct stats *, struct stats_tunnel **list, size_t *n);
 
 enum stats_reason stats_reason_index(const char *reason);
-int64_t stats_now_us(void);         /* monotonic clock, microseconds */
 
 #endif

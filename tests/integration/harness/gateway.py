@@ -137,12 +137,13 @@ class Gateway:
           for a repeatable key, or None to drop a default key).
     policy: list of policy lines.  hosts: dict name -> address (added to the defaults).
     proxy_listener: also listen on a second port with proxy_protocol.
+    env: extra environment variables for egressd (e.g. an LD_PRELOAD).
     syslog_collector: bind the Python collector on audit.sock (default); False
           when the test points audit_syslog_socket at a reader of its own.
     """
 
     def __init__(self, dns_port, conf=None, policy=None, hosts=None, proxy_listener=False,
-                 workers=2, resolv_extra="", nofile=None, syslog_collector=True):
+                 workers=2, resolv_extra="", nofile=None, syslog_collector=True, env=None):
         if not os.access(BINARY, os.X_OK):
             raise GatewayError("%s is not built (run `make all`)" % BINARY)
         self.dir = tempfile.mkdtemp(prefix="egw-", dir="/tmp")
@@ -161,6 +162,7 @@ class Gateway:
         self.conf_overrides = dict(conf or {})
         self.resolv_extra = resolv_extra
         self.nofile = nofile
+        self.env = env
         self.syslog = SyslogCollector(self.audit_sock_path) if syslog_collector else NoCollector()
         self._stderr_file = None
 
@@ -223,7 +225,8 @@ class Gateway:
                 pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (lim, lim))
             self.proc = subprocess.Popen([BINARY, "-c", os.path.join(self.dir, "egressd.conf")],
                                          stdin=subprocess.DEVNULL, stdout=self._stderr_file,
-                                         stderr=self._stderr_file, cwd=self.dir, preexec_fn=pre)
+                                         stderr=self._stderr_file, cwd=self.dir, preexec_fn=pre,
+                                         env=dict(os.environ, **self.env) if self.env else None)
             if not wait:
                 return self
             try:
