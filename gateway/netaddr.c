@@ -464,3 +464,33 @@ netaddr_equal(const struct sockaddr *a, const struct sockaddr *b)
 	}
 	return false;
 }
+
+void
+netaddr_interleave_families(struct sockaddr_storage *addr, socklen_t *len, size_t n)
+{
+	struct sockaddr_storage moved;
+	socklen_t moved_len;
+	size_t out, j;
+	bool six;
+
+	if (n < 2)
+		return;
+	six = addr[0].ss_family == AF_INET6;
+	/* In place and stable: bring the next address of the wanted family
+	 * forward to position out, shifting the ones it passes down by one. */
+	for (out = 1; out < n; out++) {
+		six = !six;
+		for (j = out; j < n && (addr[j].ss_family == AF_INET6) != six; j++)
+			;
+		if (j == n)
+			break;          /* that family is used up: the rest keep their order */
+		if (j == out)
+			continue;
+		moved = addr[j];
+		moved_len = len[j];
+		memmove(&addr[out + 1], &addr[out], (j - out) * sizeof(*addr));
+		memmove(&len[out + 1], &len[out], (j - out) * sizeof(*len));
+		addr[out] = moved;
+		len[out] = moved_len;
+	}
+}

@@ -60,6 +60,13 @@ const char *netaddr_ntop(const struct sockaddr *sa, char *buf, size_t bufsz);
 /* Port of an AF_INET/AF_INET6 address in host order, 0 otherwise. */
 uint16_t netaddr_port(const struct sockaddr *sa);
 
+/*
+ * Reorder addr[0..n) (with their lengths) for connecting: IPv6 and IPv4
+ * alternate, starting with the family of addr[0], each family in its own
+ * order (RFC 8305 section 4), so one broken family costs one attempt delay.
+ */
+void netaddr_interleave_families(struct sockaddr_storage *addr, socklen_t *len, size_t n);
+
 /* true if both have the same family, address and port. */
 bool netaddr_equal(const struct sockaddr *a, const struct sockaddr *b);
 

@@ -40,6 +40,14 @@ struct upstream_addrs {
 	socklen_t len[UPSTREAM_ADDRS_MAX];
 };
 
+/* One connect in progress to addrs->addr[idx]. */
+struct upstream_attempt {
+	struct upstream_req *req;
+	size_t idx;
+	int fd;                         /* -1 once closed or handed over */
+	struct event *ev;               /* fd became writable: connected or refused */
+};
+
 struct upstream_req {
 	struct worker *w;
 	upstream_cb *cb;
@@ -49,7 +57,10 @@ struct upstream_req {
 	bool dns_returned;              /* evdns called back */
 	bool cancelled;                 /* cancelled while evdns still owned us */
 	struct event *done_ev;          /* delivers res from the loop */
-	struct event *conn_ev;          /* the socket being connected became writable */
+	struct upstream_attempt attempt[UPSTREAM_ADDRS_MAX]; /* connect: begun so far */
+	size_t nattempts;
+	size_t npending;                /* attempts still waiting for an answer */
+	struct event *stagger;          /* starts the next address early */
 	struct event *timer;            /* connect_timeout, total */
 	struct upstream_addrs *addrs;   /* resolve: built here; connect: borrowed */
 	bool owns_addrs;                /* addrs is freed with the request */
@@ -58,6 +69,7 @@ struct upstream_req {
 };
 
 static void upstream_req_free(struct upstream_req *);
+static void attempt_close(struct upstream_attempt *);
 
 static void
 on_done(evutil_socket_t fd, short what, void *arg)
@@ -104,10 +116,14 @@ upstream_req_new(struct worker *w, upstream_cb *cb, void *arg)
 static void
 upstream_req_free(struct upstream_req *req)
 {
+	size_t i;
+
 	if (req->done_ev != NULL)
 		event_free(req->done_ev);
-	if (req->conn_ev != NULL)
-		event_free(req->conn_ev);
+	for (i = 0; i < req->nattempts; i++)
+		attempt_close(&req->attempt[i]);
+	if (req->stagger != NULL)
+		event_free(req->stagger);
 	if (req->timer != NULL)
 		event_free(req->timer);
 	if (req->fd != -1)
@@ -157,6 +173,7 @@ static void
 upstream_resolve_finish(struct upstream_req *req, bool refused)
 {
 	if (req->addrs->n > 0) {
+		netaddr_interleave_families(req->addrs->addr, req->addrs->len, req->addrs->n);
 		req->res.status = 0;
 		req->res.addrs = req->addrs;
 		req->res.dst_ip[0] = '\0';
@@ -252,36 +269,97 @@ upstream_resolve(struct worker *w, const char *host, enum host_kind kind, uint16
 
 /* ---- connect -------------------------------------------------------- */
 
-static void upstream_try_next(struct upstream_req *req);
+/*
+ * A simple Happy Eyeballs (RFC 8305): the addresses are tried in the order
+ * upstream_order() gave them (families interleaved), the next one started
+ * ATTEMPT_DELAY_MS after the previous one if that has not answered yet, or at
+ * once when it fails.  Earlier attempts stay open, so a slow but working
+ * address can still win; the first connect that completes wins and the others
+ * are closed.  connect_timeout caps them all together.  One address that drops
+ * SYNs therefore costs ATTEMPT_DELAY_MS, not the whole connect_timeout.
+ */
+#define ATTEMPT_DELAY_MS 250
+
+static void upstream_start_next(struct upstream_req *req);
 
 static void
-upstream_connected(struct upstream_req *req)
+attempt_close(struct upstream_attempt *at)
+{
+	if (at->ev != NULL)
+		event_free(at->ev);
+	at->ev = NULL;
+	if (at->fd != -1)
+		close(at->fd);
+	at->fd = -1;
+}
+
+static void
+upstream_close_attempts(struct upstream_req *req)
+{
+	size_t i;
+
+	for (i = 0; i < req->nattempts; i++)
+		attempt_close(&req->attempt[i]);
+	req->npending = 0;
+	if (req->stagger != NULL)
+		event_del(req->stagger);
+	if (req->timer != NULL)
+		event_del(req->timer);
+}
+
+/* at connected: it wins, every other attempt is closed. */
+static void
+upstream_connected(struct upstream_req *req, struct upstream_attempt *at)
 {
 	int one = 1;
 
-	event_del(req->timer);
+	req->fd = at->fd;
+	at->fd = -1;
+	netaddr_ntop((const struct sockaddr *)&req->addrs->addr[at->idx], req->res.dst_ip,
+	    sizeof(req->res.dst_ip));
+	upstream_close_attempts(req);
 	(void)setsockopt(req->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	req->res.status = 0;
 	req->res.fd = req->fd;
 	upstream_deliver(req);
 }
 
+/* Nothing is pending and nothing is left to try. */
 static void
-on_connect_writable(evutil_socket_t fd, short what, void *arg)
+upstream_all_failed(struct upstream_req *req)
 {
-	struct upstream_req *req = arg;
+	upstream_close_attempts(req);
+	req->res.status = 502;
+	req->res.reason = "connect_failed";
+	upstream_deliver(req);
+}
+
+static void
+on_attempt_writable(evutil_socket_t fd, short what, void *arg)
+{
+	struct upstream_attempt *at = arg;
+	struct upstream_req *req = at->req;
 	socklen_t len = sizeof(int);
 	int err = 0;
 
-	if (getsockopt(req->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+	if (getsockopt(at->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err == 0) {
-		upstream_connected(req);
+		upstream_connected(req, at);
 		return;
 	}
-	close(req->fd);
-	req->fd = -1;
-	upstream_try_next(req);
+	attempt_close(at);
+	req->npending--;
+	/* A refusal answers at once: the next address need not wait its turn. */
+	upstream_start_next(req);
+	(void)fd;
+	(void)what;
+}
+
+static void
+on_stagger(evutil_socket_t fd, short what, void *arg)
+{
+	upstream_start_next(arg);
 	(void)fd;
 	(void)what;
 }
@@ -291,11 +369,7 @@ on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct upstream_req *req = arg;
 
-	if (req->conn_ev != NULL)
-		event_del(req->conn_ev);
-	if (req->fd != -1)
-		close(req->fd);
-	req->fd = -1;
+	upstream_close_attempts(req);
 	req->res.status = 504;
 	req->res.reason = "connect_timeout";
 	upstream_deliver(req);
@@ -303,39 +377,48 @@ on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
+/*
+ * Start the next address: a connect that completes or fails at once is
+ * decided at once; one in progress waits for its answer while the stagger
+ * timer starts the one after it.
+ */
 static void
-upstream_try_next(struct upstream_req *req)
+upstream_start_next(struct upstream_req *req)
 {
 	struct upstream_addrs *a = req->addrs;
+	struct timeval tv = { 0, ATTEMPT_DELAY_MS * 1000 };
 
-	while (a->next < a->n) {
+	while (a->next < a->n && req->nattempts < UPSTREAM_ADDRS_MAX) {
+		struct upstream_attempt *at = &req->attempt[req->nattempts];
 		const struct sockaddr *sa = (const struct sockaddr *)&a->addr[a->next];
 		socklen_t sl = a->len[a->next];
 
-		a->next++;
+		at->req = req;
+		at->idx = a->next++;
+		req->nattempts++;
+		/* Until one connects, the record names the last address tried. */
 		netaddr_ntop(sa, req->res.dst_ip, sizeof(req->res.dst_ip));
-		req->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (req->fd == -1)
+		at->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (at->fd == -1)
 			continue;
-		if (connect(req->fd, sa, sl) == 0) {
-			upstream_connected(req);
+		if (connect(at->fd, sa, sl) == 0) {
+			upstream_connected(req, at);
 			return;
 		}
 		if (errno == EINPROGRESS) {
-			if (req->conn_ev != NULL)
-				event_free(req->conn_ev);
-			req->conn_ev = event_new(worker_base(req->w), req->fd, EV_WRITE,
-			    on_connect_writable, req);
-			if (req->conn_ev != NULL && event_add(req->conn_ev, NULL) == 0)
+			at->ev = event_new(worker_base(req->w), at->fd, EV_WRITE,
+			    on_attempt_writable, at);
+			if (at->ev != NULL && event_add(at->ev, NULL) == 0) {
+				req->npending++;
+				if (a->next < a->n)
+					evtimer_add(req->stagger, &tv);
 				return;
+			}
 		}
-		close(req->fd);
-		req->fd = -1;
+		attempt_close(at);
 	}
-	event_del(req->timer);
-	req->res.status = 502;
-	req->res.reason = "connect_failed";
-	upstream_deliver(req);
+	if (req->npending == 0)
+		upstream_all_failed(req);
 }
 
 struct upstream_req *
@@ -344,17 +427,21 @@ upstream_connect(struct worker *w, struct upstream_addrs *addrs, int timeout_s,
 {
 	struct timeval tv = { timeout_s, 0 };
 	struct upstream_req *req;
+	size_t i;
 
 	if ((req = upstream_req_new(w, cb, arg)) == NULL)
 		return NULL;
 	req->addrs = addrs;
+	for (i = 0; i < UPSTREAM_ADDRS_MAX; i++)
+		req->attempt[i].fd = -1;
 	req->timer = evtimer_new(worker_base(w), on_connect_timeout, req);
-	if (req->timer == NULL) {
+	req->stagger = evtimer_new(worker_base(w), on_stagger, req);
+	if (req->timer == NULL || req->stagger == NULL) {
 		upstream_req_free(req);
 		return NULL;
 	}
 	evtimer_add(req->timer, &tv);
-	upstream_try_next(req);
+	upstream_start_next(req);
 	return req;
 }
 

@@ -363,6 +363,61 @@ test_ntop_small_buffer(void **state)
 	assert_string_equal(netaddr_ntop((struct sockaddr *)&ss, text, sizeof(text)), "");
 }
 
+/* Order addresses given as literals, compare with the expected literals. */
+static void
+check_interleave(const char *const *in, const char *const *want, size_t n)
+{
+	struct sockaddr_storage ss[8];
+	socklen_t len[8];
+	char text[NETADDR_TEXT_MAX];
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		mkaddr(in[i], 443, &ss[i]);
+		len[i] = (socklen_t)(1000 + i);     /* lengths must travel with their address */
+	}
+	netaddr_interleave_families(ss, len, n);
+	for (i = 0; i < n; i++) {
+		netaddr_ntop((struct sockaddr *)&ss[i], text, sizeof(text));
+		if (strcmp(text, want[i]) != 0)
+			fail_msg("position %zu: %s, want %s", i, text, want[i]);
+	}
+	for (i = 0; i < n; i++) {
+		size_t k;
+
+		for (k = 0; k < n && strcmp(in[k], want[i]) != 0; k++)
+			;
+		assert_int_equal(len[i], 1000 + k);
+	}
+}
+
+static void
+test_interleave_families(void **state)
+{
+	static const char *const six_first[] = { "2001:db8::1", "2001:db8::2", "2001:db8::3",
+		"192.0.2.1", "192.0.2.2" };
+	static const char *const six_first_want[] = { "2001:db8::1", "192.0.2.1", "2001:db8::2",
+		"192.0.2.2", "2001:db8::3" };
+	static const char *const four_first[] = { "192.0.2.1", "192.0.2.2", "192.0.2.3",
+		"2001:db8::1" };
+	static const char *const four_first_want[] = { "192.0.2.1", "2001:db8::1", "192.0.2.2",
+		"192.0.2.3" };
+	static const char *const one_family[] = { "192.0.2.3", "192.0.2.1", "192.0.2.2" };
+	static const char *const mixed[] = { "192.0.2.1", "2001:db8::1", "2001:db8::2",
+		"192.0.2.2" };
+	static const char *const mixed_want[] = { "192.0.2.1", "2001:db8::1", "192.0.2.2",
+		"2001:db8::2" };
+	static const char *const alternating[] = { "2001:db8::1", "192.0.2.1", "2001:db8::2" };
+
+	(void)state;
+	check_interleave(six_first, six_first_want, 5);
+	check_interleave(four_first, four_first_want, 4);
+	check_interleave(one_family, one_family, 3);       /* stable: order kept */
+	check_interleave(mixed, mixed_want, 4);
+	check_interleave(alternating, alternating, 3);     /* already alternating */
+	check_interleave(one_family, one_family, 1);
+}
+
 int
 main(void)
 {
@@ -375,6 +430,7 @@ main(void)
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_ntop_small_buffer),
+		cmocka_unit_test(test_interleave_families),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,12 +38,12 @@ def pattern_bytes(n, seed=0):
 class _ServerBase:
     """Accept loop in a thread; one handler thread per connection."""
 
-    def __init__(self, host, backlog=1024):
+    def __init__(self, host, backlog=1024, port=0):
         self.host = host
         self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET,
                                   socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind((host, 0))
+        self.sock.bind((host, port))
         self.sock.listen(backlog)
         self.sock.settimeout(0.2)
         self.port = self.sock.getsockname()[1]
@@ -114,8 +114,8 @@ class EchoServer(_ServerBase):
     """Byte-exact echo.  On EOF from the client it finishes echoing, then shuts
     down its write side (half-close), then closes."""
 
-    def __init__(self, host="127.0.0.2"):
-        super().__init__(host)
+    def __init__(self, host="127.0.0.2", port=0):
+        super().__init__(host, port=port)
         self.bytes_in = 0
 
     def handle(self, conn, peer):
