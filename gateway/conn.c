@@ -65,6 +65,7 @@
 #define LINGER_MAX_BYTES (256 * 1024)
 #define METHOD_MAX 32               /* longest method kept */
 #define PARSE_EARLY_MAX 4096        /* incomplete heads up to this size are parsed on each read */
+#define AUTH_WAIT_OPERATIONS 3      /* an authentication waits at most this many ldap_timeouts */
 
 enum conn_state {                   /* in lifetime order; conn_state_name() mirrors it */
 	CONN_PROXY_HEADER,              /* listen ... proxy_protocol: waiting for the PROXY header */
@@ -251,6 +252,13 @@ conn_emit_record(struct conn *c, const char *close_why)
 	if (c->relay != NULL) {
 		c->bytes_up = relay_bytes_up(c->relay);
 		c->bytes_down = relay_bytes_down(c->relay);
+	}
+	if (!c->is_connect) {
+		/* A request's bodies count however it ended: completed, cut
+		 * short by either side, or broken in its framing. */
+		c->bytes_up += c->req_body.in_bytes;
+		c->bytes_down += c->resp_body.out_bytes;
+		c->req_body.in_bytes = c->resp_body.out_bytes = 0;
 	}
 	ev.bytes_up = (int64_t)c->bytes_up;
 	ev.bytes_down = (int64_t)c->bytes_down;
@@ -523,7 +531,12 @@ conn_fail_head(struct conn *c, int status, const char *close_why)
 
 /* ---- reading the request ---------------------------------------------- */
 
-enum step { STEP_WAIT, STEP_DONE, STEP_CLOSED };
+enum step {
+	STEP_WAIT,                      /* waiting for an event */
+	STEP_DONE,                      /* this state's work is done: go on */
+	STEP_CLOSED,                    /* conn_close() ran */
+	STEP_RETRY,                     /* forwarding: send the request again on a new connection */
+};
 
 static enum step
 conn_read_proxy_header(struct conn *c)
@@ -749,12 +762,16 @@ conn_authenticate(struct conn *c)
 		conn_forget_authz(c);   /* auth_begin took what it needs */
 		if (c->auth_req != NULL) {
 			c->auth_began_us = clock_mono_us();
+			/* A queued exchange waits for a thread: bound the whole wait
+			 * by what one exchange may take (search, bind, group search). */
+			conn_arm_timer(c, AUTH_WAIT_OPERATIONS * c->conf->ldap_timeout);
 			return STEP_WAIT;
 		}
 		conn_store_auth(c, &now);
 	}
 	if (!c->auth_done)
 		return STEP_WAIT;
+	evtimer_del(c->timer);
 	switch (c->auth_status) {
 	case AUTH_OK:
 	case AUTH_MISSING:
@@ -786,11 +803,14 @@ conn_policy_request(struct conn *c, const char *host, struct policy_request *pr)
 	pr->port = c->port;
 }
 
+/*
+ * May a request be served at all?  Checked before authentication, so that an
+ * overloaded gateway (or one that cannot audit) never adds directory load on
+ * top: the 503 costs nothing but the answer.
+ */
 static enum step
-conn_decide(struct conn *c)
+conn_admit(struct conn *c)
 {
-	struct policy_request pr;
-
 	if (c->over_capacity) {
 		conn_fail(c, 503, "over_capacity");
 		return STEP_CLOSED;
@@ -799,6 +819,14 @@ conn_decide(struct conn *c)
 		conn_fail(c, 503, "audit_unavailable");
 		return STEP_CLOSED;
 	}
+	return STEP_DONE;
+}
+
+static enum step
+conn_decide(struct conn *c)
+{
+	struct policy_request pr;
+
 	c->policy = policy_ref(worker_policy(c->w));
 	conn_policy_request(c, c->host, &pr);
 	policy_decide(c->policy, &pr, &c->decision);
@@ -976,6 +1004,11 @@ conn_read_response_head(struct conn *c)
 			c->resp_scan = len;
 			if (len > HTTP_HEAD_MAX || c->server_eof)
 				goto bad;
+			/* A head already known to be malformed (a bare LF, say)
+			 * is answered now, not when the origin closes. */
+			if (len <= PARSE_EARLY_MAX && http_parse_response((const char *)
+			    evbuffer_pullup(in, (ssize_t)len), len, &resp, &err) == HTTP_PARSE_ERROR)
+				goto bad;
 			return STEP_WAIT;
 		}
 		p = (const char *)evbuffer_pullup(in, pos.pos + 4);
@@ -1038,8 +1071,6 @@ conn_forward_finish(struct conn *c)
 	bool keep_server = c->resp_keep_alive && c->req_body.done && !c->server_eof &&
 	    evbuffer_get_length(bufferevent_get_input(c->server)) == 0;
 
-	c->bytes_up += c->req_body.in_bytes;
-	c->bytes_down += c->resp_body.out_bytes;
 	if (!c->client_keep_alive || !c->req_body.done) {
 		conn_close(c, "server");
 		return STEP_CLOSED;
@@ -1060,6 +1091,28 @@ conn_forward_finish(struct conn *c)
 	conn_enter(c, CONN_READ_REQUEST);
 	conn_arm_timer(c, c->conf->idle_timeout);
 	return STEP_DONE;
+}
+
+/*
+ * May the request go out again after a kept origin connection closed under
+ * it?  Only if the origin cannot have acted on it (no byte of a response, no
+ * body sent) and only for safe methods.  RFC 9110 9.2.2 would allow PUT and
+ * DELETE as idempotent, but a second DELETE reaching an origin is visible
+ * there, and a proxy cannot know the origin implements them idempotently.
+ */
+static bool
+conn_may_retry(struct conn *c)
+{
+	static const char *const safe[] = { "GET", "HEAD", "OPTIONS", "TRACE", NULL };
+	size_t i;
+
+	if (!c->server_reused || c->resp_bytes_seen > 0 || c->req_body.in_bytes > 0 ||
+	    c->req_framing.kind != HTTP_BODY_NONE)
+		return false;
+	for (i = 0; safe[i] != NULL; i++)
+		if (strcmp(c->method, safe[i]) == 0)
+			return true;
+	return false;
 }
 
 /* Move what can be moved in both directions; finish when both are done. */
@@ -1093,6 +1146,8 @@ conn_forward(struct conn *c)
 	if (!c->resp_head_done) {
 		s = conn_read_response_head(c);
 		if (s != STEP_DONE) {
+			if (s == STEP_WAIT && c->server_eof && conn_may_retry(c))
+				return STEP_RETRY;
 			if (s == STEP_WAIT && c->server_eof) {
 				if (c->resp_bytes_seen == 0) {
 					conn_fail(c, 502, "connect_failed");
@@ -1108,7 +1163,12 @@ conn_forward(struct conn *c)
 		size_t before = evbuffer_get_length(sin);
 
 		if (pump_body(&c->resp_body, sin, cout, c->server_eof) == -1) {
-			conn_close(c, "server");
+			/* The head went out already: the client can only see the
+			 * body stop.  The record says so; the log says why. */
+			log_warnx("conn=%016" PRIx64 " host=%s event=bad-response-body reason=\"%s\"",
+			    c->id, c->host, c->server_eof && evbuffer_get_length(sin) == 0 ?
+			    "origin closed before the body's end" : "malformed body framing");
+			conn_close(c, "error");
 			return STEP_CLOSED;
 		}
 		c->resp_bytes_seen += before - evbuffer_get_length(sin);
@@ -1208,6 +1268,16 @@ static void on_resolved(const struct upstream_result *, void *);
 static void on_connected(const struct upstream_result *, void *);
 static void on_relay_done(enum relay_end, void *);
 
+/* Look the destination up; connect_timeout bounds the lookup too. */
+static void
+conn_start_resolve(struct conn *c)
+{
+	conn_arm_timer(c, c->conf->connect_timeout);
+	c->up_req = upstream_resolve(c->w, c->host, c->host_kind, c->port, on_resolved, c);
+	if (c->up_req == NULL)
+		conn_fail(c, 500, "connect_failed");
+}
+
 static bool
 conn_server_reusable(struct conn *c)
 {
@@ -1281,6 +1351,8 @@ conn_run(struct conn *c)
 		if ((s = conn_read_request(c)) != STEP_DONE)
 			return;
 		bufferevent_disable(c->client, EV_READ);
+		if (conn_admit(c) != STEP_DONE)
+			return;
 		conn_enter(c, CONN_AUTHENTICATING);
 		FALLTHROUGH;
 	case CONN_AUTHENTICATING:
@@ -1301,12 +1373,11 @@ conn_run(struct conn *c)
 		}
 		conn_release_server(c);
 		conn_enter(c, CONN_RESOLVING);
-		c->up_req = upstream_resolve(c->w, c->host, c->host_kind, c->port, on_resolved, c);
-		if (c->up_req == NULL)
-			conn_fail(c, 500, "connect_failed");
+		conn_start_resolve(c);
 		return;
 	case CONN_RESOLVING:
 		/* on_resolved stored the addresses */
+		evtimer_del(c->timer);
 		conn_enter(c, CONN_CONNECTING);
 		c->up_req = upstream_connect(c->w, c->addrs, c->conf->connect_timeout,
 		    on_connected, c);
@@ -1346,7 +1417,18 @@ conn_run(struct conn *c)
 		conn_forward_start(c);
 		FALLTHROUGH;
 	case CONN_FORWARDING:
-		if (conn_forward(c) != STEP_DONE)
+		s = conn_forward(c);
+		if (s == STEP_RETRY) {
+			/* A kept connection the origin had closed: the request goes
+			 * out again on a new one (safe methods only, see there). */
+			conn_release_server(c);
+			c->server_reused = false;
+			c->server_eof = false;
+			conn_enter(c, CONN_RESOLVING);
+			conn_start_resolve(c);
+			return;
+		}
+		if (s != STEP_DONE)
 			return;
 		/* The next request may already be buffered (pipelining). */
 		conn_run(c);
@@ -1512,17 +1594,6 @@ on_server_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	c->server_eof = true;
-	if (c->server_reused && c->resp_bytes_seen == 0 && c->req_body.in_bytes == 0 &&
-	    c->req_framing.kind == HTTP_BODY_NONE) {
-		/* A kept connection the origin had closed: send again on a new one. */
-		conn_release_server(c);
-		c->server_reused = false;
-		conn_enter(c, CONN_RESOLVING);
-		c->up_req = upstream_resolve(c->w, c->host, c->host_kind, c->port, on_resolved, c);
-		if (c->up_req == NULL)
-			conn_fail(c, 500, "connect_failed");
-		return;
-	}
 	conn_run(c);
 	(void)bev;
 	(void)what;
@@ -1547,6 +1618,17 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		c->sni_final = true;
 		conn_run(c);
 		return;
+	case CONN_AUTHENTICATING:
+		log_warnx("conn=%016" PRIx64 " event=auth-timeout reason=\"no answer from the "
+		    "authentication pool within %d s (%d x ldap_timeout)\"", c->id,
+		    AUTH_WAIT_OPERATIONS * c->conf->ldap_timeout, AUTH_WAIT_OPERATIONS);
+		conn_fail(c, 503, "auth_unavailable");
+		return;
+	case CONN_RESOLVING:
+		log_warnx("conn=%016" PRIx64 " host=%s event=dns-timeout reason=\"no DNS answer "
+		    "within connect_timeout (%d s)\"", c->id, c->host, c->conf->connect_timeout);
+		conn_fail(c, 502, "dns_failure");
+		return;
 	case CONN_RELAYING:
 	case CONN_FORWARDING:
 		idle_ms = (int64_t)c->conf->idle_timeout * 1000;
@@ -1558,6 +1640,11 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 			return;
 		}
 		if (c->state == CONN_FORWARDING && !c->resp_head_done) {
+			/* Connected, but the origin has not begun its response: the
+			 * contract's reason is connect_timeout; the log says what. */
+			log_warnx("conn=%016" PRIx64 " host=%s event=origin-timeout reason=\"no "
+			    "response head within idle_timeout (%d s)\"", c->id, c->host,
+			    c->conf->idle_timeout);
 			conn_fail(c, 504, "connect_timeout");
 			return;
 		}
