@@ -266,6 +266,7 @@ control_status_json(const struct control_report *r)
 	add_int(x, "cache_entries", r->auth.cache_entries);
 	add_int(x, "ldap_errors", r->auth.ldap_errors);
 	add_int(x, "ldap_exchanges", r->auth.exchanges);
+	add_int(x, "throttled", r->auth.throttled);
 	json_object_object_add(o, "auth", x);
 
 	x = json_object_new_object();
@@ -336,8 +337,8 @@ control_status_text(const struct control_report *r)
 	    r->t.bytes_down);
 	if (r->auth_enabled)
 		fprintf(f, "auth cache   %llu hits, %llu misses, %llu entries, %llu directory "
-		    "errors\n", r->auth.cache_hits, r->auth.cache_misses, r->auth.cache_entries,
-		    r->auth.ldap_errors);
+		    "errors, %llu throttled\n", r->auth.cache_hits, r->auth.cache_misses,
+		    r->auth.cache_entries, r->auth.ldap_errors, r->auth.throttled);
 	else
 		fprintf(f, "auth         none\n");
 	fprintf(f, "audit        %" PRIu64 " sent, %" PRIu64 " queued, %" PRIu64
