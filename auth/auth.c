@@ -29,7 +29,16 @@
  *    done, then wipes it; nothing else ever holds one.
  *  - Overload.  At most AUTH_QUEUE_MAX distinct jobs wait; beyond that a
  *    request is answered AUTH_UNAVAILABLE (503) at once instead of growing a
- *    queue a dead directory would never drain.
+ *    queue a dead directory would never drain.  One client address may hold
+ *    at most AUTH_CLIENT_QUEUE_MAX of them (a "holder" counts its jobs,
+ *    under the pool mutex), so a single address flooding new credentials at
+ *    a slow directory gets 429s while the others still get their turn.
+ *  - Guessing.  Failures are counted per client address and per user name
+ *    (throttle.c, each table behind its own leaf mutex).  A user's count is
+ *    taken when its exchange is queued and given back unless the directory
+ *    said no, so a burst of concurrent guesses for one name cannot get more
+ *    than auth_fail_per_user binds past the check; a client's count is
+ *    added when its exchange fails (its concurrency is the holder's bound).
  */
 #include "auth/auth.h"
 
@@ -50,12 +59,23 @@
 #include "auth/basic.h"
 #include "auth/cache.h"
 #include "auth/ldap.h"
+#include "auth/throttle.h"
 
 #define AUTH_THREADS_DEFAULT	4
 #define AUTH_THREADS_MAX	64
 #define AUTH_QUEUE_MAX		4096    /* distinct exchanges waiting for a thread */
 #define AUTH_CACHE_MAX		65536   /* cache entries, successes and failures */
 #define AUTH_PENDING_BUCKETS	256
+#define AUTH_HOLDER_BUCKETS	256
+#define AUTH_CLIENT_MAX		64      /* longest client address kept (IPv6 text is 45) */
+#define AUTH_THROTTLE_SLOTS	16384   /* per table: keys remembered for their minute */
+
+/* One client address with exchanges queued or running (pool mutex). */
+struct auth_holder {
+	LIST_ENTRY(auth_holder) link;
+	size_t njobs;
+	char client[AUTH_CLIENT_MAX];
+};
 
 struct auth_job {
 	TAILQ_ENTRY(auth_job) queue;    /* a->queue, until a thread takes it */
@@ -66,6 +86,9 @@ struct auth_job {
 	char *pass;                     /* wiped and freed after the exchange */
 	size_t plen;
 	TAILQ_HEAD(, auth_req) waiters;
+	struct auth_holder *holder;     /* the client that asked first, NULL if unknown */
+	bool user_taken;                /* a per-user count is held (user_stamp its window) */
+	int64_t user_stamp;
 };
 
 struct auth_req {
@@ -75,7 +98,8 @@ struct auth_req {
 	auth_cb *cb;
 	void *arg;
 	enum auth_status status;
-	struct cache_ident *ident;      /* AUTH_OK / AUTH_FAILED */
+	struct cache_ident *ident;      /* AUTH_OK / AUTH_FAILED (a throttled answer is never
+	                                   delivered: it is always given at once) */
 };
 
 struct auth_loop {
@@ -94,6 +118,7 @@ struct auth {
 	TAILQ_HEAD(, auth_job) queue;
 	size_t nqueued;
 	LIST_HEAD(, auth_job) pending[AUTH_PENDING_BUCKETS];
+	LIST_HEAD(, auth_holder) holders[AUTH_HOLDER_BUCKETS];
 	bool stopping;
 	pthread_t *threads;
 	int nthreads;
@@ -104,11 +129,22 @@ struct auth {
 	auth_exchange_fn *exchange;
 	void *exchange_arg;
 	auth_log_fn *log;
+	struct throttle *by_client, *by_user;
+	unsigned fail_per_client, fail_per_user;        /* 0 = no limit */
 
-	unsigned long long hits, misses, errors, exchanges;     /* atomic */
+	unsigned long long hits, misses, errors, exchanges, throttled;  /* atomic */
 };
 
 static const char *const auth_nogroups[1] = { NULL };
+
+static int64_t
+auth_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
 
 static void
 auth_log(struct auth *a, int level, const char *fmt, ...)
@@ -132,6 +168,45 @@ static void
 auth_count(unsigned long long *n)
 {
 	__atomic_add_fetch(n, 1, __ATOMIC_RELAXED);
+}
+
+/* ------------------------------------------------------------ holders */
+
+static size_t
+auth_holder_bucket(const char *client)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *client != '\0'; client++)
+		h = (h ^ (unsigned char)*client) * 16777619u;
+	return h % AUTH_HOLDER_BUCKETS;
+}
+
+/* The client's holder, made if need be; NULL if out of memory (pool mutex). */
+static struct auth_holder *
+auth_holder_get(struct auth *a, const char *client)
+{
+	struct auth_holder *ho;
+	size_t b = auth_holder_bucket(client);
+
+	LIST_FOREACH(ho, &a->holders[b], link)
+		if (strcmp(ho->client, client) == 0)
+			return ho;
+	if ((ho = calloc(1, sizeof(*ho))) == NULL)
+		return NULL;
+	snprintf(ho->client, sizeof(ho->client), "%s", client);
+	LIST_INSERT_HEAD(&a->holders[b], ho, link);
+	return ho;
+}
+
+/* A job of ho is done (pool mutex); the last one frees it. */
+static void
+auth_holder_put(struct auth_holder *ho)
+{
+	if (ho == NULL || --ho->njobs > 0)
+		return;
+	LIST_REMOVE(ho, link);
+	free(ho);
 }
 
 /* ------------------------------------------------------------ jobs */
@@ -184,6 +259,35 @@ auth_job_deliver(struct auth_job *job, enum auth_status status, struct cache_ide
 	}
 }
 
+/*
+ * Count a finished exchange against its client and user (no mutex held):
+ * a "no" counts for both (the user's count was taken when it was queued),
+ * anything else gives the user's count back.  Reaching a limit is logged
+ * once per window, not per refused request.
+ */
+static void
+auth_job_account(struct auth *a, struct auth_job *job, enum auth_status status)
+{
+	int64_t now = auth_now();
+	char esc[256];
+
+	if (job->user_taken && status != AUTH_FAILED)
+		throttle_refund(a->by_user, job->user, job->ulen, job->user_stamp);
+	if (status != AUTH_FAILED)
+		return;
+	if (job->user_taken &&
+	    throttle_get(a->by_user, job->user, job->ulen, now) == a->fail_per_user) {
+		auth_escape(job->user, job->ulen, esc, sizeof(esc));
+		auth_log(a, 0, "auth: user \"%s\" throttled: %u failed authentications "
+		    "within %d s", esc, a->fail_per_user, THROTTLE_WINDOW);
+	}
+	if (job->holder != NULL && a->fail_per_client > 0 &&
+	    throttle_add(a->by_client, job->holder->client, strlen(job->holder->client),
+	    now) == a->fail_per_client)
+		auth_log(a, 0, "auth: client %s throttled: %u failed authentications "
+		    "within %d s", job->holder->client, a->fail_per_client, THROTTLE_WINDOW);
+}
+
 static void *
 auth_thread(void *arg)
 {
@@ -227,6 +331,7 @@ auth_thread(void *arg)
 			ident = cache_ident_new(job->user, job->ulen, NULL, 0);
 		if (status == AUTH_UNAVAILABLE)
 			auth_count(&a->errors);
+		auth_job_account(a, job, status);
 
 		pthread_mutex_lock(&a->mtx);
 		if (status == AUTH_OK)
@@ -236,6 +341,7 @@ auth_thread(void *arg)
 			cache_put(a->cache, &job->key, job->user, job->ulen, CACHE_FAILED,
 			    ident, a->negative_ttl);
 		LIST_REMOVE(job, pending);
+		auth_holder_put(job->holder);
 		auth_job_deliver(job, status, ident);
 		cache_ident_unref(ident);
 		auth_job_free(job);
@@ -266,6 +372,8 @@ auth_create(const struct auth_config *conf, struct auth_ldap *ldap, auth_exchang
 	TAILQ_INIT(&a->queue);
 	for (i = 0; i < AUTH_PENDING_BUCKETS; i++)
 		LIST_INIT(&a->pending[i]);
+	for (i = 0; i < AUTH_HOLDER_BUCKETS; i++)
+		LIST_INIT(&a->holders[i]);
 	a->ldap = ldap;
 	a->exchange = fn;
 	a->exchange_arg = fnarg;
@@ -273,6 +381,14 @@ auth_create(const struct auth_config *conf, struct auth_ldap *ldap, auth_exchang
 	a->cache_ttl = conf->cache_ttl;
 	a->negative_ttl = conf->negative_ttl;
 	if ((a->cache = cache_new(AUTH_CACHE_MAX, err)) == NULL) {
+		auth_free(a);
+		return NULL;
+	}
+	a->fail_per_client = conf->fail_per_client > 0 ? (unsigned)conf->fail_per_client : 0;
+	a->fail_per_user = conf->fail_per_user > 0 ? (unsigned)conf->fail_per_user : 0;
+	if ((a->by_client = throttle_new(AUTH_THROTTLE_SLOTS, false)) == NULL ||
+	    (a->by_user = throttle_new(AUTH_THROTTLE_SLOTS, true)) == NULL) {
+		*err = strdup("out of memory");
 		auth_free(a);
 		return NULL;
 	}
@@ -348,8 +464,11 @@ auth_free(struct auth *a)
 			TAILQ_REMOVE(&job->waiters, req, link);
 			free(req);
 		}
+		auth_holder_put(job->holder);
 		auth_job_free(job);
 	}
+	throttle_free(a->by_client);
+	throttle_free(a->by_user);
 	cache_free(a->cache);
 	auth_ldap_free(a->ldap);
 	pthread_cond_destroy(&a->cond);
@@ -492,9 +611,124 @@ auth_answer(struct auth_loop *l, struct auth_result *now, enum auth_status statu
 	return NULL;
 }
 
+/* A synchronous AUTH_THROTTLED for user[0..ulen) (NULL: none parsed). */
+static struct auth_req *
+auth_throttled(struct auth_loop *l, struct auth_result *now, const char *user, size_t ulen,
+    int wait)
+{
+	struct cache_ident *ident;
+
+	auth_count(&l->auth->throttled);
+	ident = user != NULL && ulen > 0 ? cache_ident_new(user, ulen, NULL, 0) : NULL;
+	auth_answer(l, now, AUTH_THROTTLED, ident);
+	now->user = ident != NULL ? ident->user : NULL;
+	now->retry_after = wait;
+	return NULL;
+}
+
+/* Seconds the client or the user must wait (0: neither is throttled). */
+static int
+auth_wait(struct auth *a, const char *client, const char *user, size_t ulen, int64_t t)
+{
+	int w1 = 0, w2 = 0;
+
+	if (client != NULL)
+		w1 = throttle_check(a->by_client, client, strlen(client), a->fail_per_client, t);
+	if (user != NULL)
+		w2 = throttle_check(a->by_user, user, ulen, a->fail_per_user, t);
+	return w1 > w2 ? w1 : w2;
+}
+
+/*
+ * A header that is not usable Basic credentials: a failure of the client
+ * (there is no user whose password was tried), answered without the directory.
+ */
+static struct auth_req *
+auth_bad_header(struct auth_loop *l, const char *client, struct basic_cred *cred,
+    struct auth_result *now, bool has_user)
+{
+	struct auth *a = l->auth;
+	struct cache_ident *ident = NULL;
+	int64_t t = auth_now();
+	int wait;
+
+	if ((wait = auth_wait(a, client, NULL, 0, t)) > 0) {
+		auth_throttled(l, now, has_user ? cred->user : NULL, has_user ? cred->userlen : 0,
+		    wait);
+		basic_wipe(cred);
+		return NULL;
+	}
+	if (client != NULL && a->fail_per_client > 0 &&
+	    throttle_add(a->by_client, client, strlen(client), t) == a->fail_per_client)
+		auth_log(a, 0, "auth: client %s throttled: %u failed authentications "
+		    "within %d s", client, a->fail_per_client, THROTTLE_WINDOW);
+	if (has_user && cred->userlen > 0)
+		ident = cache_ident_new(cred->user, cred->userlen, NULL, 0);
+	basic_wipe(cred);
+	return auth_answer(l, now, AUTH_FAILED, ident);
+}
+
+/*
+ * A new job for cred, from client (pool mutex held).  Returns it, or NULL
+ * with *wait > 0 (throttled) or 0 (out of memory).
+ */
+static struct auth_job *
+auth_job_new(struct auth *a, const char *client, const struct basic_cred *cred,
+    const struct cache_key *key, int *wait)
+{
+	struct auth_holder *ho = NULL;
+	struct auth_job *job;
+
+	*wait = 0;
+	if (client != NULL) {
+		if ((ho = auth_holder_get(a, client)) == NULL)
+			return NULL;
+		if (ho->njobs >= AUTH_CLIENT_QUEUE_MAX) {
+			*wait = 1;
+			return NULL;
+		}
+	}
+	if ((job = calloc(1, sizeof(*job))) == NULL ||
+	    (job->user = malloc(cred->userlen + 1)) == NULL ||
+	    (job->pass = malloc(cred->passlen + 1)) == NULL)
+		goto fail;
+	if (a->fail_per_user > 0) {
+		if ((*wait = throttle_take(a->by_user, cred->user, cred->userlen,
+		    a->fail_per_user, auth_now(), &job->user_stamp)) > 0)
+			goto fail;
+		job->user_taken = true;
+	}
+	if (ho != NULL) {
+		ho->njobs++;
+		job->holder = ho;
+	}
+	job->key = *key;
+	memcpy(job->user, cred->user, cred->userlen + 1);
+	job->ulen = cred->userlen;
+	memcpy(job->pass, cred->pass, cred->passlen + 1);
+	job->plen = cred->passlen;
+	TAILQ_INIT(&job->waiters);
+	return job;
+fail:
+	if (job != NULL)
+		auth_job_free(job);
+	if (ho != NULL && ho->njobs == 0) {
+		LIST_REMOVE(ho, link);
+		free(ho);
+	}
+	return NULL;
+}
+
 struct auth_req *
 auth_begin(struct auth_loop *l, const char *hdr, size_t len, struct auth_result *now,
     auth_cb *cb, void *arg)
+{
+	return auth_begin_from(l, NULL, hdr, len, now, cb, arg);
+}
+
+struct auth_req *
+auth_begin_from(struct auth_loop *l, const char *client, const char *hdr, size_t len,
+    struct auth_result *now, auth_cb *cb, void *arg)
 {
 	struct auth *a = l->auth;
 	struct basic_cred cred;
@@ -505,6 +739,7 @@ auth_begin(struct auth_loop *l, const char *hdr, size_t len, struct auth_result 
 	enum cache_verdict v;
 	enum auth_status status;
 	bool full;
+	int wait;
 
 	cache_ident_unref(l->shown);
 	l->shown = NULL;
@@ -516,23 +751,31 @@ auth_begin(struct auth_loop *l, const char *hdr, size_t len, struct auth_result 
 		break;
 	case BASIC_EMPTY:
 		/* Decided here: an empty password must never reach a bind. */
-		ident = cred.userlen > 0 ? cache_ident_new(cred.user, cred.userlen, NULL, 0) :
-		    NULL;
-		basic_wipe(&cred);
-		return auth_answer(l, now, AUTH_FAILED, ident);
+		return auth_bad_header(l, client, &cred, now, true);
 	case BASIC_NOT_BASIC:
 	case BASIC_MALFORMED:
 	default:
-		basic_wipe(&cred);
-		return auth_answer(l, now, AUTH_FAILED, NULL);
+		return auth_bad_header(l, client, &cred, now, false);
 	}
 
 	cache_key(a->cache, cred.user, cred.userlen, cred.pass, cred.passlen, &key);
 	v = cache_lookup(a->cache, &key, cred.user, cred.userlen, &ident);
+	/* A password the directory confirmed is honoured even while throttled. */
+	if (v == CACHE_OK) {
+		auth_count(&a->hits);
+		basic_wipe(&cred);
+		return auth_answer(l, now, AUTH_OK, ident);
+	}
+	if ((wait = auth_wait(a, client, cred.user, cred.userlen, auth_now())) > 0) {
+		cache_ident_unref(ident);
+		auth_throttled(l, now, cred.user, cred.userlen, wait);
+		basic_wipe(&cred);
+		return NULL;
+	}
 	if (v != CACHE_MISS) {
 		auth_count(&a->hits);
 		basic_wipe(&cred);
-		return auth_answer(l, now, v == CACHE_OK ? AUTH_OK : AUTH_FAILED, ident);
+		return auth_answer(l, now, AUTH_FAILED, ident);
 	}
 	auth_count(&a->misses);
 
@@ -549,13 +792,16 @@ auth_begin(struct auth_loop *l, const char *hdr, size_t len, struct auth_result 
 		/* A job may have finished since the lookup: its result is cached. */
 		v = cache_lookup(a->cache, &key, cred.user, cred.userlen, &ident);
 		full = a->nqueued >= AUTH_QUEUE_MAX;
-		if (v != CACHE_MISS || full || (job = calloc(1, sizeof(*job))) == NULL ||
-		    (job->user = malloc(cred.userlen + 1)) == NULL ||
-		    (job->pass = malloc(cred.passlen + 1)) == NULL) {
+		wait = 0;
+		if (v != CACHE_MISS || full ||
+		    (job = auth_job_new(a, client, &cred, &key, &wait)) == NULL) {
 			pthread_mutex_unlock(&a->mtx);
-			if (job != NULL)
-				auth_job_free(job);
 			free(req);
+			if (v == CACHE_MISS && wait > 0) {
+				auth_throttled(l, now, cred.user, cred.userlen, wait);
+				basic_wipe(&cred);
+				return NULL;
+			}
 			basic_wipe(&cred);
 			if (v == CACHE_MISS) {
 				auth_count(&a->errors);
@@ -566,12 +812,6 @@ auth_begin(struct auth_loop *l, const char *hdr, size_t len, struct auth_result 
 			status = v == CACHE_OK ? AUTH_OK : AUTH_FAILED;
 			return auth_answer(l, now, status, ident);
 		}
-		job->key = key;
-		memcpy(job->user, cred.user, cred.userlen + 1);
-		job->ulen = cred.userlen;
-		memcpy(job->pass, cred.pass, cred.passlen + 1);
-		job->plen = cred.passlen;
-		TAILQ_INIT(&job->waiters);
 		LIST_INSERT_HEAD(&a->pending[key.h[1] % AUTH_PENDING_BUCKETS], job, pending);
 		TAILQ_INSERT_TAIL(&a->queue, job, queue);
 		a->nqueued++;
@@ -615,5 +855,6 @@ auth_get_stats(struct auth *a, struct auth_stats *st)
 	st->cache_misses = __atomic_load_n(&a->misses, __ATOMIC_RELAXED);
 	st->ldap_errors = __atomic_load_n(&a->errors, __ATOMIC_RELAXED);
 	st->exchanges = __atomic_load_n(&a->exchanges, __ATOMIC_RELAXED);
+	st->throttled = __atomic_load_n(&a->throttled, __ATOMIC_RELAXED);
 	st->cache_entries = cache_count(a->cache);
 }

@@ -43,6 +43,8 @@ struct auth_config {
 	int cache_ttl;                  /* auth_cache_ttl, seconds */
 	int negative_ttl;               /* auth_negative_ttl, seconds */
 	int threads;                    /* auth threads in the pool (0 = default, 4) */
+	int fail_per_client;            /* auth_fail_per_client: failures a minute, 0 = no limit */
+	int fail_per_user;              /* auth_fail_per_user: failures a minute, 0 = no limit */
 	/* Extensions (zero = default): */
 	const char *tls_ca_file;        /* ldap_tls_ca_file: CAs for StartTLS/ldaps;
 	                                   NULL = /etc/ssl/certs/ca-certificates.crt */
@@ -56,6 +58,8 @@ enum auth_status {
 	AUTH_MISSING,                   /* no credentials given: 407, auth_required */
 	AUTH_FAILED,                    /* bad header, unknown user, wrong password: 407, auth_failed */
 	AUTH_UNAVAILABLE,               /* directory unreachable and not cached: 503, auth_unavailable */
+	AUTH_THROTTLED,                 /* too many failures (or exchanges) of this client or
+	                                   user: 429, auth_throttled, no directory exchange */
 };
 
 /* The outcome; every pointer is valid only during the callback (or until the
@@ -63,11 +67,13 @@ enum auth_status {
 struct auth_result {
 	enum auth_status status;
 	const char *user;               /* AUTH_OK: the name as stored in the directory;
-	                                   AUTH_FAILED: the name as given (for the audit), or NULL
-	                                   for a header that did not parse; otherwise NULL */
+	                                   AUTH_FAILED, AUTH_THROTTLED: the name as given (for the
+	                                   audit), or NULL for a header that did not parse;
+	                                   otherwise NULL */
 	const char *const *groups;      /* AUTH_OK: the user's group names (ldap_group_attr values);
 	                                   never NULL (an empty list otherwise) */
 	size_t ngroups;
+	int retry_after;                /* AUTH_THROTTLED: seconds until it may be tried again */
 };
 
 typedef void auth_cb(const struct auth_result *, void *arg);
@@ -104,6 +110,27 @@ void auth_loop_free(struct auth_loop *);
  */
 struct auth_req *auth_begin(struct auth_loop *, const char *hdr, size_t len,
     struct auth_result *now, auth_cb *cb, void *arg);
+
+/*
+ * auth_begin for a request from client (its address as text, as audited).
+ * Failed authentications are counted per client address and per user name
+ * (auth_fail_per_client, auth_fail_per_user): past either limit within a
+ * minute the answer is AUTH_THROTTLED at once, with no directory exchange.
+ * What counts: a directory "no" (one per exchange, however many requests
+ * shared it; every exchange of a user counts while it runs, so concurrent
+ * guesses cannot overshoot the per-user limit) and, per client only, a
+ * header that does not parse or has an empty password.  A positive cache
+ * hit is answered even when throttled: the real user with a password the
+ * directory already confirmed is never locked out by someone else's guesses.
+ * One client address may also hold at most AUTH_CLIENT_QUEUE_MAX distinct
+ * exchanges at a time; beyond that it is AUTH_THROTTLED (retry_after 1),
+ * so one address cannot fill the queue for everyone.  client NULL (what
+ * auth_begin passes) = no per-client accounting.
+ */
+#define AUTH_CLIENT_QUEUE_MAX 64        /* distinct exchanges one client address may hold */
+
+struct auth_req *auth_begin_from(struct auth_loop *, const char *client, const char *hdr,
+    size_t len, struct auth_result *now, auth_cb *cb, void *arg);
 void auth_cancel(struct auth_req *);
 
 /* Counters for the admin socket. */
@@ -113,6 +140,7 @@ struct auth_stats {
 	unsigned long long ldap_errors; /* directory unreachable or erroring */
 	unsigned long long cache_entries; /* entries now cached */
 	unsigned long long exchanges;   /* directory exchanges started (after coalescing) */
+	unsigned long long throttled;   /* requests answered AUTH_THROTTLED */
 };
 void auth_get_stats(struct auth *, struct auth_stats *);
 

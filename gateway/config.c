@@ -10,6 +10,8 @@
  *
  *	key                     values                  default             notes
  *	listen                  ADDR:PORT [proxy_protocol]  (required)      repeatable, max 16
+ *	proxy_protocol_from     ADDR[/PREFIX]           (anyone)            repeatable, max 64; needs a
+ *	                                                                    proxy_protocol listener
  *	workers                 auto | 1..256           auto                auto = online CPUs
  *	policy_file             PATH                    (required)
  *	dns_hosts_file          PATH                    /etc/hosts
@@ -31,6 +33,8 @@
  *	auth_realm              TEXT (rest of line)     egressd             ; no '"', '\', controls
  *	auth_cache_ttl          0..86400 seconds        300                 
  *	auth_negative_ttl       0..86400 seconds        5                   
+ *	auth_fail_per_client    0..1000000 a minute     20                  0 = no limit
+ *	auth_fail_per_user      0..1000000 a minute     5                   0 = no limit
  *	audit_syslog_socket     PATH                    /dev/log            
  *	audit_facility          kern..local7            local5 (21)         
  *	audit_tag               1..32 of [A-Za-z0-9._-] egressd             
@@ -364,6 +368,28 @@ d_allow_internal(struct cparse *cp, const struct directive *d, char **args, size
 	return 0;
 }
 
+/* Where a PROXY header may come from (the load balancers in front). */
+static int
+d_proxy_from(struct cparse *cp, const struct directive *d, char **args, size_t n)
+{
+	struct config *c = cp->c;
+	const char *err;
+
+	if (c->nproxy_protocol_from == CONFIG_PROXY_FROM_MAX) {
+		cfg_error(cp, cp->line, "proxy_protocol_from: more than %d ranges",
+		    CONFIG_PROXY_FROM_MAX);
+		return -1;
+	}
+	if (netaddr_parse_cidr(args[0], &c->proxy_protocol_from[c->nproxy_protocol_from],
+	    &err) == -1) {
+		cfg_error(cp, cp->line, "proxy_protocol_from: bad range \"%s\": %s", args[0],
+		    err);
+		return -1;
+	}
+	c->nproxy_protocol_from++;
+	return 0;
+}
+
 static int
 d_auth(struct cparse *cp, const struct directive *d, char **args, size_t n)
 {
@@ -554,6 +580,7 @@ d_metrics(struct cparse *cp, const struct directive *d, char **args, size_t n)
 /* Every key of INTERFACE.md's table, in its order. */
 static const struct directive directives[] = {
 	{ "listen", d_listen, D_REPEAT, 1, 2, 0, 0, 0 },
+	{ "proxy_protocol_from", d_proxy_from, D_REPEAT, 1, 1, 0, 0, 0 },
 	{ "workers", d_workers, 0, 1, 1, 1, 256, OFF(workers) },
 	{ "policy_file", d_policy_file, 0, 1, 1, 0, 0, 0 },
 	{ "dns_hosts_file", d_path, 0, 1, 1, 0, 0, OFF(dns_hosts_file) },
@@ -575,6 +602,8 @@ static const struct directive directives[] = {
 	{ "auth_realm", d_realm, D_RAW, 0, 0, 0, 0, OFF(auth_realm) },
 	{ "auth_cache_ttl", d_int, 0, 1, 1, 0, 86400, OFF(auth_cache_ttl) },
 	{ "auth_negative_ttl", d_int, 0, 1, 1, 0, 86400, OFF(auth_negative_ttl) },
+	{ "auth_fail_per_client", d_int, 0, 1, 1, 0, 1000000, OFF(auth_fail_per_client) },
+	{ "auth_fail_per_user", d_int, 0, 1, 1, 0, 1000000, OFF(auth_fail_per_user) },
 	{ "audit_syslog_socket", d_socket_path, 0, 1, 1, 0, 0, OFF(audit_syslog_socket) },
 	{ "audit_facility", d_facility, 0, 1, 1, 0, 0, 0 },
 	{ "audit_tag", d_tag, 0, 1, 1, 0, 0, OFF(audit_tag) },
@@ -771,6 +800,14 @@ check_whole(struct cparse *cp)
 	if ((line = first_line(cp, "ldap_bind_password_file")) != 0 &&
 	    first_line(cp, "ldap_bind_dn") == 0)
 		cfg_error(cp, line, "ldap_bind_password_file needs \"ldap_bind_dn\"");
+	/* A range with no PROXY listener to guard is a mistake about what is protected. */
+	if ((line = first_line(cp, "proxy_protocol_from")) != 0) {
+		for (i = 0; i < c->nlisten && !c->listen[i].proxy_protocol; i++)
+			;
+		if (i == c->nlisten)
+			cfg_error(cp, line, "proxy_protocol_from: no listen address has "
+			    "proxy_protocol");
+	}
 	if (c->has_metrics_listen)
 		for (i = 0; i < c->nlisten; i++)
 			if (netaddr_equal((struct sockaddr *)&c->listen[i].addr,
@@ -794,6 +831,8 @@ config_defaults(struct config *c)
 	c->ldap_timeout = 5;
 	c->auth_cache_ttl = 300;
 	c->auth_negative_ttl = 5;
+	c->auth_fail_per_client = 20;
+	c->auth_fail_per_user = 5;
 	c->audit_facility = 21;         /* local5 */
 	c->audit_on_failure_deny = false;
 	c->connect_timeout = 10;

@@ -19,6 +19,7 @@
 #define CONFIG_LISTEN_MAX 16
 #define CONFIG_ALLOW_INTERNAL_MAX 64
 #define CONFIG_LDAP_URI_MAX 8
+#define CONFIG_PROXY_FROM_MAX 64
 
 struct config_listen {
 	struct sockaddr_storage addr;   /* address to bind */
@@ -33,6 +34,8 @@ struct config {
 	char *path;                     /* the configuration file as given */
 	struct config_listen listen[CONFIG_LISTEN_MAX];
 	size_t nlisten;
+	struct cidr proxy_protocol_from[CONFIG_PROXY_FROM_MAX]; /* none = PROXY headers from anyone */
+	size_t nproxy_protocol_from;
 	int workers;                    /* >= 1; "auto" (the default) = online CPUs, max 256 */
 	char *policy_file;              /* as written (rule references use this name) */
 	char *policy_path;              /* resolved against the config file's folder */
@@ -57,6 +60,8 @@ struct config {
 	char *auth_realm;               /* default "egressd" */
 	int auth_cache_ttl;             /* seconds, default 300 */
 	int auth_negative_ttl;          /* seconds, default 5 */
+	int auth_fail_per_client;       /* failures a minute from one address, default 20, 0 = off */
+	int auth_fail_per_user;         /* failures a minute for one user name, default 5, 0 = off */
 	char *audit_syslog_socket;      /* resolved; default /dev/log */
 	int audit_facility;             /* facility number (LOG_LOCAL5 >> 3 = 21, the default) */
 	char *audit_tag;                /* default "egressd" */

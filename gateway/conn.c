@@ -141,6 +141,7 @@ struct conn {
 	bool auth_started;              /* auth_begin() was called for this request */
 	bool auth_done;                 /* its answer is in auth_status/user/groups */
 	enum auth_status auth_status;
+	int auth_retry_after;           /* AUTH_THROTTLED: seconds, for Retry-After */
 	char *user;                     /* directory name (AUTH_OK) or the name given (AUTH_FAILED) */
 	char **groups;                  /* AUTH_OK: the user's groups */
 	size_t ngroups;
@@ -206,7 +207,8 @@ close_for_reason(const char *reason)
 {
 	static const char *const denied[] = {
 		"policy", "default_deny", "auth_required", "auth_failed", "internal_destination",
-		"policy_error", "over_capacity", "audit_unavailable", "auth_unavailable", NULL,
+		"policy_error", "over_capacity", "audit_unavailable", "auth_unavailable",
+		"auth_throttled", NULL,
 	};
 	size_t i;
 
@@ -499,6 +501,10 @@ conn_fail(struct conn *c, int status, const char *reason)
 		snprintf(realm, sizeof(realm), "Proxy-Authenticate: Basic realm=\"%s\"",
 		    c->conf->auth_realm);
 		extra = realm;
+	} else if (status == 429) {
+		snprintf(realm, sizeof(realm), "Retry-After: %d",
+		    c->auth_retry_after > 0 ? c->auth_retry_after : 60);
+		extra = realm;
 	}
 	if (c->client != NULL && status != 0) {
 		struct evbuffer *out = bufferevent_get_output(c->client);
@@ -729,7 +735,9 @@ conn_store_auth(struct conn *c, const struct auth_result *res)
 
 	c->auth_done = true;
 	c->auth_status = res->status;
-	if (res->user != NULL && (res->status == AUTH_OK || res->status == AUTH_FAILED))
+	c->auth_retry_after = res->retry_after;
+	if (res->user != NULL && (res->status == AUTH_OK || res->status == AUTH_FAILED ||
+	    res->status == AUTH_THROTTLED))
 		c->user = strdup(res->user);
 	if (res->status != AUTH_OK || res->ngroups == 0)
 		return;
@@ -757,8 +765,8 @@ conn_authenticate(struct conn *c)
 		if (worker_auth(c->w) == NULL)
 			return STEP_DONE;
 		memset(&now, 0, sizeof(now));
-		c->auth_req = auth_begin(worker_auth(c->w), c->authz, c->authz_len, &now,
-		    on_auth_done, c);
+		c->auth_req = auth_begin_from(worker_auth(c->w), c->client_ip, c->authz,
+		    c->authz_len, &now, on_auth_done, c);
 		conn_forget_authz(c);   /* auth_begin took what it needs */
 		if (c->auth_req != NULL) {
 			c->auth_began_us = clock_mono_us();
@@ -778,6 +786,9 @@ conn_authenticate(struct conn *c)
 		return STEP_DONE;
 	case AUTH_FAILED:
 		conn_fail(c, 407, "auth_failed");
+		return STEP_CLOSED;
+	case AUTH_THROTTLED:
+		conn_fail(c, 429, "auth_throttled");
 		return STEP_CLOSED;
 	case AUTH_UNAVAILABLE:
 	default:

@@ -233,6 +233,7 @@ control_status_json(const struct control_report *r)
 	x = json_object_new_object();
 	add_int(x, "open", r->t.conns_open);
 	add_int(x, "accepted", r->t.conns_accepted);
+	add_int(x, "proxy_refused", r->t.proxy_refused);
 	json_object_object_add(o, "connections", x);
 	x = json_object_new_object();
 	add_int(x, "open", r->t.tunnels_open);
@@ -266,6 +267,7 @@ control_status_json(const struct control_report *r)
 	add_int(x, "cache_entries", r->auth.cache_entries);
 	add_int(x, "ldap_errors", r->auth.ldap_errors);
 	add_int(x, "ldap_exchanges", r->auth.exchanges);
+	add_int(x, "throttled", r->auth.throttled);
 	json_object_object_add(o, "auth", x);
 
 	x = json_object_new_object();
@@ -313,8 +315,9 @@ control_status_text(const struct control_report *r)
 	format_age((r->now_ms - r->start_ms) / 1000, age, sizeof(age));
 	fprintf(f, "egressd %s, pid %ld, up %s, %d worker%s\n", r->version, r->pid, age,
 	    r->workers, r->workers == 1 ? "" : "s");
-	fprintf(f, "connections  %" PRIu64 " open, %" PRIu64 " accepted\n", r->t.conns_open,
-	    r->t.conns_accepted);
+	fprintf(f, "connections  %" PRIu64 " open, %" PRIu64 " accepted, %" PRIu64
+	    " refused (proxy_protocol_from)\n", r->t.conns_open,
+	    r->t.conns_accepted, r->t.proxy_refused);
 	fprintf(f, "tunnels      %" PRIu64 " open, %" PRIu64 " started\n", r->t.tunnels_open,
 	    r->t.tunnels_total);
 	for (i = 1; i < STATS_NREASONS; i++)
@@ -335,8 +338,8 @@ control_status_text(const struct control_report *r)
 	    r->t.bytes_down);
 	if (r->auth_enabled)
 		fprintf(f, "auth cache   %llu hits, %llu misses, %llu entries, %llu directory "
-		    "errors\n", r->auth.cache_hits, r->auth.cache_misses, r->auth.cache_entries,
-		    r->auth.ldap_errors);
+		    "errors, %llu throttled\n", r->auth.cache_hits, r->auth.cache_misses,
+		    r->auth.cache_entries, r->auth.ldap_errors, r->auth.throttled);
 	else
 		fprintf(f, "auth         none\n");
 	fprintf(f, "audit        %" PRIu64 " sent, %" PRIu64 " queued, %" PRIu64

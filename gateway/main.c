@@ -103,6 +103,8 @@ start_auth(const struct config *conf, const char *conf_path)
 	ac.timeout = conf->ldap_timeout;
 	ac.cache_ttl = conf->auth_cache_ttl;
 	ac.negative_ttl = conf->auth_negative_ttl;
+	ac.fail_per_client = conf->auth_fail_per_client;
+	ac.fail_per_user = conf->auth_fail_per_user;
 	ac.tls_ca_file = conf->ldap_tls_ca_file;
 	ac.log = on_auth_log;
 	if ((a = auth_new(&ac, &err)) == NULL)

@@ -47,6 +47,7 @@ struct stats_tunnel_entry {
 struct stats {
 	_Atomic uint64_t conns_accepted;
 	_Atomic uint64_t conns_closed;
+	_Atomic uint64_t proxy_refused;
 	_Atomic uint64_t tunnels_total;
 	_Atomic uint64_t tunnels_ended;
 	_Atomic uint64_t records_tunnel;
@@ -125,6 +126,12 @@ void
 stats_conn_close(struct stats *s)
 {
 	bump(&s->conns_closed, 1);
+}
+
+void
+stats_proxy_refused(struct stats *s)
+{
+	bump(&s->proxy_refused, 1);
 }
 
 void
@@ -215,6 +222,7 @@ stats_sum(struct stats *s, struct stats_totals *t)
 	accepted = get(&s->conns_accepted);
 	t->conns_accepted += accepted;
 	t->conns_open += accepted >= closed ? accepted - closed : 0;
+	t->proxy_refused += get(&s->proxy_refused);
 	t->records_tunnel += get(&s->records_tunnel);
 	t->records_request += get(&s->records_request);
 	for (i = 0; i < STATS_NREASONS; i++)

@@ -30,7 +30,7 @@ struct stats_tunnel_entry;          /* an open tunnel in its worker's registry *
 	X(auth_unavailable) X(internal_destination) X(sni_missing) X(sni_mismatch) \
 	X(sni_denied) X(sni_invalid) X(not_tls) X(policy_error) X(dns_failure) \
 	X(connect_failed) X(connect_timeout) X(bad_request) X(over_capacity) \
-	X(audit_unavailable) X(other)
+	X(audit_unavailable) X(auth_throttled) X(other)
 
 #define STATS_REASON_ENUM(name) STATS_REASON_##name,
 enum stats_reason { STATS_REASONS(STATS_REASON_ENUM) STATS_NREASONS };
@@ -58,6 +58,7 @@ struct stats_hist {
 struct stats_totals {
 	uint64_t conns_accepted;        /* client connections accepted */
 	uint64_t conns_open;            /* client connections open now */
+	uint64_t proxy_refused;         /* closed at accept: PROXY from outside proxy_protocol_from */
 	uint64_t tunnels_open;          /* tunnels relaying now */
 	uint64_t tunnels_total;         /* tunnels that started relaying */
 	uint64_t records_tunnel;        /* CONNECT records (tunnels ended, allowed or not) */
@@ -90,6 +91,7 @@ void stats_free(struct stats *);
 /* ---- the owning worker's thread only -------------------------------- */
 void stats_conn_open(struct stats *);
 void stats_conn_close(struct stats *);
+void stats_proxy_refused(struct stats *);
 /* A record was emitted; bytes are added unless the tunnel was registered
  * (stats_tunnel_remove adds those). */
 void stats_record(struct stats *, bool tunnel, const char *reason, uint64_t up,

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/dns.h>
@@ -37,6 +38,7 @@
 #include "policy/policy.h"
 
 #define ACCEPT_PAUSE_MS 200         /* listeners rest this long after EMFILE or a burst */
+#define REFUSED_LOG_SECONDS 10      /* at most one proxy-refused line this often per worker */
 
 struct listener {
 	struct worker *w;
@@ -62,6 +64,8 @@ struct worker {
 	struct auth_loop *auth;         /* where authentications come back, NULL without auth */
 	bool draining;
 	struct stats *stats;            /* written by this thread only; read by main */
+	time_t refused_logged;          /* last proxy-refused log line (monotonic seconds) */
+	unsigned long refused_quiet;    /* refusals since then, not logged one by one */
 
 	/* mailbox, written by the main thread under mtx */
 	pthread_mutex_t mtx;
@@ -100,6 +104,51 @@ fail:
 	return -1;
 }
 
+/*
+ * proxy_protocol_from: may this peer speak PROXY to a proxy_protocol
+ * listener?  Asked before a byte is read, since the header is what lets the
+ * sender choose the audited client address.  No ranges = anyone (as before).
+ */
+static bool
+worker_proxy_allowed(const struct config *conf, const struct sockaddr *sa)
+{
+	size_t i;
+
+	if (conf->nproxy_protocol_from == 0)
+		return true;
+	for (i = 0; i < conf->nproxy_protocol_from; i++)
+		if (netaddr_in_cidr(sa, &conf->proxy_protocol_from[i]))
+			return true;
+	return false;
+}
+
+/*
+ * A refused connection is closed unanswered and counted; no audit record
+ * (a flood of them would flood the audit trail and syslog), and the log
+ * line is rate-limited: the first one, then one per REFUSED_LOG_SECONDS
+ * with how many were refused in between.
+ */
+static void
+worker_refuse_proxy(struct worker *w, const struct listener *l, evutil_socket_t fd,
+    const struct sockaddr *sa)
+{
+	struct timespec ts;
+	char peer[NETADDR_TEXT_MAX];
+
+	close(fd);
+	stats_proxy_refused(w->stats);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	if (w->refused_logged != 0 && ts.tv_sec - w->refused_logged < REFUSED_LOG_SECONDS) {
+		w->refused_quiet++;
+		return;
+	}
+	log_warnx("worker=%d event=proxy-refused listen=%s client=%s reason=not in "
+	    "proxy_protocol_from refused_since_last=%lu", w->index, l->cl->text,
+	    netaddr_ntop(sa, peer, sizeof(peer)), w->refused_quiet + 1);
+	w->refused_logged = ts.tv_sec > 0 ? ts.tv_sec : 1;
+	w->refused_quiet = 0;
+}
+
 static void
 on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -109,6 +158,10 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	const struct config *conf = w->gw->conf;
 	int open, hard_limit;
 
+	if (l->cl->proxy_protocol && !worker_proxy_allowed(conf, sa)) {
+		worker_refuse_proxy(w, l, fd, sa);
+		return;
+	}
 	open = atomic_fetch_add(&w->gw->open_conns, 1) + 1;
 	/*
 	 * Up to max_connections are served; a little beyond, a connection is

@@ -83,6 +83,8 @@ status_name(enum auth_status s)
 		return "failed";
 	case AUTH_UNAVAILABLE:
 		return "unavailable";
+	case AUTH_THROTTLED:
+		return "throttled";
 	}
 	return "?";
 }

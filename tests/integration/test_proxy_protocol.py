@@ -155,3 +155,97 @@ def test_plain_listener_does_not_take_proxy_header(pgw, echo):
         got = c.buf
     assert not got.startswith(b"HTTP/1.1 200"), "a PROXY header was honoured on a plain listener: %r" % got[:200]
     assert got == b"" or got.startswith(b"HTTP/1.1 400"), got[:200]
+
+
+# ------------------------------------------------------------------ proxy_protocol_from
+
+ALLOWED_LB = "127.0.0.9"         # the only source allowed to send PROXY headers below
+
+
+def proxy_refused(g):
+    """egressd_proxy_protocol_refused_total from /metrics."""
+    import re
+    import urllib.request
+    with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % g.metrics_port, timeout=5) as r:
+        text = r.read().decode()
+    m = re.search(r"^egressd_proxy_protocol_refused_total (\d+)$", text, re.M)
+    assert m, "no egressd_proxy_protocol_refused_total in /metrics"
+    return int(m.group(1))
+
+
+@pytest.fixture(scope="module")
+def fgw(dns, allow_all):
+    """proxy_protocol_from 127.0.0.9/32: only that source may send a PROXY header."""
+    from harness.gateway import Gateway, free_port
+    mport = free_port()
+    g = Gateway(dns.port, policy=allow_all, proxy_listener=True,
+                conf={"header_timeout": "2", "proxy_protocol_from": ALLOWED_LB + "/32",
+                      "metrics_listen": "127.0.0.1:%d" % mport, "admin_socket": "admin.sock"})
+    g.metrics_port = mport
+    g.start()
+    yield g
+    g.cleanup()
+
+
+def test_proxy_from_elsewhere_is_closed_unanswered_and_counted(fgw, echo):
+    """A PROXY header from 127.0.0.1 (not in proxy_protocol_from): closed before a
+    byte is read, nothing answered, no tunnel, no record, counted once."""
+    before = proxy_refused(fgw)
+    carried_port = 45801
+    with Conn(fgw.proxy_port) as c:
+        try:
+            c.send(v1("127.0.0.12", "127.0.0.1", carried_port, fgw.proxy_port)
+                   + connect_bytes("echo.test:%d" % echo.port))
+        except OSError:
+            pass
+        closed = c.wait_closed(4)
+        got = c.buf
+        local = c.local_port
+    assert closed, "a PROXY header from outside proxy_protocol_from left the connection open"
+    assert got == b"", "refused PROXY connection was answered: %r" % got[:200]
+    deadline = time.monotonic() + 3
+    while proxy_refused(fgw) - before < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proxy_refused(fgw) - before == 1
+    time.sleep(0.3)
+    recs = [r for r in fgw.audit() if r.get("client_port") in (carried_port, local)
+            or r.get("client_ip") == "127.0.0.12"]
+    assert not recs, "a refused PROXY connection left records:\n%s" % fmt_records(recs)
+    assert "event=proxy-refused" in fgw.stderr()
+
+
+def test_proxy_from_listed_source_is_honoured(fgw, echo):
+    """From 127.0.0.9 the header is honoured: the audited client is the carried one."""
+    before = proxy_refused(fgw)
+    c = Conn(fgw.proxy_port, src=ALLOWED_LB)
+    with c:
+        c.send(v1("127.0.0.12", "127.0.0.1", 45802, fgw.proxy_port)
+               + connect_bytes("echo.test:%d" % echo.port))
+        resp = c.read_head(timeout=5)
+        assert resp.status == 200, resp.describe()
+        assert echo_through(c, b"lb") == b"lb"
+    expect_one_record(fgw, lambda r: r.get("event") == "tunnel" and r.get("client_port") == 45802,
+                      "tunnel behind a PROXY header from the allowed balancer",
+                      client_ip="127.0.0.12", status=200)
+    assert proxy_refused(fgw) == before
+
+
+def test_proxy_from_leaves_plain_listener_alone(fgw, echo):
+    """proxy_protocol_from guards only proxy_protocol listeners."""
+    with Conn(fgw.port) as c:
+        c.send(connect_bytes("echo.test:%d" % echo.port))
+        resp = c.read_head(timeout=5)
+        assert resp.status == 200, resp.describe()
+
+
+def test_proxy_refused_in_status(fgw):
+    import json
+    import subprocess
+    from harness import gateway as gwmod
+    import os
+    ctl = os.path.join(gwmod.REPO, "build", "egressctl")
+    out = subprocess.run([ctl, "-c", os.path.join(fgw.dir, "egressd.conf"), "status", "--json"],
+                         capture_output=True, timeout=15, text=True)
+    assert out.returncode == 0, out.stderr
+    s = json.loads(out.stdout)
+    assert s["connections"]["proxy_refused"] == proxy_refused(fgw) >= 1

@@ -569,6 +569,71 @@ test_bad_file(void **state)
 	free(err);
 }
 
+/* proxy_protocol_from: ranges, repeatable, bounded, only with a PROXY listener. */
+static void
+test_proxy_protocol_from(void **state)
+{
+	struct config *c;
+	char text[8192];
+	size_t len, i;
+
+	c = load_ok(BASE);
+	assert_int_equal(c->nproxy_protocol_from, 0);
+	config_free(c);
+	c = load_ok(BASE "listen 127.0.0.1:3130 proxy_protocol\n"
+	    "proxy_protocol_from 10.0.0.0/29\nproxy_protocol_from ::1\n"
+	    "proxy_protocol_from 127.0.0.9\n");
+	assert_int_equal(c->nproxy_protocol_from, 3);
+	assert_int_equal(c->proxy_protocol_from[0].family, AF_INET);
+	assert_int_equal(c->proxy_protocol_from[0].prefix, 29);
+	assert_int_equal(c->proxy_protocol_from[1].family, AF_INET6);
+	assert_int_equal(c->proxy_protocol_from[1].prefix, 128);
+	assert_int_equal(c->proxy_protocol_from[2].prefix, 32);
+	config_free(c);
+	expect_error_at(BASE "listen 127.0.0.1:3130 proxy_protocol\n"
+	    "proxy_protocol_from 10.0.0.1/29\n", 4,
+	    "proxy_protocol_from: bad range \"10.0.0.1/29\"");
+	expect_error_at(BASE "listen 127.0.0.1:3130 proxy_protocol\n"
+	    "proxy_protocol_from lb.example\n", 4, "proxy_protocol_from: bad range");
+	expect_error_at(BASE "listen 127.0.0.1:3130 proxy_protocol\n"
+	    "proxy_protocol_from\n", 4, "missing value for \"proxy_protocol_from\"");
+	expect_error_at(BASE "listen 127.0.0.1:3130 proxy_protocol\n"
+	    "proxy_protocol_from 10.0.0.0/8 10.1.0.0/16\n", 4,
+	    "too many values for \"proxy_protocol_from\"");
+	/* Nothing to guard: the admin believes something is protected that is not. */
+	bad_line("proxy_protocol_from 10.0.0.0/29",
+	    "proxy_protocol_from: no listen address has proxy_protocol");
+	/* At most CONFIG_PROXY_FROM_MAX, the next one is named by its line. */
+	len = (size_t)snprintf(text, sizeof(text), BASE "listen 127.0.0.1:3130 proxy_protocol\n");
+	for (i = 0; i <= CONFIG_PROXY_FROM_MAX; i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len,
+		    "proxy_protocol_from 10.0.%zu.0/24\n", i);
+	expect_error_at(text, 4 + CONFIG_PROXY_FROM_MAX,
+	    "proxy_protocol_from: more than 64 ranges");
+}
+
+/* auth_fail_per_client / auth_fail_per_user: defaults 20 and 5, 0 = off. */
+static void
+test_auth_fail_limits(void **state)
+{
+	struct config *c;
+
+	c = load_ok(BASE);
+	assert_int_equal(c->auth_fail_per_client, 20);
+	assert_int_equal(c->auth_fail_per_user, 5);
+	config_free(c);
+	c = load_ok(BASE "auth_fail_per_client 0\nauth_fail_per_user 1000000\n");
+	assert_int_equal(c->auth_fail_per_client, 0);
+	assert_int_equal(c->auth_fail_per_user, 1000000);
+	config_free(c);
+	bad_line("auth_fail_per_client -1", "auth_fail_per_client: \"-1\" is not a number");
+	bad_line("auth_fail_per_user 1000001", "auth_fail_per_user: 1000001 is out of range "
+	    "(0-1000000)");
+	bad_line("auth_fail_per_user five", "auth_fail_per_user: \"five\" is not a number");
+	expect_error_at(BASE "auth_fail_per_user 3\nauth_fail_per_user 4\n", 4,
+	    "\"auth_fail_per_user\" given twice (first at line 3)");
+}
+
 int
 main(void)
 {
@@ -584,6 +649,8 @@ main(void)
 		cmocka_unit_test(test_all_errors_reported),
 		cmocka_unit_test(test_lexical),
 		cmocka_unit_test(test_bad_file),
+		cmocka_unit_test(test_proxy_protocol_from),
+		cmocka_unit_test(test_auth_fail_limits),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

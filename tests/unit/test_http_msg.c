@@ -271,7 +271,7 @@ test_response_upgrade_not_switch(void **state)
 static void
 test_error_responses(void **state)
 {
-	static const int statuses[] = { 400, 403, 407, 413, 414, 431, 500, 501, 502, 503, 504 };
+	static const int statuses[] = { 400, 403, 407, 413, 414, 429, 431, 500, 501, 502, 503, 504 };
 	struct evbuffer *out;
 	char *s, *body, want[128];
 	size_t i;
