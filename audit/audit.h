@@ -20,6 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A boolean field that may be null; zero (a memset event) is null. */
+enum audit_bool {
+	AUDIT_BOOL_NULL = 0,
+	AUDIT_BOOL_FALSE,
+	AUDIT_BOOL_TRUE,
+};
+
 /* One record.  Strings are borrowed for the duration of audit_emit(). */
 struct audit_event {
 	const char *event;              /* "tunnel", "request", "reload", "start", "stop", "audit_loss" */
@@ -41,6 +48,10 @@ struct audit_event {
 	int64_t bytes_down;             /* destination -> client payload bytes, -1 = null */
 	int64_t duration_ms;            /* first request byte to end, -1 = null */
 	const char *close;              /* "client", "server", "idle_timeout", ... */
+	const char *target;             /* bad_request: the request-target as sent (raw bytes) */
+	size_t target_len;              /* its length; at most AUDIT_TARGET_MAX bytes are kept */
+	const char *report;             /* FILE:LINE of the first mode=report rule that matched */
+	enum audit_bool client_tls;     /* the client's connection was TLS; null: no connection */
 	int64_t lost;                   /* audit_loss: records lost, -1 = absent */
 	const char *message;            /* reload/start/stop: free text (errors), NULL = absent */
 	int64_t end_ms;                 /* end time, ms since the epoch; 0 = now */
@@ -56,6 +67,7 @@ struct audit_event {
 #define AUDIT_VALUE_MAX         1024
 #define AUDIT_RECORD_MAX        7900
 #define AUDIT_TRUNCATED_MARK    "...[truncated]"
+#define AUDIT_TARGET_MAX        256     /* bytes of a refused request-target kept */
 
 /*
  * The queue holds what syslog could not take yet: 10,000 records is several

@@ -120,6 +120,31 @@ add_string(struct json_object *o, const char *key, const char *value, size_t lim
 	json_object_object_add(o, key, value == NULL ? NULL : audit_string(value, limit));
 }
 
+/*
+ * The request-target of a refused request, as the client sent it: raw bytes
+ * that may hold anything (NUL included), so the first AUDIT_TARGET_MAX bytes
+ * are kept and escaped like every other attacker-supplied string.
+ */
+static void
+add_target(struct json_object *o, const char *target, size_t len, size_t limit)
+{
+	char buf[AUDIT_TARGET_MAX + 1];
+	size_t i;
+
+	if (target == NULL) {
+		json_object_object_add(o, "target", NULL);
+		return;
+	}
+	if (len > AUDIT_TARGET_MAX)
+		len = AUDIT_TARGET_MAX;
+	/* A NUL would end the string early: it becomes 0xff, which (like
+	 * every byte that starts no valid UTF-8 sequence) is written as U+FFFD. */
+	for (i = 0; i < len; i++)
+		buf[i] = target[i] != '\0' ? target[i] : (char)0xff;
+	buf[len] = '\0';
+	json_object_object_add(o, "target", audit_string(buf, limit));
+}
+
 static void
 add_int(struct json_object *o, const char *key, int64_t value)
 {
@@ -174,6 +199,10 @@ audit_encode_limit(const struct audit_event *ev, size_t limit)
 	add_int(o, "bytes_down", ev->bytes_down);
 	add_int(o, "duration_ms", ev->duration_ms);
 	add_string(o, "close", ev->close, limit);
+	add_target(o, ev->target, ev->target_len, limit);
+	add_string(o, "report", ev->report, limit);
+	json_object_object_add(o, "client_tls", ev->client_tls == AUDIT_BOOL_NULL ? NULL :
+	    json_object_new_boolean(ev->client_tls == AUDIT_BOOL_TRUE));
 	if (ev->lost >= 0)
 		add_int(o, "lost", ev->lost);
 	if (ev->message != NULL)

@@ -130,6 +130,8 @@ struct conn {
 	int version_minor;
 	char method[METHOD_MAX];
 	char *url;                      /* absolute-form target for the record */
+	char target[AUDIT_TARGET_MAX];  /* the request-target as sent, for bad_request records */
+	size_t target_len;
 	char host[HOST_BUF];            /* normalized */
 	enum host_kind host_kind;
 	uint16_t port;
@@ -266,6 +268,11 @@ conn_emit_record(struct conn *c, const char *close_why)
 	ev.bytes_down = (int64_t)c->bytes_down;
 	ev.duration_ms = c->start_ms != 0 ? clock_mono_ms() - c->start_ms : 0;
 	ev.close = close_why;
+	if (strcmp(c->reason, "bad_request") == 0 && c->target_len > 0) {
+		ev.target = c->target;
+		ev.target_len = c->target_len;
+	}
+	ev.client_tls = AUDIT_BOOL_FALSE;
 	ev.lost = -1;
 	audit_emit(&ev);
 	stats_record(worker_stats(c->w), c->is_connect, c->reason, c->bytes_up, c->bytes_down,
@@ -314,6 +321,7 @@ conn_reset_request(struct conn *c)
 	c->sni_final = false;
 	free(c->url);
 	c->url = NULL;
+	c->target_len = 0;
 	if (c->fwd_head != NULL)
 		evbuffer_free(c->fwd_head);
 	c->fwd_head = NULL;
@@ -523,9 +531,47 @@ conn_fail(struct conn *c, int status, const char *reason)
  * A head that never became a request: what was received of it counts as
  * bytes from the client, then the error goes out (or, status 0, nothing).
  */
+/* Keep the first len bytes of the request-target for a bad_request record. */
+static void
+conn_note_target(struct conn *c, const char *target, size_t len)
+{
+	if (len > sizeof(c->target))
+		len = sizeof(c->target);
+	memcpy(c->target, target, len);
+	c->target_len = len;
+}
+
+/*
+ * The request-target of a head that did not parse: the second word of the
+ * first line as far as it goes, so the record shows what was attempted.
+ */
+static void
+conn_note_raw_target(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->client);
+	size_t len = evbuffer_get_length(in), i, start;
+	const char *p;
+
+	if (c->target_len > 0 || len == 0)
+		return;
+	if (len > PARSE_EARLY_MAX)
+		len = PARSE_EARLY_MAX;
+	p = (const char *)evbuffer_pullup(in, (ssize_t)len);
+	for (i = 0; i < len && p[i] != ' ' && p[i] != '\r' && p[i] != '\n'; i++)
+		;
+	if (i == len || p[i] != ' ')
+		return;
+	start = ++i;
+	for (; i < len && p[i] != ' ' && p[i] != '\r' && p[i] != '\n'; i++)
+		;
+	if (i > start)
+		conn_note_target(c, p + start, i - start);
+}
+
 static void
 conn_fail_head(struct conn *c, int status, const char *close_why)
 {
+	conn_note_raw_target(c);
 	c->bytes_up += evbuffer_get_length(bufferevent_get_input(c->client));
 	if (status != 0) {
 		conn_fail(c, status, "bad_request");
@@ -615,6 +661,7 @@ conn_take_request(struct conn *c, const struct http_request *req)
 	const char *err = NULL;
 
 	c->version_minor = req->version_minor;
+	conn_note_target(c, req->target, req->target_len);
 	if (req->method_len >= sizeof(c->method))
 		return 501;
 	memcpy(c->method, req->method, req->method_len);

@@ -307,12 +307,14 @@ def test_schema_validator_rejects_what_it_should(schema):
             "client_ip": "127.0.0.1", "client_port": 5, "user": None, "method": "CONNECT",
             "host": "h", "port": 1, "url": None, "dst_ip": None, "sni": None,
             "decision": "allow", "reason": "ok", "rule": None, "status": 200, "bytes_up": 0,
-            "bytes_down": 0, "duration_ms": 0, "close": "client"}
+            "bytes_down": 0, "duration_ms": 0, "close": "client", "target": None,
+            "report": None, "client_tls": False}
     assert schema_errors(good, schema) == []
     bad = [dict(good, status="200"), dict(good, bytes_up=True), dict(good, reason="nope"),
            dict(good, extra=1), dict(good, url="http://x/"), dict(good, lost=3),
            dict(good, ts="2024-01-02 03:04:05"), dict(good, decision=None),
-           dict(good, event="audit_loss"), dict(good, bytes_down=-1)]
+           dict(good, event="audit_loss"), dict(good, bytes_down=-1),
+           dict(good, client_tls=None), dict(good, client_tls="no")]
     bad.append({k: v for k, v in good.items() if k != "sni"})
     for b in bad:
         assert schema_errors(b, schema), "validator accepted %r" % b

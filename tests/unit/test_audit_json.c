@@ -41,6 +41,8 @@ static const struct {
 	{ "rule", json_type_string }, { "status", json_type_int },
 	{ "bytes_up", json_type_int }, { "bytes_down", json_type_int },
 	{ "duration_ms", json_type_int }, { "close", json_type_string },
+	{ "target", json_type_string }, { "report", json_type_string },
+	{ "client_tls", json_type_boolean },
 };
 #define NFIELDS (sizeof(fields) / sizeof(fields[0]))
 
@@ -68,6 +70,7 @@ tunnel_event(void)
 	ev.bytes_down = 12345;
 	ev.duration_ms = 1500;
 	ev.close = "client";
+	ev.client_tls = AUDIT_BOOL_FALSE;
 	ev.lost = -1;
 	ev.end_ms = 1700000000123LL;
 	return ev;
@@ -160,6 +163,8 @@ type_matches(struct json_object *v, const char *t)
 		return json_object_is_type(v, json_type_int);
 	if (strcmp(t, "object") == 0)
 		return json_object_is_type(v, json_type_object);
+	if (strcmp(t, "boolean") == 0)
+		return json_object_is_type(v, json_type_boolean);
 	fail_msg("schema type %s not handled by the test validator", t);
 	return 0;
 }
@@ -349,6 +354,7 @@ test_nulls_present(void **state)
 	static const char *const nulls[] = {
 		"client_ip", "client_port", "user", "method", "host", "port", "url",
 		"dst_ip", "sni", "rule", "bytes_up", "bytes_down", "duration_ms", "close",
+		"target", "report", "client_tls",
 	};
 	size_t i;
 
@@ -362,6 +368,56 @@ test_nulls_present(void **state)
 	assert_true(json_object_object_get_ex(o, "status", &v));
 	assert_non_null(v);
 	assert_int_equal(json_object_get_int(v), 0);
+	json_object_put(o);
+}
+
+/* target (raw, bounded, escaped), report and the tri-state client_tls. */
+static void
+test_target_report_client_tls(void **state)
+{
+	struct audit_event ev = tunnel_event();
+	struct json_object *o, *v;
+	char target[300];
+	const char *got;
+
+	(void)state;
+	memset(target, 'a', sizeof(target));
+	memcpy(target, "0x7f.0.0.1:443\0\"\n", 17);
+	ev.reason = "bad_request";
+	ev.decision = "deny";
+	ev.target = target;
+	ev.target_len = sizeof(target);
+	ev.report = "policy.rules:9";
+	ev.client_tls = AUDIT_BOOL_TRUE;
+	check_record(&ev);
+	o = encode_parse(&ev, NULL);
+	got = str_field(o, "target");
+	/* The NUL became U+FFFD, the quote and LF were escaped and decoded back,
+	 * and only AUDIT_TARGET_MAX bytes of the target were kept. */
+	assert_memory_equal(got, "0x7f.0.0.1:443\xef\xbf\xbd\"\n", 19);
+	assert_int_equal(strlen(got), AUDIT_TARGET_MAX - 17 + 19);
+	assert_string_equal(str_field(o, "report"), "policy.rules:9");
+	assert_true(json_object_object_get_ex(o, "client_tls", &v));
+	assert_true(json_object_get_boolean(v));
+	json_object_put(o);
+
+	ev.client_tls = AUDIT_BOOL_FALSE;
+	ev.target = NULL;
+	ev.report = NULL;
+	o = encode_parse(&ev, NULL);
+	assert_true(json_object_object_get_ex(o, "client_tls", &v));
+	assert_non_null(v);
+	assert_false(json_object_get_boolean(v));
+	assert_true(json_object_object_get_ex(o, "target", &v));
+	assert_null(v);
+	assert_true(json_object_object_get_ex(o, "report", &v));
+	assert_null(v);
+	json_object_put(o);
+
+	ev = bare_event();          /* a record of no connection: client_tls null */
+	o = encode_parse(&ev, NULL);
+	assert_true(json_object_object_get_ex(o, "client_tls", &v));
+	assert_null(v);
 	json_object_put(o);
 }
 
@@ -632,6 +688,7 @@ main(void)
 		cmocka_unit_test(test_tunnel_fields),
 		cmocka_unit_test(test_nulls_present),
 		cmocka_unit_test(test_extensions),
+		cmocka_unit_test(test_target_report_client_tls),
 		cmocka_unit_test(test_schema_lists_the_fields),
 		cmocka_unit_test(test_schema_rejects),
 		cmocka_unit_test(test_escaping),
