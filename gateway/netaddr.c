@@ -4,7 +4,8 @@
  * Parses listen addresses and CIDR ranges (strictly, through the one
  * IP-literal parser in policy/), prints addresses, and decides whether a
  * resolved destination is internal and whether allow_internal lets it
- * through.  Everything here is a pure function of its arguments.
+ * through.  Everything here is a pure function of its arguments, except
+ * netaddr_is_local, which asks the kernel about the host's addresses.
  *
  * The difficulty is that one IPv4 host has many IPv6 names.  A connect() to
  * ::ffff:127.0.0.1 reaches 127.0.0.1 on a dual-stack socket: that one is the
@@ -25,8 +26,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "policy/policy.h"
 
@@ -429,6 +433,54 @@ netaddr_is_unspecified(const struct sockaddr *sa)
 	/* 0.0.0.0 (as itself or mapped) or :: */
 	return memcmp(a, zero, 16) == 0 ||
 	    (memcmp(a, mapped_prefix, 12) == 0 && memcmp(a + 12, zero, 4) == 0);
+}
+
+/*
+ * The one function here that asks the kernel rather than a table: whether sa
+ * (already unmapped, see netaddr_unmap) is an address of this host now.  127.0.0.0/8, ::1 and the unspecified addresses
+ * always are (a connect() to 0.0.0.0 or :: reaches the loopback).  For the
+ * rest the kernel decides, with the interfaces as they are at this moment:
+ * bind() of a throwaway socket succeeds exactly for a local address
+ * (EADDRNOTAVAIL otherwise); IP_BIND_ADDRESS_NO_PORT keeps it from taking an
+ * ephemeral port.  Anything unclear (no socket, another error) counts as
+ * local: the cost is a refusal on a listener's port, never a loop.
+ */
+bool
+netaddr_is_local(const struct sockaddr *sa)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, rc, err, one = 1;
+
+	if (netaddr_is_unspecified(sa))
+		return true;
+	memset(&ss, 0, sizeof(ss));
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		memcpy(sin, sa, sizeof(*sin));
+		if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+			return true;
+		sin->sin_port = 0;
+		len = sizeof(*sin);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		memcpy(sin6, sa, sizeof(*sin6));
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return true;
+		sin6->sin6_port = 0;
+		len = sizeof(*sin6);
+	} else
+		return true;
+
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return true;
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	rc = bind(fd, (struct sockaddr *)&ss, len);
+	err = errno;
+	close(fd);
+	return rc == 0 || err != EADDRNOTAVAIL;
 }
 
 const char *

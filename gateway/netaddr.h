@@ -67,6 +67,13 @@ bool netaddr_destination_allowed(const struct sockaddr *sa, const struct cidr *a
  */
 bool netaddr_unmap(struct sockaddr_storage *ss, socklen_t *len);
 
+/*
+ * true if sa (AF_INET or AF_INET6, unmapped) is an address of this host at
+ * this moment: loopback, unspecified, or one bind() accepts.  Errors count as
+ * local (fail closed).  Not pure: costs a socket() and a bind().
+ */
+bool netaddr_is_local(const struct sockaddr *sa);
+
 /* true if sa is the unspecified address (0.0.0.0, ::ffff:0.0.0.0 or ::), a wildcard listener. */
 bool netaddr_is_unspecified(const struct sockaddr *sa);
 

@@ -522,54 +522,6 @@ worker_conn_remove(struct worker *w, struct conn_node *n)
 }
 
 /*
- * true if the destination sa (already unmapped, see netaddr_unmap) is an
- * address of this host now.  127.0.0.0/8, ::1 and the unspecified addresses
- * always are (a connect() to 0.0.0.0 or :: reaches the loopback).  For the
- * rest the kernel decides, with the interfaces as they are at this moment:
- * bind() of a throwaway socket succeeds exactly for a local address
- * (EADDRNOTAVAIL otherwise); IP_BIND_ADDRESS_NO_PORT keeps it from taking an
- * ephemeral port.  Anything unclear (no socket, another error) counts as
- * local: the cost is a refusal on a listener's port, never a loop.
- */
-static bool
-address_is_local(const struct sockaddr *sa)
-{
-	struct sockaddr_storage ss;
-	socklen_t len;
-	int fd, rc, err, one = 1;
-
-	if (netaddr_is_unspecified(sa))
-		return true;
-	memset(&ss, 0, sizeof(ss));
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		memcpy(sin, sa, sizeof(*sin));
-		if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127)
-			return true;
-		sin->sin_port = 0;
-		len = sizeof(*sin);
-	} else if (sa->sa_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		memcpy(sin6, sa, sizeof(*sin6));
-		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
-			return true;
-		sin6->sin6_port = 0;
-		len = sizeof(*sin6);
-	} else
-		return true;
-
-	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		return true;
-	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-	rc = bind(fd, (struct sockaddr *)&ss, len);
-	err = errno;
-	close(fd);
-	return rc == 0 || err != EADDRNOTAVAIL;
-}
-
-/*
  * Does a connection to dst (unmapped) reach the listener bound to l?  A
  * listener on one address is reached through that address (in any spelling:
  * l is unmapped too) and through the unspecified address; a wildcard
@@ -588,7 +540,7 @@ listener_reached(const struct sockaddr *l, const struct sockaddr *dst)
 	    sizeof(struct sockaddr_in));
 	(void)netaddr_unmap(&ls, NULL);
 	if (netaddr_is_unspecified((struct sockaddr *)&ls))
-		return address_is_local(dst);
+		return netaddr_is_local(dst);
 	return netaddr_equal((struct sockaddr *)&ls, dst) || netaddr_is_unspecified(dst);
 }
 

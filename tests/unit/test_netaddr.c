@@ -16,8 +16,11 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "gateway/netaddr.h"
 
@@ -41,6 +44,17 @@ mkaddr(const char *text, uint16_t port, struct sockaddr_storage *ss)
 		if (inet_pton(AF_INET, text, &sin->sin_addr) != 1)
 			fail_msg("bad test address %s", text);
 	}
+}
+
+static bool
+socket_ok(int family)
+{
+	int fd = socket(family, SOCK_STREAM, 0);
+
+	if (fd == -1)
+		return false;
+	close(fd);
+	return true;
 }
 
 static bool
@@ -302,6 +316,54 @@ test_unmap(void **state)
 	}
 }
 
+/*
+ * netaddr_is_local asks the kernel by bind() only: no packet is sent.  An
+ * address of one of this host's interfaces (found with getifaddrs) is local;
+ * documentation addresses, assigned to no host, are not.
+ */
+static void
+test_is_local(void **state)
+{
+	static const char *const local[] = { "127.0.0.1", "127.0.0.5", "127.255.255.254",
+	    "0.0.0.0", "::1", "::" };
+	static const char *const remote[] = { "192.0.2.1", "198.51.100.7", "203.0.113.9" };
+	struct ifaddrs *ifs, *p;
+	struct sockaddr_storage ss;
+	size_t i, seen = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		mkaddr(local[i], 9, &ss);
+		if (!netaddr_is_local((struct sockaddr *)&ss))
+			fail_msg("%s should be local", local[i]);
+	}
+	for (i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		mkaddr(remote[i], 9, &ss);
+		if (netaddr_is_local((struct sockaddr *)&ss))
+			fail_msg("%s should not be local", remote[i]);
+	}
+	/* an IPv6 documentation address; skipped if the host has no IPv6 at all */
+	mkaddr("2001:db8::5", 9, &ss);
+	if (socket_ok(AF_INET6))
+		assert_false(netaddr_is_local((struct sockaddr *)&ss));
+	/* every IPv4 address of an interface, loopback or not */
+	assert_int_equal(getifaddrs(&ifs), 0);
+	for (p = ifs; p != NULL; p = p->ifa_next) {
+		if (p->ifa_addr == NULL || p->ifa_addr->sa_family != AF_INET)
+			continue;
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, p->ifa_addr, sizeof(struct sockaddr_in));
+		((struct sockaddr_in *)&ss)->sin_port = htons(9);
+		if (!netaddr_is_local((struct sockaddr *)&ss))
+			fail_msg("the address of %s should be local", p->ifa_name);
+		seen++;
+	}
+	freeifaddrs(ifs);
+	assert_true(seen > 0);
+	ss.ss_family = AF_UNIX;
+	assert_true(netaddr_is_local((struct sockaddr *)&ss));
+}
+
 static void
 test_unspecified(void **state)
 {
@@ -484,6 +546,7 @@ main(void)
 		cmocka_unit_test(test_allow_internal_ipv6_range),
 		cmocka_unit_test(test_unmap),
 		cmocka_unit_test(test_unspecified),
+		cmocka_unit_test(test_is_local),
 		cmocka_unit_test(test_in_cidr),
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_hostport),
