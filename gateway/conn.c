@@ -690,7 +690,9 @@ conn_take_request(struct conn *c, const struct http_request *req)
 		c->host[0] = '\0';
 		return 400;
 	}
-	if (t.host_bracketed != (c->host_kind == HOST_IPV6))
+	/* Brackets hold IPv6 text and nothing else; an IPv4-mapped one is
+	 * HOST_IPV4 now, so it is the ':' that tells. */
+	if (t.host_bracketed != (memchr(t.host, ':', t.host_len) != NULL))
 		return 400;
 	c->port = t.port;
 

@@ -4,24 +4,33 @@
  * Parses listen addresses and CIDR ranges (strictly, through the one
  * IP-literal parser in policy/), prints addresses, and decides whether a
  * resolved destination is internal and whether allow_internal lets it
- * through.  Everything here is a pure function of its arguments.
+ * through.  Everything here is a pure function of its arguments, except
+ * netaddr_is_local, which asks the kernel about the host's addresses.
  *
  * The difficulty is that one IPv4 host has many IPv6 names.  A connect() to
- * ::ffff:127.0.0.1 reaches 127.0.0.1 on a dual-stack socket; 64:ff9b::7f00:1
- * reaches it through a NAT64 gateway; 2002:7f00:1:: and Teredo addresses
- * carry an IPv4 address that a relay may act on.  So an IPv6 address is
- * judged by the IPv4 addresses embedded in it wherever a translation
- * mechanism would extract one, and allow_internal (written in IPv4) is
- * applied to those embedded addresses.  Outside the embedded forms the rule
- * is a default deny: only global unicast (2000::/3) can be external, and
+ * ::ffff:127.0.0.1 reaches 127.0.0.1 on a dual-stack socket: that one is the
+ * IPv4 address (netaddr_unmap turns it into one before anything else looks at
+ * it).  64:ff9b::7f00:1 reaches 127.0.0.1 through a NAT64 gateway, and
+ * 2002:7f00:1:: and Teredo addresses carry an IPv4 address that a relay may
+ * act on: there another machine reaches "its" 127.0.0.1.  So an IPv6 address
+ * is judged internal by the IPv4 addresses embedded in it wherever a
+ * translation mechanism would extract one, but an allow_internal range
+ * written in IPv4 covers only the plain (or mapped) IPv4 address, never the
+ * embedded forms: letting this host reach 127.0.0.1 says nothing about what
+ * a NAT64 gateway may reach.  Only an IPv6 range that contains the IPv6
+ * address itself lets one of those through.  Outside the embedded forms the
+ * rule is a default deny: only global unicast (2000::/3) can be external, and
  * within it the documentation and special-purpose blocks are internal.
  */
 #include "gateway/netaddr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "policy/policy.h"
 
@@ -103,15 +112,6 @@ static uint32_t
 load32(const uint8_t *p)
 {
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void
-store32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
 }
 
 /* Accepts an IPv4 address in host order. */
@@ -387,33 +387,100 @@ bool
 netaddr_destination_allowed(const struct sockaddr *sa, const struct cidr *allow,
     size_t nallow)
 {
-	uint8_t a[16], m[16];
-	uint32_t v4[2];
-	size_t i, n;
+	uint8_t a[16];
 
 	if (sa_to_v6(sa, a) == -1)
 		return false;
 	if (!v6_is_internal(a))
 		return true;
-	/* The address itself named in a range: IPv4 (mapped), or any IPv6 range. */
-	if (any_cidr_contains(a, allow, nallow))
-		return true;
-	if (v6_direct_internal(a))
-		return false;
 	/*
-	 * An embedded form: each internal IPv4 it carries must be allowed
-	 * (a Teredo address carries two, and either may be the one acted on).
+	 * The address itself must lie in a range: an IPv4 range matches the
+	 * IPv4 address and its mapped form only (v6bytes_in_cidr), so a NAT64,
+	 * 6to4 or Teredo address that embeds an allowed IPv4 address stays
+	 * refused unless an IPv6 range names it.
 	 */
-	n = v6_embedded_v4(a, v4);
-	for (i = 0; i < n; i++) {
-		if (!v4_is_internal(v4[i]))
-			continue;
-		memcpy(m, mapped_prefix, 12);
-		store32(m + 12, v4[i]);
-		if (!any_cidr_contains(m, allow, nallow))
-			return false;
-	}
-	return n > 0;
+	return any_cidr_contains(a, allow, nallow);
+}
+
+bool
+netaddr_unmap(struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	struct sockaddr_in sin;
+
+	if (ss->ss_family != AF_INET6 ||
+	    memcmp(&sin6->sin6_addr, mapped_prefix, sizeof(mapped_prefix)) != 0)
+		return false;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = sin6->sin6_port;
+	memcpy(&sin.sin_addr, (const uint8_t *)&sin6->sin6_addr + 12, 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &sin, sizeof(sin));
+	if (len != NULL)
+		*len = sizeof(sin);
+	return true;
+}
+
+bool
+netaddr_is_unspecified(const struct sockaddr *sa)
+{
+	static const uint8_t zero[16];
+	uint8_t a[16];
+
+	if (sa_to_v6(sa, a) == -1)
+		return false;
+	/* 0.0.0.0 (as itself or mapped) or :: */
+	return memcmp(a, zero, 16) == 0 ||
+	    (memcmp(a, mapped_prefix, 12) == 0 && memcmp(a + 12, zero, 4) == 0);
+}
+
+/*
+ * The one function here that asks the kernel rather than a table: whether sa
+ * (already unmapped, see netaddr_unmap) is an address of this host now.  127.0.0.0/8, ::1 and the unspecified addresses
+ * always are (a connect() to 0.0.0.0 or :: reaches the loopback).  For the
+ * rest the kernel decides, with the interfaces as they are at this moment:
+ * bind() of a throwaway socket succeeds exactly for a local address
+ * (EADDRNOTAVAIL otherwise); IP_BIND_ADDRESS_NO_PORT keeps it from taking an
+ * ephemeral port.  Anything unclear (no socket, another error) counts as
+ * local: the cost is a refusal on a listener's port, never a loop.
+ */
+bool
+netaddr_is_local(const struct sockaddr *sa)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, rc, err, one = 1;
+
+	if (netaddr_is_unspecified(sa))
+		return true;
+	memset(&ss, 0, sizeof(ss));
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		memcpy(sin, sa, sizeof(*sin));
+		if ((ntohl(sin->sin_addr.s_addr) >> 24) == 127)
+			return true;
+		sin->sin_port = 0;
+		len = sizeof(*sin);
+	} else if (sa->sa_family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		memcpy(sin6, sa, sizeof(*sin6));
+		if (IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr))
+			return true;
+		sin6->sin6_port = 0;
+		len = sizeof(*sin6);
+	} else
+		return true;
+
+	if ((fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return true;
+	(void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+	rc = bind(fd, (struct sockaddr *)&ss, len);
+	err = errno;
+	close(fd);
+	return rc == 0 || err != EADDRNOTAVAIL;
 }
 
 const char *

@@ -7,7 +7,9 @@
  * link-local, CGNAT, multicast, reserved, ULA, and IPv4 embedded in IPv6 by
  * mapping, NAT64, 6to4 or Teredo) and whether an allow_internal range lets it
  * through.  The difficulty is the embedded forms: an attacker who cannot reach
- * 127.0.0.1 tries ::ffff:127.0.0.1, 64:ff9b::7f00:1, 2002:7f00:1::.
+ * 127.0.0.1 tries ::ffff:127.0.0.1, 64:ff9b::7f00:1, 2002:7f00:1::.  The
+ * mapped form is the IPv4 address (netaddr_unmap); the others are judged
+ * internal by the IPv4 they carry, but an IPv4 allowance never covers them.
  */
 #ifndef EGRESSD_GATEWAY_NETADDR_H
 #define EGRESSD_GATEWAY_NETADDR_H
@@ -47,12 +49,33 @@ bool netaddr_in_cidr(const struct sockaddr *sa, const struct cidr *c);
 bool netaddr_is_internal(const struct sockaddr *sa);
 
 /*
- * May the gateway connect to sa?  true if sa is not internal, or if every
- * internal address it stands for (itself, or the IPv4 embedded in it) lies in
- * one of the allow ranges.
+ * May the gateway connect to sa?  true if sa is not internal, or if sa itself
+ * lies in one of the allow ranges.  An IPv4 range covers the IPv4 address and
+ * its IPv4-mapped form, never a NAT64, 6to4 or Teredo address embedding it
+ * (another machine acts on those); only an IPv6 range that contains such an
+ * address lets it through.
  */
 bool netaddr_destination_allowed(const struct sockaddr *sa, const struct cidr *allow,
     size_t nallow);
+
+/*
+ * If ss holds an IPv4-mapped IPv6 address (::ffff:a.b.c.d), rewrite it in
+ * place as the AF_INET address a.b.c.d with the same port, set *len (if not
+ * NULL) and return true; otherwise leave it alone and return false.  A
+ * dual-stack socket connecting to the mapped form reaches the IPv4 address,
+ * so every check (and the record) must see that address.
+ */
+bool netaddr_unmap(struct sockaddr_storage *ss, socklen_t *len);
+
+/*
+ * true if sa (AF_INET or AF_INET6, unmapped) is an address of this host at
+ * this moment: loopback, unspecified, or one bind() accepts.  Errors count as
+ * local (fail closed).  Not pure: costs a socket() and a bind().
+ */
+bool netaddr_is_local(const struct sockaddr *sa);
+
+/* true if sa is the unspecified address (0.0.0.0, ::ffff:0.0.0.0 or ::), a wildcard listener. */
+bool netaddr_is_unspecified(const struct sockaddr *sa);
 
 /* Canonical text of the address (no port, no brackets) into buf; returns buf. */
 const char *netaddr_ntop(const struct sockaddr *sa, char *buf, size_t bufsz);

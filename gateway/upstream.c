@@ -6,7 +6,8 @@
  * once, every answer is filtered here (never re-resolved later), and connect()
  * is given exactly the checked sockaddr.  An answer list that mixes public and
  * internal addresses keeps only the public ones; a list with nothing left is a
- * 403 naming the first refused address.
+ * 403 naming the first refused address.  IPv4-mapped addresses are turned
+ * into the IPv4 address first, literal or answer alike.
  *
  * evdns may complete a lookup inside evdns_getaddrinfo() itself (hosts file,
  * literal) and calls back on cancel; results are therefore always delivered
@@ -145,7 +146,14 @@ upstream_filter_one(struct upstream_req *req, const struct sockaddr *sa, socklen
 
 	if (salen > sizeof(ss) || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
 		return;
+	memset(&ss, 0, sizeof(ss));
 	memcpy(&ss, sa, salen);
+	/*
+	 * An IPv4-mapped answer (a hosts line "::ffff:127.0.0.1 name", an AAAA
+	 * record) is the IPv4 address: a dual-stack socket would reach a.b.c.d.
+	 * It is checked, connected to and recorded as that address.
+	 */
+	(void)netaddr_unmap(&ss, &salen);
 	if (ss.ss_family == AF_INET)
 		((struct sockaddr_in *)&ss)->sin_port = htons(req->port);
 	else

@@ -574,27 +574,48 @@ worker_conn_remove(struct worker *w, struct conn_node *n)
 	worker_maybe_finish(w);
 }
 
+/*
+ * Does a connection to dst (unmapped) reach the listener bound to l?  A
+ * listener on one address is reached through that address (in any spelling:
+ * l is unmapped too) and through the unspecified address; a wildcard
+ * listener (0.0.0.0 or ::) through every address of the host, of either
+ * family to be safe, not only the internal ones.
+ */
+static bool
+listener_reached(const struct sockaddr *l, const struct sockaddr *dst)
+{
+	struct sockaddr_storage ls;
+
+	if (netaddr_port(l) == 0 || netaddr_port(l) != netaddr_port(dst))
+		return false;
+	memset(&ls, 0, sizeof(ls));
+	memcpy(&ls, l, l->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in));
+	(void)netaddr_unmap(&ls, NULL);
+	if (netaddr_is_unspecified((struct sockaddr *)&ls))
+		return netaddr_is_local(dst);
+	return netaddr_equal((struct sockaddr *)&ls, dst) || netaddr_is_unspecified(dst);
+}
+
 bool
 worker_is_own_address(struct worker *w, const struct sockaddr *sa)
 {
 	const struct config *conf = w->gw->conf;
+	struct sockaddr_storage dst;
 	size_t i;
 
-	for (i = 0; i < conf->nlisten; i++) {
-		const struct sockaddr *l = (const struct sockaddr *)&conf->listen[i].addr;
-
-		if (netaddr_port(l) != netaddr_port(sa))
-			continue;
-		if (netaddr_equal(l, sa))
-			return true;
-		/* A wildcard listener answers on every local address of that port;
-		 * those are internal addresses, refused unless allow_internal lets
-		 * them through, so refuse any internal address on that port. */
-		if (netaddr_is_internal(l) && netaddr_is_internal(sa))
-			return true;
-	}
-	if (conf->has_metrics_listen &&
-	    netaddr_equal((const struct sockaddr *)&conf->metrics_listen, sa))
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 		return true;
-	return false;
+	memset(&dst, 0, sizeof(dst));
+	memcpy(&dst, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) :
+	    sizeof(struct sockaddr_in));
+	(void)netaddr_unmap(&dst, NULL);
+	/* Only a destination on a listener's port costs more than a compare. */
+	for (i = 0; i < conf->nlisten; i++)
+		if (listener_reached((const struct sockaddr *)&conf->listen[i].addr,
+		    (const struct sockaddr *)&dst))
+			return true;
+	return conf->has_metrics_listen &&
+	    listener_reached((const struct sockaddr *)&conf->metrics_listen,
+	    (const struct sockaddr *)&dst);
 }

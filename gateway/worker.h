@@ -57,7 +57,12 @@ bool worker_draining(struct worker *);
 struct stats *worker_stats(struct worker *);
 void worker_conn_add(struct worker *, struct conn_node *);
 void worker_conn_remove(struct worker *, struct conn_node *);
-/* Listening addresses of the daemon (a destination equal to one would loop). */
+/*
+ * true if a connection to sa would reach one of the daemon's own listeners
+ * (every listen address and metrics_listen): the same address in any form
+ * (IPv4-mapped included), or, for a wildcard listener, any address of this
+ * host on that port.  A destination on no listener's port costs a compare.
+ */
 bool worker_is_own_address(struct worker *, const struct sockaddr *);
 
 #endif

@@ -16,8 +16,13 @@
  * numeric (no letter in it, or a 0x hex number) is refused rather than
  * guessed at: no resolver is ever asked about it.  IPv6 text is unambiguous once
  * inet_pton() accepts it, so it is accepted in any spelling and rewritten in
- * the canonical one.  The result must be a fixed point: normalizing a
- * normalized host gives it back unchanged.
+ * the canonical one.  An IPv4-mapped address (::ffff:a.b.c.d, in any of its
+ * spellings) is the IPv4 address: a dual-stack socket connects to a.b.c.d
+ * itself, so it becomes the dotted quad, or an IPv4 rule would be walked
+ * around by writing the address in IPv6.  The other forms that carry an IPv4
+ * address (NAT64, 6to4, Teredo, IPv4-compatible) stay IPv6: another machine
+ * acts on them.  The result must be a fixed point: normalizing a normalized
+ * host gives it back unchanged.
  */
 #include "policy/policy.h"
 
@@ -70,6 +75,20 @@ copy_cstring(const char *text, size_t len, char *buf, size_t bufsz)
 	memcpy(buf, text, len);
 	buf[len] = '\0';
 	return 0;
+}
+
+/* ::ffff:0:0/96 */
+static const uint8_t mapped_prefix[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+bool
+ip_addr_unmap(int *family, uint8_t addr[16])
+{
+	if (*family != AF_INET6 || memcmp(addr, mapped_prefix, sizeof(mapped_prefix)) != 0)
+		return false;
+	memmove(addr, addr + 12, 4);
+	memset(addr + 4, 0, 12);
+	*family = AF_INET;
+	return true;
 }
 
 int
@@ -144,11 +163,13 @@ set_err(const char **err, const char *msg)
 
 /*
  * The IPv6 branch: in[0..len) holds a ':'.  Written back by inet_ntop, which
- * prints lower-case hex, the longest zero run as "::", and the IPv4 forms
- * (mapped, compatible) in dotted quad.
+ * prints lower-case hex, the longest zero run as "::", and the compatible form
+ * in dotted quad; an IPv4-mapped address is written as its IPv4 address and
+ * *kind says which it became.
  */
 static int
-normalize_ipv6(const char *in, size_t len, char *out, size_t outsz, const char **err)
+normalize_ipv6(const char *in, size_t len, char *out, size_t outsz, enum host_kind *kind,
+    const char **err)
 {
 	uint8_t addr[16];
 	char text[INET6_ADDRSTRLEN];
@@ -159,12 +180,14 @@ normalize_ipv6(const char *in, size_t len, char *out, size_t outsz, const char *
 		return set_err(err, "zone id in IPv6 address");
 	if (ip_literal_parse(in, len, &family, addr) == -1 || family != AF_INET6)
 		return set_err(err, "invalid IPv6 address");
-	if (inet_ntop(AF_INET6, addr, text, sizeof(text)) == NULL)
+	(void)ip_addr_unmap(&family, addr);
+	if (inet_ntop(family, addr, text, sizeof(text)) == NULL)
 		return set_err(err, "invalid IPv6 address");
 	n = strlen(text);
 	if (n >= outsz)
 		return set_err(err, "host buffer too small");
 	memcpy(out, text, n + 1);
+	*kind = family == AF_INET ? HOST_IPV4 : HOST_IPV6;
 	return 0;
 }
 
@@ -178,12 +201,8 @@ host_normalize(const char *in, size_t len, char *out, size_t outsz,
 
 	if (len == 0)
 		return set_err(err, "empty host");
-	if (memchr(in, ':', len) != NULL) {
-		if (normalize_ipv6(in, len, out, outsz, err) == -1)
-			return -1;
-		*kind = HOST_IPV6;
-		return 0;
-	}
+	if (memchr(in, ':', len) != NULL)
+		return normalize_ipv6(in, len, out, outsz, kind, err);
 
 	for (i = 0; i < len; i++)
 		if (!is_name_byte((unsigned char)in[i]))

@@ -36,7 +36,10 @@ enum host_kind {
  * lower case, one trailing dot dropped, IP literals in canonical form.
  * Accepts DNS names of letters, digits, '-', '_' and '.', labels of 1..63
  * bytes, at most 253 bytes; canonical dotted-quad IPv4; any IPv6 text that
- * inet_pton accepts (no zone id), written back with inet_ntop.  Refuses every
+ * inet_pton accepts (no zone id), written back with inet_ntop, except that an
+ * IPv4-mapped address (::ffff:a.b.c.d in any spelling) becomes the dotted
+ * quad a.b.c.d with kind HOST_IPV4 (a connect() to it reaches a.b.c.d; NAT64,
+ * 6to4, Teredo and IPv4-compatible addresses stay HOST_IPV6).  Refuses every
  * other numeric form ("127.1", "0x7f.1", "2130706433", "0177.0.0.1", a last
  * label that is all digits), spaces, '+', '%', empty input.
  * Returns 0 and sets *kind, or -1 with a static message in *err.
@@ -51,6 +54,14 @@ int host_normalize(const char *in, size_t len, char *out, size_t outsz,
  * AF_INET6) and addr (4 or 16 bytes, network order).  Returns 0 or -1.
  */
 int ip_literal_parse(const char *text, size_t len, int *family, uint8_t addr[16]);
+
+/*
+ * If *family is AF_INET6 and addr is IPv4-mapped (::ffff:0:0/96), rewrite it
+ * in place as that IPv4 address (AF_INET, first 4 bytes) and return true.
+ * Anything else is left alone (false).  ip_literal_parse itself keeps the
+ * IPv6 form, because a CIDR range or a PROXY header names exactly what it says.
+ */
+bool ip_addr_unmap(int *family, uint8_t addr[16]);
 
 /* ---- rules and decisions ---------------------------------------------- */
 

@@ -56,8 +56,38 @@ static const struct good_host good_hosts[] = {
 	{ "2001:DB8::1", "2001:db8::1", HOST_IPV6 },
 	{ "2001:0db8:0000:0000:0000:0000:0000:0001", "2001:db8::1", HOST_IPV6 },
 	{ "2001:db8:0:0:1:0:0:1", "2001:db8::1:0:0:1", HOST_IPV6 },
-	{ "::FFFF:7F00:1", "::ffff:127.0.0.1", HOST_IPV6 },
-	{ "::ffff:127.0.0.1", "::ffff:127.0.0.1", HOST_IPV6 },
+	/* IPv4-mapped, any spelling: the IPv4 address itself (a connect() reaches it) */
+	{ "::FFFF:7F00:1", "127.0.0.1", HOST_IPV4 },
+	{ "::ffff:127.0.0.1", "127.0.0.1", HOST_IPV4 },
+	{ "::ffff:127.0.0.2", "127.0.0.2", HOST_IPV4 },
+	{ "::FFFF:127.0.0.2", "127.0.0.2", HOST_IPV4 },
+	{ "::ffff:7f00:2", "127.0.0.2", HOST_IPV4 },
+	{ "::ffff:7F00:0002", "127.0.0.2", HOST_IPV4 },
+	{ "0:0:0:0:0:ffff:127.0.0.2", "127.0.0.2", HOST_IPV4 },
+	{ "0:0:0:0:0:FFFF:7f00:2", "127.0.0.2", HOST_IPV4 },
+	{ "0000:0000:0000:0000:0000:ffff:7f00:0002", "127.0.0.2", HOST_IPV4 },
+	{ "0::ffff:127.0.0.2", "127.0.0.2", HOST_IPV4 },
+	{ "::0:ffff:127.0.0.2", "127.0.0.2", HOST_IPV4 },
+	{ "0:0::ffff:7f00:2", "127.0.0.2", HOST_IPV4 },
+	{ "::ffff:10.1.2.3", "10.1.2.3", HOST_IPV4 },
+	{ "::ffff:a01:203", "10.1.2.3", HOST_IPV4 },
+	{ "::ffff:169.254.169.254", "169.254.169.254", HOST_IPV4 },
+	{ "::ffff:0.0.0.0", "0.0.0.0", HOST_IPV4 },
+	{ "::ffff:0:0", "0.0.0.0", HOST_IPV4 },
+	{ "::ffff:255.255.255.255", "255.255.255.255", HOST_IPV4 },
+	{ "::ffff:ffff:ffff", "255.255.255.255", HOST_IPV4 },
+	{ "::ffff:8.8.8.8", "8.8.8.8", HOST_IPV4 },
+	/* IPv4 carried for another machine (or not at all): stays IPv6 */
+	{ "::127.0.0.1", "::127.0.0.1", HOST_IPV6 },
+	{ "::7f00:1", "::127.0.0.1", HOST_IPV6 },
+	{ "::ffff:0:127.0.0.1", "::ffff:0:7f00:1", HOST_IPV6 },
+	{ "::ffff:1:2:3", "::ffff:1:2:3", HOST_IPV6 },
+	{ "::1:ffff:127.0.0.1", "::1:ffff:7f00:1", HOST_IPV6 },
+	{ "ffff::127.0.0.1", "ffff::7f00:1", HOST_IPV6 },
+	{ "::fffe:127.0.0.1", "::fffe:7f00:1", HOST_IPV6 },
+	{ "64:ff9b::127.0.0.1", "64:ff9b::7f00:1", HOST_IPV6 },
+	{ "2002:7f00:1::", "2002:7f00:1::", HOST_IPV6 },
+	{ "2001:0:7f00:1::f7ff:fffe", "2001:0:7f00:1::f7ff:fffe", HOST_IPV6 },
 	{ "0:0:0:0:0:0:0:1", "::1", HOST_IPV6 },
 	{ "FE80::1", "fe80::1", HOST_IPV6 },
 	{ "64:ff9b::7f00:1", "64:ff9b::7f00:1", HOST_IPV6 },
@@ -130,6 +160,10 @@ static const char *const bad_hosts[] = {
 	"::g",
 	"::ffff:127.1",
 	"::ffff:0127.0.0.1",
+	"::ffff:127.0.0.1.",
+	"::ffff:127.0.0.256",
+	"::ffff:127.0.0.1%lo",
+	"::ffff:127.0.0.1/104",
 	"1:2:3:4:5:6:7:8:9",
 	"ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255:1",
 };
@@ -276,6 +310,11 @@ test_total_bounds(void **state)
 	assert_int_equal(host_normalize("1.2.3.4", 7, small, 8, &kind, &err), 0);
 	assert_int_equal(host_normalize("::1", 3, small, 3, &kind, &err), -1);
 	assert_int_equal(host_normalize("::1", 3, small, 4, &kind, &err), 0);
+	/* a mapped address needs room for the dotted quad it becomes, no more */
+	assert_int_equal(host_normalize("::ffff:1.2.3.4", 14, small, 7, &kind, &err), -1);
+	assert_int_equal(host_normalize("::ffff:1.2.3.4", 14, small, 8, &kind, &err), 0);
+	assert_string_equal(small, "1.2.3.4");
+	assert_int_equal(kind, HOST_IPV4);
 }
 
 static void
@@ -306,6 +345,49 @@ test_ip_literal(void **state)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (ip_literal_parse(bad[i], strlen(bad[i]), &family, addr) == 0)
 			fail_msg("'%s' accepted", bad[i]);
+}
+
+/* ip_addr_unmap: only ::ffff:0:0/96 becomes IPv4; the parser itself keeps IPv6. */
+static void
+test_unmap(void **state)
+{
+	static const uint8_t lo2[4] = { 127, 0, 0, 2 };
+	static const char *const stay[] = {
+		"::1", "::127.0.0.2", "::ffff:0:127.0.0.2", "64:ff9b::127.0.0.2",
+		"2002:7f00:2::", "::fffe:127.0.0.2", "1::ffff:127.0.0.2", "fe80::ffff:7f00:2",
+	};
+	static const char *const mapped[] = {
+		"::ffff:127.0.0.2", "::FFFF:7F00:2", "0:0:0:0:0:ffff:127.0.0.2",
+		"0000:0000:0000:0000:0000:FFFF:7f00:0002",
+	};
+	uint8_t addr[16], before[16];
+	int family;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(mapped) / sizeof(mapped[0]); i++) {
+		assert_int_equal(ip_literal_parse(mapped[i], strlen(mapped[i]), &family, addr), 0);
+		assert_int_equal(family, AF_INET6);
+		if (!ip_addr_unmap(&family, addr))
+			fail_msg("'%s' not unmapped", mapped[i]);
+		assert_int_equal(family, AF_INET);
+		assert_memory_equal(addr, lo2, 4);
+		/* a second time: nothing left to do */
+		assert_false(ip_addr_unmap(&family, addr));
+		assert_int_equal(family, AF_INET);
+	}
+	for (i = 0; i < sizeof(stay) / sizeof(stay[0]); i++) {
+		assert_int_equal(ip_literal_parse(stay[i], strlen(stay[i]), &family, addr), 0);
+		memcpy(before, addr, 16);
+		if (ip_addr_unmap(&family, addr))
+			fail_msg("'%s' unmapped", stay[i]);
+		assert_int_equal(family, AF_INET6);
+		assert_memory_equal(addr, before, 16);
+	}
+	/* an AF_INET address is left alone */
+	assert_int_equal(ip_literal_parse("127.0.0.2", 9, &family, addr), 0);
+	assert_false(ip_addr_unmap(&family, addr));
+	assert_int_equal(family, AF_INET);
 }
 
 /* Every dotted quad that inet_ntop prints comes back; one leading zero never does. */
@@ -342,6 +424,7 @@ main(void)
 		cmocka_unit_test(test_label_bounds),
 		cmocka_unit_test(test_total_bounds),
 		cmocka_unit_test(test_ip_literal),
+		cmocka_unit_test(test_unmap),
 		cmocka_unit_test(test_ipv4_exhaustive_octets),
 	};
 

@@ -6,7 +6,8 @@
  * address inside, the neighbours just outside), and every IPv6 form that
  * carries an IPv4 address is checked with an internal and an external one,
  * since an off-by-one in a mask or an embedded form left out is exactly the
- * hole an attacker looks for.
+ * hole an attacker looks for.  The NAT64, 6to4 and Teredo addresses here are
+ * only ever classified, never connected to.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,8 +16,11 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "gateway/netaddr.h"
 
@@ -40,6 +44,17 @@ mkaddr(const char *text, uint16_t port, struct sockaddr_storage *ss)
 		if (inet_pton(AF_INET, text, &sin->sin_addr) != 1)
 			fail_msg("bad test address %s", text);
 	}
+}
+
+static bool
+socket_ok(int family)
+{
+	int fd = socket(family, SOCK_STREAM, 0);
+
+	if (fd == -1)
+		return false;
+	close(fd);
+	return true;
 }
 
 static bool
@@ -188,24 +203,42 @@ test_allow_internal(void **state)
 
 	assert_int_equal(netaddr_parse_cidr("127.0.0.1/32", &allow[0], &err), 0);
 	assert_true(allowed("127.0.0.1", allow, 1));
+	/* the IPv4-mapped spelling is the IPv4 address: covered */
 	assert_true(allowed("::ffff:127.0.0.1", allow, 1));
-	assert_true(allowed("64:ff9b::7f00:1", allow, 1));
-	assert_true(allowed("2002:7f00:1::1", allow, 1));
 	assert_false(allowed("127.0.0.2", allow, 1));
 	assert_false(allowed("::ffff:127.0.0.2", allow, 1));
 	assert_false(allowed("10.0.0.1", allow, 1));
 	assert_false(allowed("::1", allow, 1));
 	/* IPv4-compatible is internal in its own right, not by its IPv4 */
 	assert_false(allowed("::127.0.0.1", allow, 1));
+	/* SIIT ::ffff:0:0:0/96 is not the mapped form */
+	assert_false(allowed("::ffff:0:127.0.0.1", allow, 1));
 	assert_true(allowed("8.8.8.8", allow, 1));
-	/* Teredo: server 127.0.0.1 allowed, client public */
-	assert_true(allowed("2001:0:7f00:1::f7ff:fffe", allow, 1));
-	/* Teredo: both must be allowed when both are internal (server 127.0.0.1, client 10.0.0.1) */
+	/*
+	 * NAT64, 6to4 and Teredo embed 127.0.0.1 for another machine (the
+	 * translator, the relay), which would reach its own loopback: an IPv4
+	 * allowance never covers them.  (Classifier only: never dialled.)
+	 */
+	assert_false(allowed("64:ff9b::7f00:1", allow, 1));
+	assert_false(allowed("64:ff9b::127.0.0.1", allow, 1));
+	assert_false(allowed("2002:7f00:1::", allow, 1));
+	assert_false(allowed("2002:7f00:1::1", allow, 1));
+	assert_false(allowed("2002:7f00:1:ffff:ffff:ffff:ffff:ffff", allow, 1));
+	/* Teredo: server 127.0.0.1, client public; client 127.0.0.1 (~), server public */
+	assert_false(allowed("2001:0:7f00:1::f7ff:fffe", allow, 1));
+	assert_false(allowed("2001:0:808:808:0:0:80ff:fffe", allow, 1));
+	/* Teredo: server 127.0.0.1, client 10.0.0.1 */
 	assert_false(allowed("2001:0:7f00:1::f5ff:fffe", allow, 1));
 	assert_int_equal(netaddr_parse_cidr("10.0.0.0/8", &allow[1], &err), 0);
-	assert_true(allowed("2001:0:7f00:1::f5ff:fffe", allow, 2));
+	assert_false(allowed("2001:0:7f00:1::f5ff:fffe", allow, 2));
+	assert_false(allowed("64:ff9b::a00:1", allow, 2));
+	assert_false(allowed("2002:a00:1::", allow, 2));
 	assert_true(allowed("10.200.0.1", allow, 2));
+	assert_true(allowed("::ffff:10.200.0.1", allow, 2));
 	assert_false(allowed("192.168.0.1", allow, 2));
+	/* embedded public addresses stay external whatever the allowances */
+	assert_true(allowed("64:ff9b::808:808", allow, 2));
+	assert_true(allowed("2002:808:808::1", allow, 2));
 
 	/* IPv6 ranges */
 	assert_int_equal(netaddr_parse_cidr("::1/128", &allow[2], &err), 0);
@@ -215,6 +248,145 @@ test_allow_internal(void **state)
 	assert_true(allowed("fd12:3456::1", allow, 4));
 	assert_false(allowed("fc00::1", allow, 4));
 	assert_false(allowed("fe80::1", allow, 4));
+	/* the IPv4-mapped spelling of a range covers the IPv4 address too */
+	assert_int_equal(netaddr_parse_cidr("::ffff:127.0.0.0/104", &allow[0], &err), 0);
+	assert_true(allowed("127.9.9.9", allow, 1));
+	assert_true(allowed("::ffff:127.9.9.9", allow, 1));
+	assert_false(allowed("64:ff9b::7f09:909", allow, 1));
+}
+
+/*
+ * The one way to let a NAT64, 6to4 or Teredo address with an internal IPv4
+ * through: an IPv6 range that contains that IPv6 address itself, an admin's
+ * explicit choice about the translator, never inferred from an IPv4 range.
+ */
+static void
+test_allow_internal_ipv6_range(void **state)
+{
+	struct cidr allow[3];
+	const char *err;
+
+	(void)state;
+	assert_int_equal(netaddr_parse_cidr("64:ff9b::7f00:1/128", &allow[0], &err), 0);
+	assert_true(allowed("64:ff9b::7f00:1", allow, 1));
+	assert_false(allowed("64:ff9b::7f00:2", allow, 1));
+	/* and it says nothing about the IPv4 address this host would reach */
+	assert_false(allowed("127.0.0.1", allow, 1));
+	assert_false(allowed("::ffff:127.0.0.1", allow, 1));
+	assert_int_equal(netaddr_parse_cidr("2002:7f00:1::/48", &allow[1], &err), 0);
+	assert_true(allowed("2002:7f00:1::5", allow, 2));
+	assert_false(allowed("2002:7f00:2::", allow, 2));
+	assert_int_equal(netaddr_parse_cidr("2001:0:7f00:1::/64", &allow[2], &err), 0);
+	assert_true(allowed("2001:0:7f00:1::f5ff:fffe", allow, 3));
+	assert_false(allowed("2001:0:7f00:2::f5ff:fffe", allow, 3));
+}
+
+/* The IPv4-mapped sockaddr becomes the AF_INET one; nothing else changes. */
+static void
+test_unmap(void **state)
+{
+	static const char *const stay[] = {
+		"::1", "::", "::127.0.0.2", "::ffff:0:127.0.0.2", "64:ff9b::7f00:2",
+		"2002:7f00:2::", "2001:0:7f00:1::f5ff:fffe", "fe80::ffff:7f00:2", "127.0.0.2",
+	};
+	struct sockaddr_storage ss, want, before;
+	char text[NETADDR_TEXT_MAX];
+	socklen_t len = 0;
+	size_t i;
+
+	(void)state;
+	mkaddr("::ffff:127.0.0.2", 9001, &ss);
+	assert_true(netaddr_unmap(&ss, &len));
+	assert_int_equal(len, sizeof(struct sockaddr_in));
+	mkaddr("127.0.0.2", 9001, &want);
+	assert_true(netaddr_equal((struct sockaddr *)&ss, (struct sockaddr *)&want));
+	assert_string_equal(netaddr_ntop((struct sockaddr *)&ss, text, sizeof(text)), "127.0.0.2");
+	assert_false(netaddr_unmap(&ss, &len));
+	mkaddr("::ffff:0.0.0.0", 1, &ss);
+	assert_true(netaddr_unmap(&ss, NULL));
+	assert_true(netaddr_is_unspecified((struct sockaddr *)&ss));
+	for (i = 0; i < sizeof(stay) / sizeof(stay[0]); i++) {
+		mkaddr(stay[i], 80, &ss);
+		before = ss;
+		len = 7;
+		if (netaddr_unmap(&ss, &len))
+			fail_msg("%s unmapped", stay[i]);
+		assert_int_equal(len, 7);
+		assert_memory_equal(&ss, &before, sizeof(ss));
+	}
+}
+
+/*
+ * netaddr_is_local asks the kernel by bind() only: no packet is sent.  An
+ * address of one of this host's interfaces (found with getifaddrs) is local;
+ * documentation addresses, assigned to no host, are not.
+ */
+static void
+test_is_local(void **state)
+{
+	static const char *const local[] = { "127.0.0.1", "127.0.0.5", "127.255.255.254",
+	    "0.0.0.0", "::1", "::" };
+	static const char *const remote[] = { "192.0.2.1", "198.51.100.7", "203.0.113.9" };
+	struct ifaddrs *ifs, *p;
+	struct sockaddr_storage ss;
+	size_t i, seen = 0;
+
+	(void)state;
+	for (i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		mkaddr(local[i], 9, &ss);
+		if (!netaddr_is_local((struct sockaddr *)&ss))
+			fail_msg("%s should be local", local[i]);
+	}
+	for (i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		mkaddr(remote[i], 9, &ss);
+		if (netaddr_is_local((struct sockaddr *)&ss))
+			fail_msg("%s should not be local", remote[i]);
+	}
+	/* an IPv6 documentation address; skipped if the host has no IPv6 at all */
+	mkaddr("2001:db8::5", 9, &ss);
+	if (socket_ok(AF_INET6))
+		assert_false(netaddr_is_local((struct sockaddr *)&ss));
+	/* every IPv4 address of an interface, loopback or not */
+	assert_int_equal(getifaddrs(&ifs), 0);
+	for (p = ifs; p != NULL; p = p->ifa_next) {
+		if (p->ifa_addr == NULL || p->ifa_addr->sa_family != AF_INET)
+			continue;
+		memset(&ss, 0, sizeof(ss));
+		memcpy(&ss, p->ifa_addr, sizeof(struct sockaddr_in));
+		((struct sockaddr_in *)&ss)->sin_port = htons(9);
+		if (!netaddr_is_local((struct sockaddr *)&ss))
+			fail_msg("the address of %s should be local", p->ifa_name);
+		seen++;
+	}
+	freeifaddrs(ifs);
+	assert_true(seen > 0);
+	ss.ss_family = AF_UNIX;
+	assert_true(netaddr_is_local((struct sockaddr *)&ss));
+}
+
+static void
+test_unspecified(void **state)
+{
+	static const char *const yes[] = { "0.0.0.0", "::", "::ffff:0.0.0.0" };
+	static const char *const no[] = {
+		"0.0.0.1", "127.0.0.1", "::1", "::0.0.0.1", "64:ff9b::", "2002::", "::ffff:0:0:0",
+	};
+	struct sockaddr_storage ss;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		mkaddr(yes[i], 80, &ss);
+		if (!netaddr_is_unspecified((struct sockaddr *)&ss))
+			fail_msg("%s should be unspecified", yes[i]);
+	}
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++) {
+		mkaddr(no[i], 80, &ss);
+		if (netaddr_is_unspecified((struct sockaddr *)&ss))
+			fail_msg("%s should not be unspecified", no[i]);
+	}
+	ss.ss_family = AF_UNIX;
+	assert_false(netaddr_is_unspecified((struct sockaddr *)&ss));
 }
 
 static void
@@ -426,6 +598,10 @@ main(void)
 		cmocka_unit_test(test_teredo),
 		cmocka_unit_test(test_unknown_family),
 		cmocka_unit_test(test_allow_internal),
+		cmocka_unit_test(test_allow_internal_ipv6_range),
+		cmocka_unit_test(test_unmap),
+		cmocka_unit_test(test_unspecified),
+		cmocka_unit_test(test_is_local),
 		cmocka_unit_test(test_in_cidr),
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_hostport),
