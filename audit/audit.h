@@ -85,6 +85,13 @@ struct audit_config {
 	const char *tag;                /* APP-NAME, at most 32 bytes are used */
 	bool deny_on_failure;           /* audit_on_failure deny */
 	bool mirror_stderr;             /* also write "audit {JSON}" lines to stderr */
+	/*
+	 * Operational log: one line (no newline) when delivery stops and when it
+	 * resumes (with what was lost and refused meanwhile), a reminder while it
+	 * stays down, and what was still queued at exit.  Called from the
+	 * delivery thread and from audit_close(); NULL: no lines.
+	 */
+	void (*log)(const char *line);
 };
 
 /* What the audit transport has done so far (for the admin socket, metrics). */
@@ -117,6 +124,10 @@ void audit_emit(const struct audit_event *);
 
 /* false while records cannot be delivered (for audit_on_failure deny). */
 bool audit_available(void);
+
+/* A tunnel or request was refused because audit_available() was false
+ * (audit_on_failure deny): counted for the outage's log lines.  Thread-safe. */
+void audit_note_refused(void);
 
 /* A consistent snapshot of the counters. */
 void audit_stats(struct audit_stats *);

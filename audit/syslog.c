@@ -36,6 +36,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -52,6 +53,10 @@
 /* Longest message: header (<= 64 bytes) plus AUDIT_RECORD_MAX, below 8 KiB. */
 #define AUDIT_MSG_MAX           8000
 #define AUDIT_TAG_MAX           32
+/* Outage lines: a new "stopped" line at most this often (a flapping socket
+ * folds into the next line), and a reminder while it stays down. */
+#define AUDIT_LOG_GAP_MS        10000
+#define AUDIT_LOG_REMIND_MS     60000
 
 #define SYSLOG_SEVERITY_INFO    6
 
@@ -83,6 +88,16 @@ static struct {
 	uint64_t loss_seq;
 	int64_t loss_sent_ms;           /* when the last audit_loss record went out */
 	int last_error;
+
+	/* the outage being reported on the operational log (thread only) */
+	void (*log)(const char *line);
+	bool deny_on_failure;
+	bool down;                      /* delivery is stopped now */
+	bool down_logged;               /* ... and its start was logged */
+	int64_t down_since_ms;
+	int64_t last_log_ms;            /* last outage line, 0 = none yet */
+	uint64_t down_lost_base;        /* lost_total when the outage began */
+	uint64_t down_refused_base;     /* refused count when the outage began */
 } a = {
 	.mtx = PTHREAD_MUTEX_INITIALIZER,
 	.fd = -1,
@@ -92,11 +107,13 @@ static struct {
  * audit_emit() (open is set after, and cleared before, the rest changes). */
 static atomic_bool a_available;
 static atomic_bool a_open;
+static atomic_uint_fast64_t a_refused;  /* requests refused for audit_on_failure deny */
 
 /* Serializes mirror lines so records from several workers never interleave. */
 static pthread_mutex_t stderr_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static void *audit_thread(void *);
+static void audit_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Errors after which the socket must be reopened, not just retried. */
 static bool
@@ -259,6 +276,12 @@ audit_available(void)
 }
 
 void
+audit_note_refused(void)
+{
+	atomic_fetch_add_explicit(&a_refused, 1, memory_order_relaxed);
+}
+
+void
 audit_stats(struct audit_stats *st)
 {
 	pthread_mutex_lock(&a.mtx);
@@ -312,6 +335,10 @@ audit_open(const struct audit_config *cfg)
 	snprintf(a.tag, sizeof(a.tag), "%s", tag);
 	a.pid = (long)getpid();
 	a.mirror_stderr = cfg->mirror_stderr;
+	a.log = cfg->log;
+	a.deny_on_failure = cfg->deny_on_failure;
+	a.down = a.down_logged = false;
+	a.last_log_ms = 0;
 	a.stopping = false;
 	a.broken = false;
 	a.sent = a.queued_total = a.lost = a.lost_total = a.loss_records = 0;
@@ -349,6 +376,7 @@ void
 audit_close(void)
 {
 	struct audit_msg *m;
+	size_t left;
 
 	if (!atomic_load(&a_open))
 		return;
@@ -362,12 +390,19 @@ audit_close(void)
 	pthread_join(a.thread, NULL);
 
 	pthread_mutex_lock(&a.mtx);
-	/* What could not be delivered in time is lost; say so in the counters. */
+	/* What could not be delivered in time is lost; say so in the counters
+	 * and, since no audit_loss record can carry it any more, in the log. */
+	left = a.qlen;
 	while ((m = a.head) != NULL) {
 		a.head = m->next;
 		free(m);
 		a.lost_total++;
 	}
+	if (left > 0 || a.lost > 0)
+		audit_log("audit: %zu records still queued at exit could not be delivered to %s, "
+		    "and %llu lost records were never reported in an audit_loss record (%s)",
+		    left, a.sun.sun_path, (unsigned long long)a.lost,
+		    a.last_error != 0 ? strerror(a.last_error) : "no reader");
 	a.tail = NULL;
 	a.qlen = a.qbytes = 0;
 	if (a.fd != -1)
@@ -379,6 +414,80 @@ audit_close(void)
 }
 
 /* ---- the delivery thread --------------------------------------------- */
+
+/* One operational line through the configured callback. */
+static void
+audit_log(const char *fmt, ...)
+{
+	char line[512];
+	va_list ap;
+
+	if (a.log == NULL)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	a.log(line);
+}
+
+static const char *
+audit_error_text(void)
+{
+	if (a.last_error == EAGAIN || a.last_error == EWOULDBLOCK || a.last_error == ENOBUFS)
+		return "the reader takes nothing (socket full)";
+	return a.last_error != 0 ? strerror(a.last_error) : "unknown error";
+}
+
+/*
+ * Say on the operational log when delivery stops and when it resumes, with
+ * what was lost (and refused, under audit_on_failure deny) meanwhile.  Called
+ * locked by the thread on every turn; cheap when nothing changed.  A socket
+ * that flaps gets one "stopped" line per AUDIT_LOG_GAP_MS: a short outage in
+ * between is only reported if something was lost or refused in it.
+ */
+static void
+audit_track_outage_locked(void)
+{
+	bool up = atomic_load(&a_available);
+	int64_t now = clock_mono_ms();
+	uint64_t lost, refused;
+
+	if (!up && !a.down) {
+		a.down = true;
+		a.down_logged = false;
+		a.down_since_ms = now;
+		a.down_lost_base = a.lost_total;
+		a.down_refused_base = atomic_load(&a_refused);
+	}
+	if (!a.down)
+		return;
+	lost = a.lost_total - a.down_lost_base;
+	refused = atomic_load(&a_refused) - a.down_refused_base;
+	if (!up && !a.down_logged && (a.last_log_ms == 0 ||
+	    now - a.last_log_ms >= AUDIT_LOG_GAP_MS)) {
+		audit_log("audit: records cannot be delivered to %s: %s; %s (%zu queued)",
+		    a.sun.sun_path, audit_error_text(), a.deny_on_failure ?
+		    "audit_on_failure deny: new tunnels and requests are refused with 503" :
+		    "queueing, still serving", a.qlen);
+		a.down_logged = true;
+		a.last_log_ms = now;
+	} else if (!up && a.down_logged && now - a.last_log_ms >= AUDIT_LOG_REMIND_MS) {
+		audit_log("audit: still cannot deliver to %s after %lld s: %s; %llu records lost, "
+		    "%llu refused so far, %zu queued", a.sun.sun_path,
+		    (long long)((now - a.down_since_ms) / 1000), audit_error_text(),
+		    (unsigned long long)lost, (unsigned long long)refused, a.qlen);
+		a.last_log_ms = now;
+	} else if (up) {
+		if (a.down_logged || lost > 0 || refused > 0) {
+			audit_log("audit: delivery to %s resumed after %.1f s; %llu records lost and "
+			    "%llu tunnels/requests refused meanwhile", a.sun.sun_path,
+			    (double)(now - a.down_since_ms) / 1000.0, (unsigned long long)lost,
+			    (unsigned long long)refused);
+			a.last_log_ms = now;
+		}
+		a.down = false;
+	}
+}
 
 /* Sleep on the condition variable for at most ms.  Called locked. */
 static void
@@ -526,6 +635,7 @@ audit_thread(void *arg)
 
 	pthread_mutex_lock(&a.mtx);
 	for (;;) {
+		audit_track_outage_locked();
 		if (a.stopping) {
 			if (deadline == 0)
 				deadline = clock_mono_ms() + AUDIT_CLOSE_MS;

@@ -876,6 +876,7 @@ conn_admit(struct conn *c)
 		return STEP_CLOSED;
 	}
 	if (!audit_available() && c->conf->audit_on_failure_deny) {
+		audit_note_refused();
 		conn_fail(c, 503, "audit_unavailable");
 		return STEP_CLOSED;
 	}

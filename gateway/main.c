@@ -281,6 +281,13 @@ check_only(const char *path, struct config *conf)
 	return 0;
 }
 
+/* The audit transport's outage lines, on the operational log. */
+static void
+audit_log_line(const char *line)
+{
+	log_warnx("%s", line);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -346,6 +353,7 @@ main(int argc, char *argv[])
 	acfg.tag = d.conf->audit_tag;
 	acfg.deny_on_failure = d.conf->audit_on_failure_deny;
 	acfg.mirror_stderr = d.conf->audit_stderr;
+	acfg.log = audit_log_line;
 	if (audit_open(&acfg) == -1)
 		fatalx("%s: cannot open the audit socket %s", conf_path,
 		    d.conf->audit_syslog_socket);
