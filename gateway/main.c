@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -269,12 +270,28 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 }
 
+/* What start would refuse that files and folders can tell: print it, 1 if any. */
+static int
+check_files(const struct config *conf)
+{
+	char *errors = NULL;
+
+	if (config_check_files(conf, &errors) == 0)
+		return 0;
+	if (errors != NULL)
+		print_errors(errors);
+	free(errors);
+	return 1;
+}
+
 static int
 check_only(const char *path, struct config *conf)
 {
 	struct policy *p;
 	char *errors = NULL;
+	int bad;
 
+	bad = check_files(conf);
 	p = policy_load(conf->policy_path, conf->policy_file, &errors);
 	if (p == NULL) {
 		if (errors != NULL)
@@ -282,9 +299,54 @@ check_only(const char *path, struct config *conf)
 		free(errors);
 		return 1;
 	}
+	if (bad) {
+		policy_unref(p);
+		return 1;
+	}
 	printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
 	policy_unref(p);
 	return 0;
+}
+
+/*
+ * Each connection may hold two descriptors (client and origin), plus the
+ * listeners, the loops and resolvers of the workers, the admin and metrics
+ * clients and some slack.  Raise the soft RLIMIT_NOFILE toward that (the
+ * distribution default of 1024 holds 500 connections at best); say so when
+ * the hard limit is lower, since then max_connections cannot be reached and
+ * accept() will fail with EMFILE first.
+ */
+static void
+raise_nofile(const struct config *conf)
+{
+	struct rlimit rl;
+	rlim_t need, want;
+
+	need = (rlim_t)conf->max_connections * 2 +
+	    (rlim_t)conf->workers * (conf->nlisten + 8) + 128;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("event=fd-limit getrlimit");
+		return;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+		if (want > rl.rlim_cur) {
+			rlim_t was = rl.rlim_cur;
+
+			rl.rlim_cur = want;
+			if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+				log_warn("event=fd-limit setrlimit %llu", (unsigned long long)want);
+			else
+				log_info("event=fd-limit nofile=%llu raised_from=%llu",
+				    (unsigned long long)want, (unsigned long long)was);
+		}
+	}
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+		log_warnx("event=fd-limit-low nofile_hard=%llu need=%llu max_connections=%d: "
+		    "connections will be refused (accept paused) before max_connections; "
+		    "raise the hard limit (LimitNOFILE=, ulimit -Hn)",
+		    (unsigned long long)rl.rlim_max, (unsigned long long)need,
+		    conf->max_connections);
 }
 
 int
@@ -335,6 +397,10 @@ main(int argc, char *argv[])
 		config_free(d.conf);
 		return rc;
 	}
+	if (check_files(d.conf) != 0) {
+		config_free(d.conf);
+		return 1;
+	}
 	d.start_ms = wall_ms();
 	d.policy = daemon_load_policy(&d, &errors);
 	if (d.policy == NULL) {
@@ -366,6 +432,11 @@ main(int argc, char *argv[])
 
 	/* The main loop, the admin socket and /metrics exist before any worker
 	 * accepts, so that their errors stop the start before traffic flows. */
+	raise_nofile(d.conf);
+	for (i = 0; i < (int)d.conf->nlisten; i++)
+		if (worker_probe_listen(&d.conf->listen[i], &err) == -1)
+			fatalx("%s:%zu: %s", conf_path, d.conf->listen[i].line,
+			    err != NULL ? err : "cannot listen");
 	d.base = event_base_new();
 	if (d.base == NULL)
 		fatalx("cannot create the main event loop");
