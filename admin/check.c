@@ -3,7 +3,9 @@
  *
  * `check` prints exactly what `egressd -t` prints: "FILE: ok (N rules)" or
  * every "FILE:LINE: message", exit 0 or 1.  `explain` evaluates one request
- * against the policy the configuration names and prints the decision, the
+ * against the policy the configuration names and prints the final outcome
+ * first (an allowed CONNECT whose ClientHello would be refused reads "deny
+ * (sni_mismatch)"), then the CONNECT's own decision, the
  * deciding rule as FILE:LINE with its text (or "default deny"), and with --sni
  * the verdict of the tunnel's SNI check, so an admin can answer "why was this
  * blocked?" without touching production.  It decides exactly as the gateway
@@ -174,7 +176,9 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 	struct config *conf = NULL;
 	enum host_kind kind;
 	struct policy *p;
+	const char *final_reason;
 	size_t ngroups = 0;
+	bool final_allow;
 	long port;
 	int i;
 
@@ -225,13 +229,29 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 	pr.port = (uint16_t)port;
 	/* As the gateway decides: under "auth none" nobody is an identity. */
 	pr.no_identity = conf->auth == CONFIG_AUTH_NONE;
+	if (ngroups > 0 && user == NULL)
+		fprintf(stderr, "egressctl: warning: --group without --user: the gateway knows "
+		    "groups only of an authenticated user, no real request looks like this\n");
+	if (user != NULL && pr.no_identity)
+		fprintf(stderr, "egressctl: warning: --user under \"auth none\" (%s): nobody is "
+		    "authenticated, the user and its groups are ignored\n", path);
 	policy_decide(p, &pr, &d);
-	if (sni_arg != NULL)
+	/* The final outcome: an allowed CONNECT whose ClientHello would be refused is a deny. */
+	final_allow = d.allow;
+	final_reason = d.reason;
+	if (sni_arg != NULL) {
 		explain_sni(p, pr, &d, host, kind, sni_arg, &sr);
+		if (strcmp(sr.verdict, "ok") != 0 && strcmp(sr.verdict, "not_checked") != 0) {
+			final_allow = false;
+			final_reason = sr.verdict;
+		}
+	}
 
 	if (json) {
 		struct json_object *o = json_object_new_object(), *s;
 
+		json_add_str(o, "outcome", final_allow ? "allow" : "deny");
+		json_add_str(o, "outcome_reason", final_reason);
 		json_add_str(o, "decision", d.allow ? "allow" : "deny");
 		json_add_str(o, "reason", d.reason);
 		json_add_str(o, "rule", d.rule);
@@ -255,7 +275,10 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		    JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
-		printf("decision: %s (%s)\n", d.allow ? "allow" : "deny", d.reason);
+		printf("decision: %s (%s)\n", final_allow ? "allow" : "deny", final_reason);
+		if (final_allow != d.allow)
+			printf("why: the CONNECT itself is allowed (%s), but a ClientHello naming %s "
+			    "would be refused: %s\n", d.reason, sni_arg, sr.why);
 		if (d.rule != NULL)
 			printf("rule: %s: %s\n", d.rule, d.rule_text != NULL ? d.rule_text : "");
 		else
