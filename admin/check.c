@@ -61,24 +61,54 @@ load(const char *path, struct config **confp)
 	return p;
 }
 
+/*
+ * As egressd -t: the files the configuration names, the policy, then the
+ * policy's lint warnings (on stderr; with --strict they fail the check).
+ */
 int
 admin_check(const char *path, int argc, char **argv, bool json)
 {
 	struct config *conf = NULL;
 	struct policy *p;
+	char *errors = NULL, *warnings = NULL;
+	bool strict = false;
+	size_t nw;
+	int bad;
 
-	(void)argv;
 	(void)json;
-	if (argc != 0) {
-		fprintf(stderr, "usage: egressctl check [-c CONF]\n");
+	if (argc == 1 && strcmp(argv[0], "--strict") == 0)
+		strict = true;
+	else if (argc != 0) {
+		fprintf(stderr, "usage: egressctl check [-c CONF] [--strict]\n");
 		return 2;
 	}
-	if ((p = load(path, &conf)) == NULL)
+	if ((conf = config_load(path, &errors)) == NULL) {
+		if (errors != NULL)
+			print_errors(errors);
+		free(errors);
 		return 1;
-	printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
+	}
+	bad = config_check_files(conf, &errors) > 0;
+	if (errors != NULL)
+		print_errors(errors);
+	free(errors);
+	errors = NULL;
+	if ((p = policy_load(conf->policy_path, conf->policy_file, &errors)) == NULL) {
+		if (errors != NULL)
+			print_errors(errors);
+		free(errors);
+		config_free(conf);
+		return 1;
+	}
+	nw = policy_lint(p, conf->auth == CONFIG_AUTH_NONE, &warnings);
+	if (warnings != NULL)
+		print_errors(warnings);
+	free(warnings);
+	if (!bad && !(strict && nw > 0))
+		printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
 	policy_unref(p);
 	config_free(conf);
-	return 0;
+	return bad || (strict && nw > 0) ? 1 : 0;
 }
 
 static const char *

@@ -3,6 +3,7 @@
  *
  *   egressd -c FILE        run in the foreground (systemd style), log to stderr
  *   egressd -t -c FILE     check the configuration and its policy, then exit
+ *                          (-W: policy lint warnings fail the check)
  *   egressd -V             print the version
  *
  * The main thread owns the process-wide things: it loads the configuration
@@ -132,7 +133,7 @@ on_libevent_log(int severity, const char *msg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: egressd [-d] [-t] -c FILE\n       egressd -V\n");
+	fprintf(stderr, "usage: egressd [-d] [-t [-W]] -c FILE\n       egressd -V\n");
 	exit(2);
 }
 
@@ -284,8 +285,22 @@ check_files(const struct config *conf)
 	return 1;
 }
 
+/* Lint warnings on stderr; with strict (-W) they fail the check. */
 static int
-check_only(const char *path, struct config *conf)
+check_lint(const struct config *conf, const struct policy *p, bool strict)
+{
+	char *warnings = NULL;
+	size_t n;
+
+	n = policy_lint(p, conf->auth == CONFIG_AUTH_NONE, &warnings);
+	if (warnings != NULL)
+		print_errors(warnings);
+	free(warnings);
+	return n > 0 && strict;
+}
+
+static int
+check_only(const char *path, struct config *conf, bool strict)
 {
 	struct policy *p;
 	char *errors = NULL;
@@ -299,6 +314,8 @@ check_only(const char *path, struct config *conf)
 		free(errors);
 		return 1;
 	}
+	if (check_lint(conf, p, strict))
+		bad = 1;
 	if (bad) {
 		policy_unref(p);
 		return 1;
@@ -358,10 +375,10 @@ main(int argc, char *argv[])
 	sigset_t sigs;
 	const char *conf_path = NULL;
 	char *errors = NULL, *err = NULL;
-	bool test = false, debug = false;
+	bool test = false, debug = false, strict = false;
 	int ch, i, rc;
 
-	while ((ch = getopt(argc, argv, "c:dtVh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dtVWh")) != -1) {
 		switch (ch) {
 		case 'c':
 			conf_path = optarg;
@@ -371,6 +388,9 @@ main(int argc, char *argv[])
 			break;
 		case 't':
 			test = true;
+			break;
+		case 'W':
+			strict = true;          /* with -t: lint warnings are errors */
 			break;
 		case 'V':
 			printf("egressd %s\n", EGRESSD_VERSION);
@@ -393,7 +413,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (test) {
-		rc = check_only(conf_path, d.conf);
+		rc = check_only(conf_path, d.conf, strict);
 		config_free(d.conf);
 		return rc;
 	}
@@ -410,6 +430,15 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	d.generation = 1;
+	{
+		char *warnings = NULL;
+		size_t nw = policy_lint(d.policy, d.conf->auth == CONFIG_AUTH_NONE, &warnings);
+
+		free(warnings);
+		if (nw > 0)
+			log_warnx("event=policy-lint policy=%s warnings=%zu (egressd -t or egressctl "
+			    "check lists them)", d.conf->policy_file, nw);
+	}
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(&acfg, 0, sizeof(acfg));
