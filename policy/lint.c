@@ -148,6 +148,20 @@ dot_example(const char *pat, char *out, size_t outsz)
 	out[strcspn(out, "\\()[]|?*+{}^$")] = '\0';
 }
 
+/* A pattern's name as a host reads it: "\." as "." (for the messages). */
+static void
+plain_name(const char *pat, char *out, size_t outsz)
+{
+	size_t o = 0;
+
+	for (; *pat != '\0' && o + 1 < outsz; pat++) {
+		if (*pat == '\\' && pat[1] != '\0')
+			pat++;
+		out[o++] = *pat;
+	}
+	out[o] = '\0';
+}
+
 static void
 lint_pattern(struct lint *l, const struct policy_rule *r, const char *pat)
 {
@@ -178,10 +192,11 @@ lint_pattern(struct lint *l, const struct policy_rule *r, const char *pat)
 	}
 	if (pat[0] == '.' && is_name_char(pat[1])) {
 		bare_dots(pat + 1, fixed, sizeof(fixed));
+		plain_name(pat + 1, example, sizeof(example));
 		warn(l, r, "host pattern \"%s\" starts with \".\" (Squid's .domain habit): the "
 		    "pattern matches the whole host, so this matches e.g. \"x%s\", not %s nor its "
 		    "subdomains; for a domain and its subdomains write \"(.+\\.)?%s\"", pat,
-		    pat + 1, pat + 1, fixed);
+		    example, example, fixed);
 		return;
 	}
 	if (pat[0] == '*' || (pat[0] == '.' && pat[1] == '*' && pat[2] == '.')) {
