@@ -299,6 +299,20 @@ check_lint(const struct config *conf, const struct policy *p, bool strict)
 	return n > 0 && strict;
 }
 
+/* At start: one line when the policy has lint warnings (-t lists them). */
+static void
+log_lint_summary(const struct config *conf, const struct policy *p)
+{
+	char *warnings = NULL;
+	size_t n;
+
+	n = policy_lint(p, conf->auth == CONFIG_AUTH_NONE, &warnings);
+	free(warnings);
+	if (n > 0)
+		log_warnx("event=policy-lint policy=%s warnings=%zu (egressd -t or egressctl check "
+		    "lists them)", conf->policy_file, n);
+}
+
 static int
 check_only(const char *path, struct config *conf, bool strict)
 {
@@ -430,15 +444,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	d.generation = 1;
-	{
-		char *warnings = NULL;
-		size_t nw = policy_lint(d.policy, d.conf->auth == CONFIG_AUTH_NONE, &warnings);
-
-		free(warnings);
-		if (nw > 0)
-			log_warnx("event=policy-lint policy=%s warnings=%zu (egressd -t or egressctl "
-			    "check lists them)", d.conf->policy_file, nw);
-	}
+	log_lint_summary(d.conf, d.policy);
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(&acfg, 0, sizeof(acfg));
