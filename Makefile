@@ -34,7 +34,7 @@ CORE_SRCS := $(sort $(filter-out gateway/main.c,$(wildcard gateway/*.c)) \
                $(wildcard auth/*.c) $(wildcard policy/*.c) $(wildcard audit/*.c))
 ADMIN_SRCS := $(sort $(wildcard admin/*.c))
 # egressctl reads the configuration and the policy with the daemon's own pure parsers.
-ADMIN_CORE := gateway/config.c gateway/netaddr.c $(wildcard policy/*.c)
+ADMIN_CORE := gateway/config.c gateway/config_check.c gateway/netaddr.c $(wildcard policy/*.c)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 

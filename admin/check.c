@@ -3,7 +3,9 @@
  *
  * `check` prints exactly what `egressd -t` prints: "FILE: ok (N rules)" or
  * every "FILE:LINE: message", exit 0 or 1.  `explain` evaluates one request
- * against the policy the configuration names and prints the decision, the
+ * against the policy the configuration names and prints the final outcome
+ * first (an allowed CONNECT whose ClientHello would be refused reads "deny
+ * (sni_mismatch)"), then the CONNECT's own decision, the
  * deciding rule as FILE:LINE with its text (or "default deny"), and with --sni
  * the verdict of the tunnel's SNI check, so an admin can answer "why was this
  * blocked?" without touching production.  It decides exactly as the gateway
@@ -59,24 +61,54 @@ load(const char *path, struct config **confp)
 	return p;
 }
 
+/*
+ * As egressd -t: the files the configuration names, the policy, then the
+ * policy's lint warnings (on stderr; with --strict they fail the check).
+ */
 int
 admin_check(const char *path, int argc, char **argv, bool json)
 {
 	struct config *conf = NULL;
 	struct policy *p;
+	char *errors = NULL, *warnings = NULL;
+	bool strict = false;
+	size_t nw;
+	int bad;
 
-	(void)argv;
 	(void)json;
-	if (argc != 0) {
-		fprintf(stderr, "usage: egressctl check [-c CONF]\n");
+	if (argc == 1 && strcmp(argv[0], "--strict") == 0)
+		strict = true;
+	else if (argc != 0) {
+		fprintf(stderr, "usage: egressctl check [-c CONF] [--strict]\n");
 		return 2;
 	}
-	if ((p = load(path, &conf)) == NULL)
+	if ((conf = config_load(path, &errors)) == NULL) {
+		if (errors != NULL)
+			print_errors(errors);
+		free(errors);
 		return 1;
-	printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
+	}
+	bad = config_check_files(conf, &errors) > 0;
+	if (errors != NULL)
+		print_errors(errors);
+	free(errors);
+	errors = NULL;
+	if ((p = policy_load(conf->policy_path, conf->policy_file, &errors)) == NULL) {
+		if (errors != NULL)
+			print_errors(errors);
+		free(errors);
+		config_free(conf);
+		return 1;
+	}
+	nw = policy_lint(p, conf->auth == CONFIG_AUTH_NONE, &warnings);
+	if (warnings != NULL)
+		print_errors(warnings);
+	free(warnings);
+	if (!bad && !(strict && nw > 0))
+		printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
 	policy_unref(p);
 	config_free(conf);
-	return 0;
+	return bad || (strict && nw > 0) ? 1 : 0;
 }
 
 static const char *
@@ -174,7 +206,9 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 	struct config *conf = NULL;
 	enum host_kind kind;
 	struct policy *p;
+	const char *final_reason;
 	size_t ngroups = 0;
+	bool final_allow;
 	long port;
 	int i;
 
@@ -225,13 +259,29 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 	pr.port = (uint16_t)port;
 	/* As the gateway decides: under "auth none" nobody is an identity. */
 	pr.no_identity = conf->auth == CONFIG_AUTH_NONE;
+	if (ngroups > 0 && user == NULL)
+		fprintf(stderr, "egressctl: warning: --group without --user: the gateway knows "
+		    "groups only of an authenticated user, no real request looks like this\n");
+	if (user != NULL && pr.no_identity)
+		fprintf(stderr, "egressctl: warning: --user under \"auth none\" (%s): nobody is "
+		    "authenticated, the user and its groups are ignored\n", path);
 	policy_decide(p, &pr, &d);
-	if (sni_arg != NULL)
+	/* The final outcome: an allowed CONNECT whose ClientHello would be refused is a deny. */
+	final_allow = d.allow;
+	final_reason = d.reason;
+	if (sni_arg != NULL) {
 		explain_sni(p, pr, &d, host, kind, sni_arg, &sr);
+		if (strcmp(sr.verdict, "ok") != 0 && strcmp(sr.verdict, "not_checked") != 0) {
+			final_allow = false;
+			final_reason = sr.verdict;
+		}
+	}
 
 	if (json) {
 		struct json_object *o = json_object_new_object(), *s;
 
+		json_add_str(o, "outcome", final_allow ? "allow" : "deny");
+		json_add_str(o, "outcome_reason", final_reason);
 		json_add_str(o, "decision", d.allow ? "allow" : "deny");
 		json_add_str(o, "reason", d.reason);
 		json_add_str(o, "rule", d.rule);
@@ -255,7 +305,10 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		    JSON_C_TO_STRING_NOSLASHESCAPE));
 		json_object_put(o);
 	} else {
-		printf("decision: %s (%s)\n", d.allow ? "allow" : "deny", d.reason);
+		printf("decision: %s (%s)\n", final_allow ? "allow" : "deny", final_reason);
+		if (final_allow != d.allow)
+			printf("why: the CONNECT itself is allowed (%s), but a ClientHello naming %s "
+			    "would be refused: %s\n", d.reason, sni_arg, sr.why);
 		if (d.rule != NULL)
 			printf("rule: %s: %s\n", d.rule, d.rule_text != NULL ? d.rule_text : "");
 		else

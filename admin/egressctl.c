@@ -1,7 +1,7 @@
 /*
  * egressctl — the admin command line.
  *
- *   egressctl [-c CONF] check
+ *   egressctl [-c CONF] check [--strict]
  *   egressctl [-c CONF] explain [--user U] [--group G]... --method M --host H --port P [--sni S]
  *   egressctl [-c CONF] status [--json]
  *   egressctl [-c CONF] tunnels [--sort age|bytes] [--json]
@@ -32,7 +32,7 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{ "check", admin_check, "check [-c CONF]" },
+	{ "check", admin_check, "check [-c CONF] [--strict]" },
 	{ "explain", admin_explain, "explain [-c CONF] [--user U] [--group G]... --method M "
 	    "--host H --port P [--sni S] [--json]" },
 	{ "status", admin_status, "status [-c CONF] [--json]" },

@@ -333,6 +333,7 @@ d_listen(struct cparse *cp, const struct directive *d, char **args, size_t n)
 			return -1;
 		}
 	snprintf(l->text, sizeof(l->text), "%s", args[0]);
+	l->line = cp->line;
 	l->proxy_protocol = n == 2;
 	c->nlisten++;
 	return 0;
@@ -928,6 +929,10 @@ config_load(const char *path, char **errors)
 
 out:
 	free(cp.dir);
+	if (cp.c != NULL) {
+		cp.c->key_lines = cp.first;     /* for config_line(); freed with the config */
+		cp.first = NULL;
+	}
 	free(cp.first);
 	if (cp.nerr > 0 || cp.oom) {
 		config_free(cp.c);
@@ -966,5 +971,16 @@ config_free(struct config *c)
 	free(c->audit_syslog_socket);
 	free(c->audit_tag);
 	free(c->admin_socket);
+	free(c->key_lines);
 	free(c);
+}
+
+size_t
+config_line(const struct config *c, const char *key)
+{
+	size_t idx;
+
+	if (c->key_lines == NULL || directive_find(key, &idx) == NULL)
+		return 0;
+	return c->key_lines[idx];
 }

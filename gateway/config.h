@@ -26,6 +26,7 @@ struct config_listen {
 	socklen_t addrlen;
 	bool proxy_protocol;            /* expect a PROXY v1/v2 header first */
 	char text[64];                  /* as written, for logs */
+	size_t line;                    /* where the configuration says it */
 };
 
 enum config_auth { CONFIG_AUTH_NONE, CONFIG_AUTH_LDAP };
@@ -77,6 +78,7 @@ struct config {
 	int header_timeout;             /* seconds, default 30 */
 	int shutdown_grace;             /* seconds, default 30 */
 	int max_connections;            /* default 20000 */
+	size_t *key_lines;              /* per directive: first line given on, 0 = never */
 };
 
 /*
@@ -87,5 +89,19 @@ struct config {
  */
 struct config *config_load(const char *path, char **errors);
 void config_free(struct config *);
+
+/* The line a key was first given on, 0 if it was not (a default applies). */
+size_t config_line(const struct config *, const char *key);
+
+/*
+ * What would stop the daemon from starting that reading files and folders
+ * can tell (binding cannot be tried here): the LDAP bind secret's type, owner
+ * and mode, whether the TLS CA file, the hosts and resolver files can be
+ * read, whether the admin socket's folder exists.  Not pure: stat() and
+ * access() only, nothing is read.  egressd -t, egressd at start and
+ * egressctl check all call it.  Returns the number of problems; *errors gets
+ * "FILE:LINE: message\n" lines (malloc'd, NULL when there are none).
+ */
+int config_check_files(const struct config *, char **errors);
 
 #endif

@@ -35,6 +35,11 @@
 #include "gateway/log.h"
 #include "lib/clock.h"
 
+#define CONTROL_PAUSE_MS 200        /* accepting rests this long when out of descriptors */
+#define CONTROL_LOG_MS 10000        /* at most one accept-paused line this often */
+
+static struct log_rate control_log_rate;
+
 struct control_client {
 	TAILQ_ENTRY(control_client) entry;
 	struct control *ctl;
@@ -48,6 +53,7 @@ struct control {
 	char *path;
 	int fd;
 	struct event *accept_ev;
+	struct event *resume_ev;        /* re-arms accept_ev after a pause */
 	const struct control_ops *ops;
 	void *arg;
 	TAILQ_HEAD(, control_client) clients;
@@ -557,6 +563,36 @@ on_client_deadline(evutil_socket_t fd, short what, void *arg)
 }
 
 static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct control *ctl = arg;
+
+	event_add(ctl->accept_ev, NULL);
+	(void)fd;
+	(void)what;
+}
+
+/*
+ * Out of descriptors, the pending client stays in the backlog and the socket
+ * stays readable: watching it would spin this thread.  Rest a moment instead,
+ * as the workers' listeners do, and say so once in a while.
+ */
+static void
+control_accept_failed(struct control *ctl, int e)
+{
+	struct timeval tv = { 0, CONTROL_PAUSE_MS * 1000 };
+	uint64_t quiet;
+
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
+		return;                 /* EAGAIN, ECONNABORTED: nothing to wait for */
+	if (log_rate_allow(&control_log_rate, CONTROL_LOG_MS, &quiet))
+		log_warnx("event=accept-paused listener=admin_socket reason=\"%s\" pause_ms=%d "
+		    "repeated=%llu", strerror(e), CONTROL_PAUSE_MS, (unsigned long long)quiet);
+	event_del(ctl->accept_ev);
+	evtimer_add(ctl->resume_ev, &tv);
+}
+
+static void
 on_accept(evutil_socket_t lfd, short what, void *arg)
 {
 	static const char busy[] = "error\ntoo many admin clients, try again\n.\n";
@@ -565,8 +601,10 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 	struct timeval tv = { CONTROL_TIMEOUT, 0 };
 	int fd;
 
-	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
-		return;                 /* EAGAIN, or out of descriptors: the next try will tell */
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+		control_accept_failed(ctl, errno);
+		return;
+	}
 	if (ctl->nclients >= CONTROL_CLIENTS_MAX) {
 		/* A best-effort answer; the socket buffer of a new connection takes it. */
 		(void)send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -622,7 +660,9 @@ control_new(struct event_base *base, const char *path, const struct control_ops 
 		return NULL;
 	}
 	ctl->accept_ev = event_new(base, ctl->fd, EV_READ | EV_PERSIST, on_accept, ctl);
-	if (ctl->accept_ev == NULL || event_add(ctl->accept_ev, NULL) == -1) {
+	ctl->resume_ev = evtimer_new(base, on_resume, ctl);
+	if (ctl->accept_ev == NULL || ctl->resume_ev == NULL ||
+	    event_add(ctl->accept_ev, NULL) == -1) {
 		control_free(ctl);
 		*err = strdup("admin_socket: cannot watch the socket");
 		return NULL;
@@ -643,6 +683,8 @@ control_free(struct control *ctl)
 		client_free(cl);
 	if (ctl->accept_ev != NULL)
 		event_free(ctl->accept_ev);
+	if (ctl->resume_ev != NULL)
+		event_free(ctl->resume_ev);
 	/* Remove the name only if it is still a socket (ours, short of a race
 	 * nobody wins by: the name is in a folder the daemon's owner controls). */
 	if (lstat(ctl->path, &st) == 0 && S_ISSOCK(st.st_mode))

@@ -185,3 +185,22 @@ log_escape(const char *in, size_t len, char *out, size_t outsz)
 	out[o] = '\0';
 	return out;
 }
+
+bool
+log_rate_allow(struct log_rate *r, int64_t interval_ms, uint64_t *quiet)
+{
+	struct timespec ts;
+	int64_t now, next;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	next = atomic_load(&r->next_ms);
+	/* One thread wins the interval; the others count themselves quiet. */
+	if (now < next || !atomic_compare_exchange_strong(&r->next_ms, &next,
+	    now + interval_ms)) {
+		atomic_fetch_add(&r->quiet, 1);
+		return false;
+	}
+	*quiet = atomic_exchange(&r->quiet, 0);
+	return true;
+}

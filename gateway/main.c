@@ -3,6 +3,7 @@
  *
  *   egressd -c FILE        run in the foreground (systemd style), log to stderr
  *   egressd -t -c FILE     check the configuration and its policy, then exit
+ *                          (-W: policy lint warnings fail the check)
  *   egressd -V             print the version
  *
  * The main thread owns the process-wide things: it loads the configuration
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -125,7 +127,7 @@ on_libevent_log(int severity, const char *msg)
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: egressd [-d] [-t] -c FILE\n       egressd -V\n");
+	fprintf(stderr, "usage: egressd [-d] [-t [-W]] -c FILE\n       egressd -V\n");
 	exit(2);
 }
 
@@ -263,17 +265,67 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	(void)what;
 }
 
+/* What start would refuse that files and folders can tell: print it, 1 if any. */
 static int
-check_only(const char *path, struct config *conf)
+check_files(const struct config *conf)
+{
+	char *errors = NULL;
+
+	if (config_check_files(conf, &errors) == 0)
+		return 0;
+	if (errors != NULL)
+		print_errors(errors);
+	free(errors);
+	return 1;
+}
+
+/* Lint warnings on stderr; with strict (-W) they fail the check. */
+static int
+check_lint(const struct config *conf, const struct policy *p, bool strict)
+{
+	char *warnings = NULL;
+	size_t n;
+
+	n = policy_lint(p, conf->auth == CONFIG_AUTH_NONE, &warnings);
+	if (warnings != NULL)
+		print_errors(warnings);
+	free(warnings);
+	return n > 0 && strict;
+}
+
+/* At start: one line when the policy has lint warnings (-t lists them). */
+static void
+log_lint_summary(const struct config *conf, const struct policy *p)
+{
+	char *warnings = NULL;
+	size_t n;
+
+	n = policy_lint(p, conf->auth == CONFIG_AUTH_NONE, &warnings);
+	free(warnings);
+	if (n > 0)
+		log_warnx("event=policy-lint policy=%s warnings=%zu (egressd -t or egressctl check "
+		    "lists them)", conf->policy_file, n);
+}
+
+static int
+check_only(const char *path, struct config *conf, bool strict)
 {
 	struct policy *p;
 	char *errors = NULL;
+	int bad;
 
+	bad = check_files(conf);
 	p = policy_load(conf->policy_path, conf->policy_file, &errors);
 	if (p == NULL) {
 		if (errors != NULL)
 			print_errors(errors);
 		free(errors);
+		return 1;
+	}
+	if (check_lint(conf, p, strict))
+		bad = 1;
+	if (bad) {
+		policy_unref(p);
 		return 1;
 	}
 	printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
@@ -288,6 +340,47 @@ audit_log_line(const char *line)
 	log_warnx("%s", line);
 }
 
+/*
+ * Each connection may hold two descriptors (client and origin), plus the
+ * listeners, the loops and resolvers of the workers, the admin and metrics
+ * clients and some slack.  Raise the soft RLIMIT_NOFILE toward that (the
+ * distribution default of 1024 holds 500 connections at best); say so when
+ * the hard limit is lower, since then max_connections cannot be reached and
+ * accept() will fail with EMFILE first.
+ */
+static void
+raise_nofile(const struct config *conf)
+{
+	struct rlimit rl;
+	rlim_t need, want;
+
+	need = (rlim_t)conf->max_connections * 2 +
+	    (rlim_t)conf->workers * (conf->nlisten + 8) + 128;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1) {
+		log_warn("event=fd-limit getrlimit");
+		return;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+		want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+		if (want > rl.rlim_cur) {
+			rlim_t was = rl.rlim_cur;
+
+			rl.rlim_cur = want;
+			if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+				log_warn("event=fd-limit setrlimit %llu", (unsigned long long)want);
+			else
+				log_info("event=fd-limit nofile=%llu raised_from=%llu",
+				    (unsigned long long)want, (unsigned long long)was);
+		}
+	}
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need)
+		log_warnx("event=fd-limit-low nofile_hard=%llu need=%llu max_connections=%d: "
+		    "connections will be refused (accept paused) before max_connections; "
+		    "raise the hard limit (LimitNOFILE=, ulimit -Hn)",
+		    (unsigned long long)rl.rlim_max, (unsigned long long)need,
+		    conf->max_connections);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -297,10 +390,10 @@ main(int argc, char *argv[])
 	sigset_t sigs;
 	const char *conf_path = NULL;
 	char *errors = NULL, *err = NULL;
-	bool test = false, debug = false;
+	bool test = false, debug = false, strict = false;
 	int ch, i, rc;
 
-	while ((ch = getopt(argc, argv, "c:dtVh")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dtVWh")) != -1) {
 		switch (ch) {
 		case 'c':
 			conf_path = optarg;
@@ -310,6 +403,9 @@ main(int argc, char *argv[])
 			break;
 		case 't':
 			test = true;
+			break;
+		case 'W':
+			strict = true;          /* with -t: lint warnings are errors */
 			break;
 		case 'V':
 			printf("egressd %s\n", EGRESSD_VERSION);
@@ -332,9 +428,13 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (test) {
-		rc = check_only(conf_path, d.conf);
+		rc = check_only(conf_path, d.conf, strict);
 		config_free(d.conf);
 		return rc;
+	}
+	if (check_files(d.conf) != 0) {
+		config_free(d.conf);
+		return 1;
 	}
 	d.start_ms = clock_wall_ms();
 	d.policy = daemon_load_policy(&d, &errors);
@@ -345,6 +445,7 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	d.generation = 1;
+	log_lint_summary(d.conf, d.policy);
 
 	signal(SIGPIPE, SIG_IGN);
 	memset(&acfg, 0, sizeof(acfg));
@@ -368,6 +469,11 @@ main(int argc, char *argv[])
 
 	/* The main loop, the admin socket and /metrics exist before any worker
 	 * accepts, so that their errors stop the start before traffic flows. */
+	raise_nofile(d.conf);
+	for (i = 0; i < (int)d.conf->nlisten; i++)
+		if (worker_probe_listen(&d.conf->listen[i], &err) == -1)
+			fatalx("%s:%zu: %s", conf_path, d.conf->listen[i].line,
+			    err != NULL ? err : "cannot listen");
 	d.base = event_base_new();
 	if (d.base == NULL)
 		fatalx("cannot create the main event loop");

@@ -1,13 +1,16 @@
 /*
  * metrics — the Prometheus endpoint: GET /metrics, text format 0.0.4.
  *
- * evhttp on the main loop does the HTTP; this file renders the numbers.  The
- * points where scrapers are strict: every family has one # HELP and one
- * # TYPE line before its samples, counters end in _total, histogram buckets
- * are cumulative with le="+Inf" equal to _count, and label values are
- * escaped.  Bounds keep a hostile scraper cheap: heads over 8 KiB, bodies and
- * slow clients are refused by evhttp, and every answer is a fresh snapshot
- * built on the main thread (workers are never asked anything).
+ * A small HTTP/1.x responder on the main loop serves it (one request per
+ * connection, then close), so that it can do what evhttp cannot: cap the
+ * scrapers served at once and rest, rather than spin, when accept() runs out
+ * of descriptors.  The points where scrapers are strict: every family has one
+ * # HELP and one # TYPE line before its samples, counters end in _total,
+ * histogram buckets are cumulative with le="+Inf" equal to _count, and label
+ * values are escaped.  Bounds keep a hostile scraper cheap: heads over 8 KiB,
+ * bodies and slow clients are refused, at most METRICS_CLIENTS_MAX are served
+ * at once, and every answer is a fresh snapshot built on the main thread
+ * (workers are never asked anything).
  */
 #include "gateway/metrics.h"
 
@@ -16,24 +19,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/http.h>
 
 #include "gateway/control.h"
+#include "gateway/log.h"
 #include "gateway/netaddr.h"
 
 #define METRICS_TIMEOUT 5           /* seconds for a scrape's request and response */
 #define METRICS_HEADERS_MAX 8192
-#define METRICS_BODY_MAX 1024
+#define METRICS_CLIENTS_MAX 16      /* scrapers served at once (as admin clients) */
+#define METRICS_PAUSE_MS 200        /* accepting rests this long when out of descriptors */
+#define METRICS_LOG_MS 10000        /* at most one accept-paused line this often */
+
+struct metrics_client {
+	TAILQ_ENTRY(metrics_client) entry;
+	struct metrics *m;
+	struct bufferevent *bev;
+	struct event *deadline;         /* the whole exchange, from accept */
+	bool answered;                  /* the response is queued: only writing is left */
+};
 
 struct metrics {
-	struct evhttp *http;
+	struct event_base *base;
+	int fd;
+	struct event *accept_ev;
+	struct event *resume_ev;        /* re-arms accept_ev after a pause */
+	TAILQ_HEAD(, metrics_client) clients;
+	size_t nclients;
 	metrics_report_fn *report;
 	void *arg;
 };
+
+static struct log_rate metrics_log_rate;
 
 static const int64_t bounds_us[STATS_HIST_NBOUNDS] = STATS_HIST_BOUNDS_US;
 
@@ -160,91 +185,300 @@ metrics_render(const struct control_report *r)
 	return buf;
 }
 
-static void
-on_request(struct evhttp_request *req, void *arg)
-{
-	struct metrics *m = arg;
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct control_report r;
-	struct evbuffer *body;
-	const char *path;
-	char *text;
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+/* ---- serving ------------------------------------------------------------- */
 
-	path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	if ((cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD) || path == NULL ||
-	    strcmp(path, "/metrics") != 0) {
-		evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
-		if ((body = evbuffer_new()) != NULL)
-			evbuffer_add_printf(body, "not found: only GET /metrics is served here\n");
-		evhttp_send_reply(req, HTTP_NOTFOUND, "Not Found", body);
-		if (body != NULL)
-			evbuffer_free(body);
+/*
+ * A scraper's exchange is one request and one response, then close (as
+ * Prometheus and curl both accept): read the head up to the blank line,
+ * answer from a fresh snapshot, write, close.
+ */
+static void
+client_free(struct metrics_client *cl)
+{
+	struct metrics *m = cl->m;
+
+	TAILQ_REMOVE(&m->clients, cl, entry);
+	m->nclients--;
+	if (cl->deadline != NULL)
+		event_free(cl->deadline);
+	bufferevent_free(cl->bev);      /* closes the socket */
+	free(cl);
+}
+
+static void
+client_reply(struct metrics_client *cl, int code, const char *reason, const char *ctype,
+    const char *body, bool head_only)
+{
+	struct evbuffer *out = bufferevent_get_output(cl->bev);
+	size_t len = body != NULL ? strlen(body) : 0;
+
+	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	    "Content-Length: %zu\r\nConnection: close\r\n\r\n", code, reason, ctype, len);
+	if (!head_only && len > 0)
+		evbuffer_add(out, body, len);
+	cl->answered = true;
+	bufferevent_disable(cl->bev, EV_READ);
+	bufferevent_enable(cl->bev, EV_WRITE);
+}
+
+static void
+client_error(struct metrics_client *cl, int code, const char *reason, const char *text)
+{
+	client_reply(cl, code, reason, "text/plain; charset=utf-8", text, false);
+}
+
+/* Whether a head (NUL-terminated, lines ending in LF) carries a body. */
+static bool
+head_has_body(const char *head)
+{
+	const char *p;
+
+	for (p = strchr(head, '\n'); p != NULL && p[1] != '\0'; p = strchr(p + 1, '\n')) {
+		if (strncasecmp(p + 1, "Transfer-Encoding:", 18) == 0)
+			return true;
+		if (strncasecmp(p + 1, "Content-Length:", 15) == 0) {
+			const char *v = p + 16;
+
+			while (*v == ' ' || *v == '\t')
+				v++;
+			if (*v != '0' || (v[1] >= '0' && v[1] <= '9'))
+				return true;
+		}
+	}
+	return false;
+}
+
+static void
+client_request(struct metrics_client *cl, char *head)
+{
+	struct metrics *m = cl->m;
+	struct control_report r;
+	char *method, *target, *version, *q, *text, *save = NULL, *line;
+	bool head_only;
+
+	line = strtok_r(head, "\r\n", &save);
+	if (line == NULL || (method = strtok_r(line, " ", &q)) == NULL ||
+	    (target = strtok_r(NULL, " ", &q)) == NULL ||
+	    (version = strtok_r(NULL, " ", &q)) == NULL || strtok_r(NULL, " ", &q) != NULL ||
+	    strncmp(version, "HTTP/1.", 7) != 0) {
+		client_error(cl, 400, "Bad Request", "bad request\n");
+		return;
+	}
+	if ((q = strchr(target, '?')) != NULL)
+		*q = '\0';
+	head_only = strcmp(method, "HEAD") == 0;
+	if ((strcmp(method, "GET") != 0 && !head_only) || strcmp(target, "/metrics") != 0) {
+		client_error(cl, 404, "Not Found", "not found: only GET /metrics is served here\n");
 		return;
 	}
 	memset(&r, 0, sizeof(r));
 	m->report(m->arg, &r);
-	if ((text = metrics_render(&r)) == NULL || (body = evbuffer_new()) == NULL) {
-		free(text);
-		evhttp_send_error(req, HTTP_INTERNAL, NULL);
+	if ((text = metrics_render(&r)) == NULL) {
+		client_error(cl, 500, "Internal Server Error", "out of memory\n");
 		return;
 	}
-	evbuffer_add(body, text, strlen(text));
+	client_reply(cl, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", text, head_only);
 	free(text);
-	evhttp_add_header(h, "Content-Type", "text/plain; version=0.0.4; charset=utf-8");
-	evhttp_send_reply(req, HTTP_OK, "OK", body);
-	evbuffer_free(body);
+}
+
+static void
+on_client_read(struct bufferevent *bev, void *arg)
+{
+	struct metrics_client *cl = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer_ptr end;
+	char head[METRICS_HEADERS_MAX + 1];
+	size_t len;
+
+	if (cl->answered)
+		return;
+	end = evbuffer_search(in, "\n\r\n", 3, NULL);
+	if (end.pos == -1)
+		end = evbuffer_search(in, "\n\n", 2, NULL);
+	if (end.pos == -1 || (size_t)end.pos >= METRICS_HEADERS_MAX) {
+		if (end.pos != -1 || evbuffer_get_length(in) >= METRICS_HEADERS_MAX)
+			client_error(cl, 431, "Request Header Fields Too Large",
+			    "request head too large\n");
+		return;
+	}
+	len = (size_t)end.pos + 1;
+	evbuffer_remove(in, head, len);
+	head[len] = '\0';
+	if (head_has_body(head)) {
+		client_error(cl, 413, "Content Too Large", "no request body is accepted here\n");
+		return;
+	}
+	client_request(cl, head);
+}
+
+static void
+on_client_written(struct bufferevent *bev, void *arg)
+{
+	struct metrics_client *cl = arg;
+
+	if (cl->answered && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+		client_free(cl);
+}
+
+static void
+on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct metrics_client *cl = arg;
+
+	/* A scraper may shut its side once the request is sent: keep writing. */
+	if (cl->answered && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	client_free(cl);
+}
+
+static void
+on_client_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	client_free(arg);
+	(void)fd;
+	(void)what;
+}
+
+static void
+on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct metrics *m = arg;
+
+	event_add(m->accept_ev, NULL);
+	(void)fd;
+	(void)what;
+}
+
+/* Out of descriptors: rest instead of spinning on a readable socket (control.c). */
+static void
+metrics_accept_failed(struct metrics *m, int e)
+{
+	struct timeval tv = { 0, METRICS_PAUSE_MS * 1000 };
+	uint64_t quiet;
+
+	if (e != EMFILE && e != ENFILE && e != ENOBUFS && e != ENOMEM)
+		return;
+	if (log_rate_allow(&metrics_log_rate, METRICS_LOG_MS, &quiet))
+		log_warnx("event=accept-paused listener=metrics_listen reason=\"%s\" "
+		    "pause_ms=%d repeated=%llu", strerror(e), METRICS_PAUSE_MS,
+		    (unsigned long long)quiet);
+	event_del(m->accept_ev);
+	evtimer_add(m->resume_ev, &tv);
+}
+
+static void
+on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	    "Content-Length: 0\r\nConnection: close\r\n\r\n";
+	struct metrics *m = arg;
+	struct metrics_client *cl;
+	struct timeval tv = { METRICS_TIMEOUT, 0 };
+	int fd;
+
+	if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
+		metrics_accept_failed(m, errno);
+		return;
+	}
+	if (m->nclients >= METRICS_CLIENTS_MAX) {
+		(void)send(fd, busy, sizeof(busy) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+		close(fd);
+		return;
+	}
+	if ((cl = calloc(1, sizeof(*cl))) == NULL) {
+		close(fd);
+		return;
+	}
+	cl->m = m;
+	if ((cl->bev = bufferevent_socket_new(m->base, fd, BEV_OPT_CLOSE_ON_FREE)) == NULL) {
+		close(fd);
+		free(cl);
+		return;
+	}
+	TAILQ_INSERT_TAIL(&m->clients, cl, entry);
+	m->nclients++;
+	if ((cl->deadline = evtimer_new(m->base, on_client_deadline, cl)) == NULL) {
+		client_free(cl);
+		return;
+	}
+	bufferevent_setcb(cl->bev, on_client_read, on_client_written, on_client_event, cl);
+	/* Never hold more than a head's worth of a scraper's bytes. */
+	bufferevent_setwatermark(cl->bev, EV_READ, 0, METRICS_HEADERS_MAX);
+	bufferevent_enable(cl->bev, EV_READ);
+	/* Total, from accept: trickled bytes do not extend it. */
+	evtimer_add(cl->deadline, &tv);
+	(void)what;
+}
+
+static int
+metrics_bind(const struct sockaddr *addr, socklen_t len, char **err)
+{
+	char text[NETADDR_TEXT_MAX];
+	int fd, one = 1, e;
+
+	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd != -1 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == 0 &&
+	    (addr->sa_family != AF_INET6 ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == 0) &&
+	    bind(fd, addr, len) == 0 && listen(fd, 64) == 0)
+		return fd;
+	e = errno;
+	netaddr_ntop(addr, text, sizeof(text));
+	/* Never SO_REUSEPORT here: a second daemon is refused, never shares. */
+	if (asprintf(err, "metrics_listen %s:%d: %s", text, netaddr_port(addr),
+	    e == EADDRINUSE ? "address in use (another process listens on it)" :
+	    strerror(e)) == -1)
+		*err = NULL;
+	if (fd != -1)
+		close(fd);
+	return -1;
 }
 
 struct metrics *
 metrics_new(struct event_base *base, const struct sockaddr *addr, socklen_t len,
     metrics_report_fn *report, void *arg, char **err)
 {
-	char text[NETADDR_TEXT_MAX];
 	struct metrics *m;
-	int fd = -1, one = 1, e;
 
 	*err = NULL;
-	if ((m = calloc(1, sizeof(*m))) == NULL)
-		goto nomem;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		*err = strdup("metrics_listen: out of memory");
+		return NULL;
+	}
+	m->base = base;
 	m->report = report;
 	m->arg = arg;
-	if ((m->http = evhttp_new(base)) == NULL)
-		goto nomem;
-	evhttp_set_timeout(m->http, METRICS_TIMEOUT);
-	evhttp_set_max_headers_size(m->http, METRICS_HEADERS_MAX);
-	evhttp_set_max_body_size(m->http, METRICS_BODY_MAX);
-	evhttp_set_gencb(m->http, on_request, m);
-
-	fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1 ||
-	    bind(fd, addr, len) == -1 || listen(fd, 64) == -1)
-		goto syserr;
-	if (evhttp_accept_socket_with_handle(m->http, fd) == NULL)
-		goto syserr;
+	m->fd = -1;
+	TAILQ_INIT(&m->clients);
+	if ((m->fd = metrics_bind(addr, len, err)) == -1) {
+		metrics_free(m);
+		return NULL;
+	}
+	m->accept_ev = event_new(base, m->fd, EV_READ | EV_PERSIST, on_accept, m);
+	m->resume_ev = evtimer_new(base, on_resume, m);
+	if (m->accept_ev == NULL || m->resume_ev == NULL || event_add(m->accept_ev, NULL) == -1) {
+		metrics_free(m);
+		*err = strdup("metrics_listen: cannot watch the socket");
+		return NULL;
+	}
 	return m;
-syserr:
-	e = errno;
-	netaddr_ntop(addr, text, sizeof(text));
-	if (asprintf(err, "metrics_listen %s:%d: %s", text, netaddr_port(addr),
-	    strerror(e)) == -1)
-		*err = NULL;
-	if (fd != -1)
-		close(fd);
-	metrics_free(m);
-	return NULL;
-nomem:
-	metrics_free(m);
-	*err = strdup("metrics_listen: out of memory");
-	return NULL;
 }
 
 void
 metrics_free(struct metrics *m)
 {
+	struct metrics_client *cl;
+
 	if (m == NULL)
 		return;
-	if (m->http != NULL)
-		evhttp_free(m->http);   /* closes the bound socket too */
+	while ((cl = TAILQ_FIRST(&m->clients)) != NULL)
+		client_free(cl);
+	if (m->accept_ev != NULL)
+		event_free(m->accept_ev);
+	if (m->resume_ev != NULL)
+		event_free(m->resume_ev);
+	if (m->fd != -1)
+		close(m->fd);
 	free(m);
 }

@@ -39,6 +39,9 @@
 
 #define ACCEPT_PAUSE_MS 200         /* listeners rest this long after EMFILE or a burst */
 #define REFUSED_LOG_SECONDS 10      /* at most one proxy-refused line this often per worker */
+#define ACCEPT_LOG_MS 10000         /* at most one accept-paused line this often */
+
+static struct log_rate accept_log_rate;
 
 struct listener {
 	struct worker *w;
@@ -149,6 +152,45 @@ worker_refuse_proxy(struct worker *w, const struct listener *l, evutil_socket_t 
 	w->refused_quiet = 0;
 }
 
+/*
+ * SO_REUSEPORT lets every socket of the same user share a port, so a second
+ * egressd started on a running one's address would silently take half of its
+ * connections, under its own policy.  Before the workers bind their shared
+ * sockets, one socket without SO_REUSEPORT is bound to the address and closed
+ * again: EADDRINUSE there means another process holds the address (TIME_WAIT
+ * leftovers do not count: SO_REUSEADDR), and the start is refused.
+ */
+int
+worker_probe_listen(const struct config_listen *cl, char **err)
+{
+	int fd, one = 1, e;
+
+	*err = NULL;
+	fd = socket(cl->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (cl->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&cl->addr, cl->addrlen) == -1)
+		goto fail;
+	close(fd);
+	return 0;
+fail:
+	e = errno;
+	if (e == EADDRINUSE) {
+		if (asprintf(err, "listen %s: address in use (another process listens on "
+		    "it; egressd never shares a port)", cl->text) == -1)
+			*err = NULL;
+	} else if (asprintf(err, "listen %s: %s", cl->text, strerror(e)) == -1)
+		*err = NULL;
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
 static void
 on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, int salen,
     void *arg)
@@ -213,11 +255,16 @@ static void
 on_accept_error(struct evconnlistener *lev, void *arg)
 {
 	struct listener *l = arg;
+	uint64_t quiet;
 	int e = EVUTIL_SOCKET_ERROR();
 
 	if (e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM) {
-		log_warnx("worker=%d event=accept-paused reason=%s", l->w->index,
-		    strerror(e));
+		/* Every worker pauses every ACCEPT_PAUSE_MS while it lasts: one
+		 * line per ACCEPT_LOG_MS for all of them, with the count. */
+		if (log_rate_allow(&accept_log_rate, ACCEPT_LOG_MS, &quiet))
+			log_warnx("event=accept-paused listener=proxy worker=%d reason=\"%s\" "
+			    "pause_ms=%d repeated=%llu", l->w->index, strerror(e),
+			    ACCEPT_PAUSE_MS, (unsigned long long)quiet);
 		worker_pause_listeners(l->w);
 		return;
 	}

@@ -19,6 +19,7 @@
 struct auth_loop;
 struct conn;
 struct config;
+struct config_listen;
 struct gateway;
 struct policy;
 struct event_base;
@@ -32,6 +33,12 @@ struct conn_node {
 	TAILQ_ENTRY(conn_node) entry;
 	struct conn *conn;              /* the connection this node belongs to */
 };
+
+/*
+ * Before any worker binds: fail (-1, *err "listen ADDR: address in use ...")
+ * when another process already listens on cl's address.
+ */
+int worker_probe_listen(const struct config_listen *cl, char **err);
 
 /* Create worker `index` (listeners bound now, so errors surface before start). */
 struct worker *worker_new(struct gateway *gw, int index, struct policy *policy, char **err);

@@ -139,4 +139,14 @@ size_t policy_rule_count(const struct policy *);
 void policy_decide(const struct policy *, const struct policy_request *,
     struct policy_decision *);
 
+/*
+ * Warnings about a policy that loads but is probably not what its author
+ * meant (lint.c): an unescaped "." in a name, ".example.com" or "*.example.com",
+ * a host:port or URL in the host column, identity rules when no_identity
+ * ("auth none"), a rule written twice, a rule an earlier one always answers
+ * first.  Returns the number of warnings; *warnings gets them as
+ * "FILE:LINE: warning: message\n" lines (malloc'd; NULL when there are none).
+ */
+size_t policy_lint(const struct policy *, bool no_identity, char **warnings);
+
 #endif

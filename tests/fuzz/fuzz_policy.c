@@ -8,7 +8,8 @@
  * through the index and through the plain scan; and for every rule and host
  * tried, a regex match implies the literal prefilter let the host through
  * (the literal extraction never hides a match).  The last property is the
- * one a fuzzer is best at: odd pattern syntax the extraction misreads.
+ * one a fuzzer is best at: odd pattern syntax the extraction misreads.  The
+ * lint runs too: one "f.rules:LINE: warning: " line per warning counted.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -80,6 +81,25 @@ try_host(const struct policy *p, const char *host, pcre2_match_data *m)
 	prefilter_sound(p, host, m);
 }
 
+/* The lint (lint.c) reads the pattern text on its own: every warning names a rule. */
+static void
+lint_sound(const struct policy *p, bool no_identity)
+{
+	char *w = NULL, *line, *save = NULL;
+	size_t n, seen = 0;
+
+	n = policy_lint(p, no_identity, &w);
+	if ((n == 0) != (w == NULL))
+		abort();
+	for (line = w != NULL ? strtok_r(w, "\n", &save) : NULL; line != NULL;
+	    line = strtok_r(NULL, "\n", &save), seen++)
+		if (strncmp(line, "f.rules:", 8) != 0 || strstr(line, ": warning: ") == NULL)
+			abort();
+	if (seen != n)
+		abort();
+	free(w);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -116,6 +136,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		try_host(p, host, m);
 	}
 	pcre2_match_data_free(m);
+	lint_sound(p, false);
+	lint_sound(p, true);
 	policy_unref(p);
 	return 0;
 }

@@ -99,10 +99,10 @@ class GatewayFactory:
         self.instances = []
 
     def __call__(self, conf=None, policy=None, hosts=None, proxy_listener=False, start=True,
-                 workers=2, resolv_extra="", nofile=None, env=None):
+                 workers=2, resolv_extra="", nofile=None, nofile_hard=None, env=None):
         g = Gateway(self.dns_port, conf=conf, policy=policy if policy is not None else self.allow_all,
                     hosts=hosts, proxy_listener=proxy_listener, workers=workers,
-                    resolv_extra=resolv_extra, nofile=nofile, env=env)
+                    resolv_extra=resolv_extra, nofile=nofile, nofile_hard=nofile_hard, env=env)
         self.instances.append(g)
         if start:
             g.start()

@@ -291,7 +291,9 @@ def test_explain_outputs(confdir):
     assert "sni verdict: ok (" in out and "sni rule: policy.rules:4: " in out, out
     out = explain(conf, "--method", "CONNECT", "--host", "192.0.2.1", "--port", "443",
                   "--sni", "x.evil.test")
-    assert out.startswith("decision: allow (ok)\nrule: policy.rules:5: "), out
+    # (The contract: the first line is the final outcome, the CONNECT's rule follows.)
+    assert out.startswith("decision: deny (sni_denied)\nwhy: "), out
+    assert "\nrule: policy.rules:5: " in out, out
     assert "sni verdict: sni_denied (" in out and "sni rule: policy.rules:2: " in out, out
 
     j = json.loads(explain(conf, "--json", "--method", "CONNECT", "--host", "www.example.com",

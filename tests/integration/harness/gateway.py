@@ -143,7 +143,8 @@ class Gateway:
     """
 
     def __init__(self, dns_port, conf=None, policy=None, hosts=None, proxy_listener=False,
-                 workers=2, resolv_extra="", nofile=None, syslog_collector=True, env=None):
+                 workers=2, resolv_extra="", nofile=None, nofile_hard=None,
+                 syslog_collector=True, env=None):
         if not os.access(BINARY, os.X_OK):
             raise GatewayError("%s is not built (run `make all`)" % BINARY)
         self.dir = tempfile.mkdtemp(prefix="egw-", dir="/tmp")
@@ -163,6 +164,7 @@ class Gateway:
         self.resolv_extra = resolv_extra
         self.nofile = nofile
         self.env = env
+        self.nofile_hard = nofile_hard if nofile_hard is not None else nofile
         self.syslog = SyslogCollector(self.audit_sock_path) if syslog_collector else NoCollector()
         self._stderr_file = None
 
@@ -221,8 +223,8 @@ class Gateway:
             pre = None
             if self.nofile:
                 import resource
-                lim = self.nofile
-                pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (lim, lim))
+                lim = (self.nofile, self.nofile_hard)
+                pre = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, lim)
             self.proc = subprocess.Popen([BINARY, "-c", os.path.join(self.dir, "egressd.conf")],
                                          stdin=subprocess.DEVNULL, stdout=self._stderr_file,
                                          stderr=self._stderr_file, cwd=self.dir, preexec_fn=pre,
@@ -236,7 +238,8 @@ class Gateway:
                 last = e
                 if self.proc.poll() is None:
                     self.kill()
-                if "Address already in use" not in self.stderr():
+                if "address already in use" not in self.stderr().lower() and \
+                        "address in use" not in self.stderr():
                     break
         raise last
 
