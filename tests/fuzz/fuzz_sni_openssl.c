@@ -96,6 +96,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *why, *err;
 	enum sni_result r;
 	uint8_t *copy;
+	int ossl;
 
 	setup();
 	if (size > 65536)
@@ -107,7 +108,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	r = sni_read_hello(copy, size, 0, &hello, &why);
 	free(copy);
 
-	if (!openssl_name(data, size))
+	ossl = openssl_name(data, size);
+	/* EGRESSD_DIFF_VERBOSE=1 build/fuzz/fuzz_sni_openssl FILE...: show both readings. */
+	if (getenv("EGRESSD_DIFF_VERBOSE") != NULL)
+		fprintf(stderr, "openssl %s \"%s\", egressd %s \"%s\"\n",
+		    ossl_seen ? "read" : "did not reach the name:", ossl_name, sni_result_name(r),
+		    r == SNI_FOUND ? hello.name : "");
+	if (!ossl)
 		return 0;
 	switch (r) {
 	case SNI_MALFORMED:
