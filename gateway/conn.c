@@ -1370,10 +1370,18 @@ conn_start_relay(struct conn *c)
 	 * payload byte is counted once (the 200 is not payload).
 	 */
 	if (c->sni_server != NULL) {
-		up_moved -= evbuffer_get_length(bufferevent_get_output(c->sni_server));
-		down_moved += evbuffer_get_length(bufferevent_get_input(c->sni_server));
-		evbuffer_prepend_buffer(in, bufferevent_get_output(c->sni_server));
-		evbuffer_add_buffer(out, bufferevent_get_input(c->sni_server));
+		struct evbuffer *s_out = bufferevent_get_output(c->sni_server);
+		struct evbuffer *s_in = bufferevent_get_input(c->sni_server);
+
+		up_moved -= evbuffer_get_length(s_out);
+		down_moved += evbuffer_get_length(s_in);
+		/* A bufferevent freezes the start of its output: the bytes are
+		 * taken here, as the bufferevent is freed right after. */
+		evbuffer_unfreeze(s_out, 1);
+		if (evbuffer_prepend_buffer(in, s_out) == -1 || evbuffer_add_buffer(out, s_in) == -1) {
+			conn_close(c, "error");
+			return;
+		}
 		bufferevent_free(c->sni_server);
 		c->sni_server = NULL;
 	}
