@@ -14,7 +14,7 @@
  *   - every length field is checked against the bytes that remain in what
  *     contains it, and a hello servers could read in two ways (two names, a
  *     duplicated extension, a NUL, trailing bytes) is refused, never guessed;
- *   - on any error the answer is NOT_TLS or INVALID, never "plain text".
+ *   - on any error the answer is MALFORMED or INVALID, never "plain text".
  *
  * Only bytes that are plainly not a TLS client handshake answer NOT_TLS: a
  * first byte other than 0x16, a first record version other than 3.x, or a
