@@ -75,6 +75,9 @@ $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
 
+# The SNI differential compares gateway/sni.c with OpenSSL's ClientHello parser.
+$(BUILD)/fuzz/fuzz_sni_openssl: LDLIBS += $(shell pkg-config --libs openssl)
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FZ_OBJS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CFLAGS) $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -o $@ $(filter %.c %.o,$^) $(LDLIBS)

@@ -4,6 +4,8 @@
  *   accept -> [PROXY header] -> READ_REQUEST -> AUTHENTICATING -> DECIDING
  *          -> RESOLVING -> CONNECTING
  *     CONNECT:       -> 200 -> SNI_PEEK (unless sni=off) -> RELAYING (relay.c) -> close
+ *                    a ClientHello read: -> SNI_SERVER_HELLO -> [HelloRetryRequest:
+ *                    SNI_SECOND_HELLO] -> RELAYING
  *     absolute-form: -> FORWARDING (request out, response back) -> READ_REQUEST ...
  *   every failure:   conn_fail(status, reason) -> conn_close()
  *
@@ -75,6 +77,8 @@ enum conn_state {                   /* in lifetime order; conn_state_name() mirr
 	CONN_RESOLVING,                 /* waiting for upstream_resolve() */
 	CONN_CONNECTING,                /* waiting for upstream_connect() */
 	CONN_SNI_PEEK,                  /* CONNECT: holding client bytes until the ClientHello is judged */
+	CONN_SNI_SERVER_HELLO,          /* hello passed on; holding the rest until the server answers */
+	CONN_SNI_SECOND_HELLO,          /* after a HelloRetryRequest: judging the client's next hello */
 	CONN_RELAYING,                  /* CONNECT: relay.c pumps both directions */
 	CONN_FORWARDING,                /* absolute-form: request out, response back */
 	CONN_LINGER,                    /* closed: flushing the last response, discarding input */
@@ -82,7 +86,7 @@ enum conn_state {                   /* in lifetime order; conn_state_name() mirr
 
 static const char *const conn_state_names[] = {
 	"PROXY_HEADER", "READ_REQUEST", "AUTHENTICATING", "DECIDING", "RESOLVING", "CONNECTING",
-	"SNI_PEEK", "RELAYING", "FORWARDING", "LINGER",
+	"SNI_PEEK", "SNI_SERVER_HELLO", "SNI_SECOND_HELLO", "RELAYING", "FORWARDING", "LINGER",
 };
 
 /* A body moving from one buffer to another, re-framed on the way. */
@@ -149,6 +153,10 @@ struct conn {
 	size_t ngroups;
 	bool sni_final;                 /* no more ClientHello bytes will come (EOF, sni_timeout) */
 	char sni[HOST_BUF];             /* the ClientHello server name, "" if none read */
+	bool sni_hello;                 /* a ClientHello was read: the server's answer is watched */
+	bool sni_hrr;                   /* the server's first message is a HelloRetryRequest */
+	size_t sni_consumed;            /* bytes the hello just judged took, records included */
+	struct bufferevent *sni_server; /* the destination while its first message is awaited */
 	struct policy *policy;          /* snapshot the decision used (one reference) */
 	struct policy_decision decision;
 	char dst_ip[NETADDR_TEXT_MAX];
@@ -319,6 +327,8 @@ conn_reset_request(struct conn *c)
 	conn_forget_identity(c);
 	c->sni[0] = '\0';
 	c->sni_final = false;
+	c->sni_hello = c->sni_hrr = false;
+	c->sni_consumed = 0;
 	free(c->url);
 	c->url = NULL;
 	c->target_len = 0;
@@ -473,6 +483,9 @@ conn_close(struct conn *c, const char *why)
 	}
 	relay_free(c->relay);
 	c->relay = NULL;
+	if (c->sni_server != NULL)
+		bufferevent_free(c->sni_server);    /* the socket is closed just below */
+	c->sni_server = NULL;
 	conn_release_server(c);
 	conn_reset_request(c);
 	if (c->timer != NULL)
@@ -1262,15 +1275,19 @@ conn_sni_fail(struct conn *c, const char *reason, const char *why)
 }
 
 /*
- * Judge the client's first bytes before a single one reaches the destination.
+ * Judge a ClientHello before a single byte of it reaches the destination:
+ * the client's first bytes, or (second) its answer to a HelloRetryRequest.
  * Under sni=require a complete ClientHello with one valid server name is
- * needed; under sni=optional only a name that is there is checked.  A name
- * is checked twice: it must equal the CONNECT host when that is a name, and
- * the policy, asked again with the name as host (same user, port, method),
- * must allow it, so a tunnel to an allowed name cannot carry TLS to another.
+ * needed; under sni=optional only a name that is there is checked, and only
+ * bytes that are plainly not TLS go on unchecked.  A name is checked twice:
+ * it must equal the CONNECT host when that is a name, and the policy, asked
+ * again with the name as host (same user, port, method), must allow it, so a
+ * tunnel to an allowed name cannot carry TLS to another.  A second hello
+ * must be a ClientHello with the first one's name.  On STEP_DONE,
+ * c->sni_hello says whether a hello was read (c->sni_consumed its bytes).
  */
 static enum step
-conn_sni_peek(struct conn *c)
+conn_sni_judge(struct conn *c, bool second)
 {
 	static const uint8_t nothing[1];
 	struct evbuffer *in = bufferevent_get_input(c->client);
@@ -1278,16 +1295,17 @@ conn_sni_peek(struct conn *c)
 	bool require = c->decision.sni == POLICY_SNI_REQUIRE;
 	struct policy_decision d;
 	struct policy_request pr;
-	char name[SNI_NAME_BUF];
+	struct sni_hello hello;
 	const char *why = NULL;
 	enum sni_result r;
 
+	c->sni_hello = false;
 	if (len == 0 && !c->sni_final)
 		return STEP_WAIT;
 	if (len > SNI_MAX_HELLO)
 		len = SNI_MAX_HELLO;
-	r = sni_read(len > 0 ? evbuffer_pullup(in, (ssize_t)len) : nothing, len, name,
-	    sizeof(name), &why);
+	r = sni_read_hello(len > 0 ? evbuffer_pullup(in, (ssize_t)len) : nothing, len,
+	    second ? SNI_AFTER_HRR : 0, &hello, &why);
 	switch (r) {
 	case SNI_NEED_MORE:
 		if (!c->sni_final)
@@ -1298,29 +1316,108 @@ conn_sni_peek(struct conn *c)
 		 * ClientHello does not, or stalling one byte short of the end
 		 * would smuggle any name past the check.
 		 */
-		if (require || len > 0)
+		if (require || second || len > 0)
 			return conn_sni_fail(c, "not_tls", "no complete ClientHello in time");
 		return STEP_DONE;
 	case SNI_NOT_TLS:
+		if (second)
+			return conn_sni_fail(c, "not_tls",
+			    "the answer to a HelloRetryRequest is not a ClientHello");
 		return require ? conn_sni_fail(c, "not_tls", why) : STEP_DONE;
-	case SNI_NO_NAME:
-		return require ? conn_sni_fail(c, "sni_missing", why) : STEP_DONE;
+	case SNI_MALFORMED:
+		return conn_sni_fail(c, "not_tls", why);
 	case SNI_INVALID:
 		return conn_sni_fail(c, "sni_invalid", why);
+	case SNI_NO_NAME:
 	case SNI_FOUND:
 		break;
 	}
-	snprintf(c->sni, sizeof(c->sni), "%s", name);
-	if (c->host_kind == HOST_NAME && strcmp(c->sni, c->host) != 0)
-		return conn_sni_fail(c, "sni_mismatch", "server name differs from the CONNECT host");
-	conn_policy_request(c, c->sni, &pr);
-	policy_decide(c->policy, &pr, &d);
-	if (!d.allow) {
-		c->decision.rule = d.rule;
-		return conn_sni_fail(c, strcmp(d.reason, "policy_error") == 0 ? "policy_error" :
-		    "sni_denied", d.reason);
+	if (require && hello.ech)
+		return conn_sni_fail(c, "sni_invalid", "Encrypted Client Hello hides the server name");
+	if (second && strcmp(hello.name, c->sni) != 0) {
+		snprintf(c->sni, sizeof(c->sni), "%s", hello.name);
+		return conn_sni_fail(c, "sni_mismatch",
+		    "the second ClientHello names another server than the first");
 	}
+	if (r == SNI_NO_NAME) {
+		if (require)
+			return conn_sni_fail(c, "sni_missing", why);
+	} else {
+		snprintf(c->sni, sizeof(c->sni), "%s", hello.name);
+		if (c->host_kind == HOST_NAME && strcmp(c->sni, c->host) != 0)
+			return conn_sni_fail(c, "sni_mismatch",
+			    "server name differs from the CONNECT host");
+		conn_policy_request(c, c->sni, &pr);
+		policy_decide(c->policy, &pr, &d);
+		if (!d.allow) {
+			c->decision.rule = d.rule;
+			return conn_sni_fail(c, strcmp(d.reason, "policy_error") == 0 ?
+			    "policy_error" : "sni_denied", d.reason);
+		}
+	}
+	c->sni_hello = true;
+	c->sni_consumed = hello.consumed;
 	return STEP_DONE;
+}
+
+static void on_sni_server_read(struct bufferevent *, void *);
+static void on_sni_server_event(struct bufferevent *, short, void *);
+
+/*
+ * Pass on exactly the hello just judged (what follows it stays held) and
+ * watch for the destination's first message: a HelloRetryRequest makes the
+ * client send another ClientHello, which must be judged too.
+ */
+static enum step
+conn_sni_pass_hello(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->client);
+
+	if (c->sni_server == NULL) {
+		c->sni_server = bufferevent_socket_new(c->base, c->sfd, 0);
+		if (c->sni_server == NULL) {
+			conn_close(c, "error");
+			return STEP_CLOSED;
+		}
+		bufferevent_setcb(c->sni_server, on_sni_server_read, NULL, on_sni_server_event, c);
+		bufferevent_setwatermark(c->sni_server, EV_READ, 0, SNI_MAX_HELLO);
+	}
+	if (evbuffer_remove_buffer(in, bufferevent_get_output(c->sni_server),
+	    c->sni_consumed) != (int)c->sni_consumed) {
+		conn_close(c, "error");
+		return STEP_CLOSED;
+	}
+	c->bytes_up += c->sni_consumed;
+	return STEP_DONE;
+}
+
+/* Is the destination's first handshake message complete enough to tell? */
+static enum step
+conn_sni_server_hello(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->sni_server);
+	size_t len = evbuffer_get_length(in);
+	enum sni_server_hello r;
+
+	if (len == 0)
+		return STEP_WAIT;
+	if (len > SNI_MAX_HELLO)
+		len = SNI_MAX_HELLO;
+	r = sni_server_hello(evbuffer_pullup(in, (ssize_t)len), len);
+	if (r == SNI_SERVER_NEED_MORE)
+		return STEP_WAIT;
+	c->sni_hrr = r == SNI_SERVER_HRR;
+	return STEP_DONE;
+}
+
+/* The server's bytes so far go to the client, as tunnel payload. */
+static void
+conn_sni_pass_down(struct conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->sni_server);
+
+	c->bytes_down += evbuffer_get_length(in);
+	evbuffer_add_buffer(bufferevent_get_output(c->client), in);
 }
 
 /* ---- the state machine ------------------------------------------------ */
@@ -1374,9 +1471,35 @@ conn_start_relay(struct conn *c)
 {
 	struct evbuffer *in = bufferevent_get_input(c->client);
 	struct evbuffer *out = bufferevent_get_output(c->client);
-	size_t up_len = evbuffer_get_length(in), down_len = evbuffer_get_length(out);
 	struct timeval tv = { c->conf->idle_timeout, 0 };
+	uint64_t up_moved = c->bytes_up, down_moved = c->bytes_down;
+	size_t up_len, down_len;
 
+	/*
+	 * After an SNI check that watched the server's answer, what it has not
+	 * yet taken of the hellos goes first, and what it sent that the client
+	 * has not seen goes after the 200.  The relay counts its up prefix;
+	 * the rest of the bytes moved so far are added to its counters, so each
+	 * payload byte is counted once (the 200 is not payload).
+	 */
+	if (c->sni_server != NULL) {
+		struct evbuffer *s_out = bufferevent_get_output(c->sni_server);
+		struct evbuffer *s_in = bufferevent_get_input(c->sni_server);
+
+		up_moved -= evbuffer_get_length(s_out);
+		down_moved += evbuffer_get_length(s_in);
+		/* A bufferevent freezes the start of its output: the bytes are
+		 * taken here, as the bufferevent is freed right after. */
+		evbuffer_unfreeze(s_out, 1);
+		if (evbuffer_prepend_buffer(in, s_out) == -1 || evbuffer_add_buffer(out, s_in) == -1) {
+			conn_close(c, "error");
+			return;
+		}
+		bufferevent_free(c->sni_server);
+		c->sni_server = NULL;
+	}
+	up_len = evbuffer_get_length(in);
+	down_len = evbuffer_get_length(out);
 	/* The relay takes over both sockets; bytes that came with the CONNECT
 	 * head are the first tunnel bytes, and the 200 still unwritten goes first. */
 	c->relay = relay_new(c->base, c->cfd, c->sfd, evbuffer_pullup(in, -1), up_len,
@@ -1387,6 +1510,7 @@ conn_start_relay(struct conn *c)
 		conn_close(c, "error");
 		return;
 	}
+	relay_add_bytes(c->relay, up_moved, down_moved);
 	evtimer_add(c->timer, &tv);
 	conn_register_tunnel(c);
 }
@@ -1496,8 +1620,37 @@ conn_run(struct conn *c)
 		return;
 	case CONN_SNI_PEEK:
 	sni_peek:
-		if (conn_sni_peek(c) != STEP_DONE)
+		if (conn_sni_judge(c, false) != STEP_DONE)
 			return;
+		if (!c->sni_hello)
+			goto relay;
+		if (conn_sni_pass_hello(c) != STEP_DONE)
+			return;
+		/* The server's first message is awaited for sni_timeout at most. */
+		evtimer_del(c->timer);
+		conn_arm_timer(c, c->conf->sni_timeout);
+		bufferevent_enable(c->sni_server, EV_READ | EV_WRITE);
+		conn_enter(c, CONN_SNI_SERVER_HELLO);
+		FALLTHROUGH;
+	case CONN_SNI_SERVER_HELLO:
+		if (conn_sni_server_hello(c) != STEP_DONE)
+			return;
+		if (!c->sni_hrr)
+			goto relay;
+		/* The client answers a HelloRetryRequest with another ClientHello:
+		 * hold it (the server hears nothing more) until it is judged. */
+		bufferevent_disable(c->sni_server, EV_READ);
+		conn_sni_pass_down(c);
+		evtimer_del(c->timer);
+		conn_arm_timer(c, c->conf->sni_timeout);
+		conn_enter(c, CONN_SNI_SECOND_HELLO);
+		FALLTHROUGH;
+	case CONN_SNI_SECOND_HELLO:
+		if (conn_sni_judge(c, true) != STEP_DONE)
+			return;
+		if (conn_sni_pass_hello(c) != STEP_DONE)
+			return;
+	relay:
 		evtimer_del(c->timer);
 		conn_enter(c, CONN_RELAYING);
 		conn_start_relay(c);
@@ -1593,7 +1746,9 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 		conn_fail_head(c, 0, "client");
 		return;
 	}
-	if (c->state == CONN_SNI_PEEK && (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR)) {
+	if ((c->state == CONN_SNI_PEEK || c->state == CONN_SNI_SERVER_HELLO ||
+	    c->state == CONN_SNI_SECOND_HELLO) && (what & BEV_EVENT_EOF) &&
+	    !(what & BEV_EVENT_ERROR)) {
 		/* No more ClientHello bytes will come: judge what there is. */
 		c->sni_final = true;
 		bufferevent_disable(c->client, EV_READ);
@@ -1618,6 +1773,29 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 	conn_close(c, "client");
 	(void)bev;
 	(void)what;
+}
+
+/* The destination during the SNI check: its first message, or its end. */
+static void
+on_sni_server_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->last_activity_ms = loop_now_ms(c);
+	conn_run(c);
+	(void)bev;
+}
+
+static void
+on_sni_server_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	/* It left before the check was done: what it said reaches the client
+	 * (conn_close flushes it), nothing more of the client's reaches it. */
+	conn_sni_pass_down(c);
+	conn_close(c, (what & BEV_EVENT_ERROR) && !(what & BEV_EVENT_EOF) ? "error" : "server");
+	(void)bev;
 }
 
 static void
@@ -1676,6 +1854,7 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 			conn_close(c, "idle_timeout");
 		return;
 	case CONN_SNI_PEEK:
+	case CONN_SNI_SECOND_HELLO:
 		c->sni_final = true;
 		conn_run(c);
 		return;
@@ -1689,6 +1868,14 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		log_warnx("conn=%016" PRIx64 " host=%s event=dns-timeout reason=\"no DNS answer "
 		    "within connect_timeout (%d s)\"", c->id, c->host, c->conf->connect_timeout);
 		conn_fail(c, 502, "dns_failure");
+		return;
+	case CONN_SNI_SERVER_HELLO:
+		/* What the client sent after its hello is held until the server's
+		 * first message tells whether it is another ClientHello: without
+		 * that answer, nothing more goes through. */
+		log_info("conn=%016" PRIx64 " host=%s event=sni-server-silent why=\"%s\"", c->id,
+		    c->host, "no ServerHello within sni_timeout");
+		conn_close(c, "idle_timeout");
 		return;
 	case CONN_RELAYING:
 	case CONN_FORWARDING:

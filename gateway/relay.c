@@ -291,6 +291,13 @@ relay_free(struct relay *r)
 	free(r);
 }
 
+void
+relay_add_bytes(struct relay *r, uint64_t up, uint64_t down)
+{
+	half_count(&r->up, up);
+	half_count(&r->down, down);
+}
+
 uint64_t
 relay_bytes_up(const struct relay *r)
 {

@@ -40,6 +40,9 @@ struct relay *relay_new(struct event_base *base, int client_fd, int server_fd,
     const void *up, size_t up_len, const void *down, size_t down_len,
     relay_done_cb *cb, void *arg, int64_t *last_activity_ms);
 void relay_free(struct relay *);
+/* Count payload moved before the relay started (e.g. during the SNI check's
+ * exchange with the destination) in its counters, so they cover the tunnel. */
+void relay_add_bytes(struct relay *, uint64_t up, uint64_t down);
 /* Payload bytes so far; safe from any thread while the relay exists
  * (relaxed atomic loads: the admin socket reads open tunnels' counters). */
 uint64_t relay_bytes_up(const struct relay *);

@@ -14,7 +14,18 @@
  *   - every length field is checked against the bytes that remain in what
  *     contains it, and a hello servers could read in two ways (two names, a
  *     duplicated extension, a NUL, trailing bytes) is refused, never guessed;
- *   - on any error the answer is NOT_TLS or INVALID, never "plain text".
+ *   - on any error the answer is MALFORMED or INVALID, never "plain text".
+ *
+ * Only bytes that are plainly not a TLS client handshake answer NOT_TLS: a
+ * first byte other than 0x16, a first record version other than 3.x, or a
+ * first handshake message other than a ClientHello.  Everything else went as
+ * far as "16 03 xx": from there on every failure is MALFORMED (or INVALID
+ * once a name was read), which sni=optional refuses too, since a server may
+ * well read a name out of bytes this reader gave up on.  What OpenSSL
+ * accepts is accepted where it is unambiguous: empty handshake records
+ * between the fragments, any 3.x minor version in the records and the hello,
+ * any number of extensions (tests/fuzz/fuzz_sni_openssl.c checks this
+ * against libssl).
  *
  * The reader is stateless: each call parses buf from its first byte, through
  * a cursor that walks the record headers and hands out the handshake bytes
@@ -40,7 +51,7 @@ _Static_assert(SNI_NAME_BUF == HOST_BUF, "sni names are normalized hosts");
  * TLS record (TLSPlaintext), repeated until the handshake message is complete:
  *   +------+-------+-------+--------+--------+---------------------------+
  *   | type | version (3,x)  | length (2)      | fragment (length bytes)   |
- *   | 0x16 |                | 1..2^14         |  a piece of the handshake |
+ *   | 0x16 |                | 0..2^14         |  a piece of the handshake |
  *   +------+-------+-------+--------+--------+---------------------------+
  *      0      1       2        3        4       5 ...
  *
@@ -51,7 +62,7 @@ _Static_assert(SNI_NAME_BUF == HOST_BUF, "sni names are normalized hosts");
  *
  * ClientHello body:
  *   +-----------------+---------------------------------------------------+
- *   | version (2)     | legacy_version, 0x0303 (3,0..4 accepted)          |
+ *   | version (2)     | legacy_version, 0x0303 (any 3,x accepted)         |
  *   | random (32)     |                                                   |
  *   | sid_len (1)     | session id, 0..32 bytes                           |
  *   | cs_len (2)      | cipher suites, 2-byte each: even, >= 2            |
@@ -73,19 +84,22 @@ _Static_assert(SNI_NAME_BUF == HOST_BUF, "sni names are normalized hosts");
 #define TLS_HANDSHAKE           22
 #define TLS_RECORD_HEADER       5
 #define TLS_RECORD_MAX          (1 << 14)   /* plaintext; the 2^14+256 allowance is for protected records */
+#define TLS_CHANGE_CIPHER_SPEC  20
 #define TLS_CLIENT_HELLO        1
+#define TLS_SERVER_HELLO        2
 #define TLS_HANDSHAKE_HEADER    4
 #define TLS_RANDOM              32
 #define TLS_SESSION_ID_MAX      32
 #define EXT_SERVER_NAME         0x0000
+#define EXT_ECH                 0xfe0d  /* encrypted_client_hello */
 #define SNI_HOST_NAME           0
-/*
- * Extensions one ClientHello may carry.  Browsers send about twenty (GREASE
- * included); a hello with more is refused rather than scanned without bound,
- * and the duplicate check stays a short scan instead of a 64 Kbit map that
- * every call would have to clear.
- */
-#define SNI_EXTENSIONS_MAX      64
+
+/* RFC 8446 4.1.3: the ServerHello.random that makes it a HelloRetryRequest. */
+static const uint8_t hrr_random[TLS_RANDOM] = {
+	0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02,
+	0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e,
+	0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+};
 
 /* One parse: the cursor over the records, and what has been learned. */
 struct hello {
@@ -97,21 +111,31 @@ struct hello {
 	enum sni_result res;            /* the answer, once a step fails */
 	const char *why;                /* its reason */
 	bool have_name;                 /* a server name was read and normalized */
+	bool ech;                       /* an encrypted_client_hello extension was met */
 	char name[HOST_BUF];            /* that name */
-	uint16_t seen[SNI_EXTENSIONS_MAX]; /* extension types met so far */
-	size_t nseen;
+	/* Extension types met so far, one bit each: any number of extensions
+	 * (OpenSSL sets no limit but the message size) at O(1) per check. */
+	uint64_t seen[65536 / 64];
 };
 
 /*
  * The step helpers return true to go on, or false with h->res and h->why
- * set.  A structural error is NOT_TLS, unless a server name was read before
- * it: then the hello carried a name we could see, and it must not go on
- * unchecked under sni=optional because the rest was broken (see sni.h).
+ * set.  A structural error is MALFORMED, or INVALID when a server name was
+ * read before it (the hello carried a name we could see, and the log should
+ * say so); not_tls() is only for bytes that are plainly no TLS handshake.
  */
 static bool
 fail(struct hello *h, const char *why)
 {
-	h->res = h->have_name ? SNI_INVALID : SNI_NOT_TLS;
+	h->res = h->have_name ? SNI_INVALID : SNI_MALFORMED;
+	h->why = why;
+	return false;
+}
+
+static bool
+not_tls(struct hello *h, const char *why)
+{
+	h->res = SNI_NOT_TLS;
 	h->why = why;
 	return false;
 }
@@ -133,43 +157,44 @@ need_more(struct hello *h)
 }
 
 /*
- * Enter the record that starts at h->pos.  Each header byte is checked as
- * soon as it is there, so "GET / HTTP/1.1" or an SSLv2 hello (high bit set
- * in the first byte) is refused at its first byte, not after a timeout.
+ * Enter the next record that carries a byte, from h->pos on.  Each header
+ * byte is checked as soon as it is there, so "GET / HTTP/1.1" or an SSLv2
+ * hello (high bit set in the first byte) is refused at its first byte, not
+ * after a timeout.  Empty handshake records are skipped: RFC 8446 5.1 forbids
+ * them, but OpenSSL reads past them before it knows the version, so refusing
+ * them only as "not TLS" would let a name through that the server reads.
  */
 static bool
 record_next(struct hello *h)
 {
-	const uint8_t *p = h->buf + h->pos;
-	size_t avail = h->len - h->pos, n;
+	const uint8_t *p;
+	size_t avail, n;
 
-	/* A record must end inside the bound and carry at least one byte. */
-	if (h->pos + TLS_RECORD_HEADER + 1 > SNI_MAX_HELLO)
-		return fail(h, "ClientHello over the size bound");
-	if (avail < 1)
-		return need_more(h);
-	if (p[0] != TLS_HANDSHAKE)
-		return fail(h, "not a TLS handshake record");
-	if (avail < 2)
-		return need_more(h);
-	if (p[1] != 3)
-		return fail(h, "bad TLS record version");
-	if (avail < 3)
-		return need_more(h);
-	if (p[2] > 4)
-		return fail(h, "bad TLS record version");
-	if (avail < TLS_RECORD_HEADER)
-		return need_more(h);
-	n = (size_t)p[3] << 8 | p[4];
-	/* RFC 8446 5.1: no zero-length handshake fragments. */
-	if (n == 0)
-		return fail(h, "empty TLS handshake record");
-	if (n > TLS_RECORD_MAX)
-		return fail(h, "TLS record over 2^14 bytes");
-	if (h->pos + TLS_RECORD_HEADER + n > SNI_MAX_HELLO)
-		return fail(h, "ClientHello over the size bound");
-	h->pos += TLS_RECORD_HEADER;
-	h->rec_left = n;
+	do {
+		p = h->buf + h->pos;
+		avail = h->len - h->pos;
+		if (h->pos + TLS_RECORD_HEADER > SNI_MAX_HELLO)
+			return fail(h, "ClientHello over the size bound");
+		if (avail < 1)
+			return need_more(h);
+		if (p[0] != TLS_HANDSHAKE)
+			return h->pos == 0 ? not_tls(h, "not a TLS handshake record") :
+			    fail(h, "not a TLS handshake record inside the ClientHello");
+		if (avail < 2)
+			return need_more(h);
+		if (p[1] != 3)
+			return h->pos == 0 ? not_tls(h, "not a TLS record version") :
+			    fail(h, "bad TLS record version");
+		if (avail < TLS_RECORD_HEADER)
+			return need_more(h);
+		n = (size_t)p[3] << 8 | p[4];
+		if (n > TLS_RECORD_MAX)
+			return fail(h, "TLS record over 2^14 bytes");
+		if (h->pos + TLS_RECORD_HEADER + n > SNI_MAX_HELLO)
+			return fail(h, "ClientHello over the size bound");
+		h->pos += TLS_RECORD_HEADER;
+		h->rec_left = n;
+	} while (n == 0);
 	return true;
 }
 
@@ -296,7 +321,8 @@ server_name(struct hello *h, size_t elen)
 static bool
 extensions(struct hello *h)
 {
-	size_t type, n, i;
+	size_t type, n;
+	uint64_t bit;
 
 	while (h->msg_left > 0) {
 		if (h->msg_left < 4)
@@ -305,12 +331,12 @@ extensions(struct hello *h)
 			return false;
 		if (n > h->msg_left)
 			return fail(h, "extension longer than the extensions block");
-		for (i = 0; i < h->nseen; i++)
-			if (h->seen[i] == type)
-				return invalid(h, "duplicated extension");
-		if (h->nseen == SNI_EXTENSIONS_MAX)
-			return fail(h, "too many extensions");
-		h->seen[h->nseen++] = (uint16_t)type;
+		bit = (uint64_t)1 << (type % 64);
+		if (h->seen[type / 64] & bit)
+			return invalid(h, "duplicated extension");
+		h->seen[type / 64] |= bit;
+		if (type == EXT_ECH)
+			h->ech = true;
 		if (type == EXT_SERVER_NAME) {
 			if (!server_name(h, n))
 				return false;
@@ -332,7 +358,7 @@ client_hello(struct hello *h)
 	if (!get_uint(h, 1, &v))
 		return false;
 	if (v != TLS_CLIENT_HELLO)
-		return fail(h, "handshake message is not a ClientHello");
+		return not_tls(h, "handshake message is not a ClientHello");
 	if (!get_uint(h, 3, &n))
 		return false;
 	if (n > SNI_MAX_HELLO - TLS_RECORD_HEADER - TLS_HANDSHAKE_HEADER)
@@ -341,7 +367,7 @@ client_hello(struct hello *h)
 
 	if (!get_uint(h, 2, &v))
 		return false;
-	if (v >> 8 != 3 || (v & 0xff) > 4)
+	if (v >> 8 != 3)
 		return fail(h, "bad ClientHello version");
 	if (!skip(h, TLS_RANDOM))
 		return false;
@@ -390,32 +416,115 @@ client_hello(struct hello *h)
 	return true;
 }
 
+/*
+ * After a HelloRetryRequest a TLS 1.3 client in middlebox compatibility mode
+ * sends one ChangeCipherSpec record (always "14 03 03 00 01 01") before its
+ * second ClientHello.  How many bytes at buf it takes: 0 if there is none,
+ * -1 if buf is still a prefix of one, -2 if it is a broken one.
+ */
+static long
+ccs_prefix(const uint8_t *buf, size_t len)
+{
+	static const uint8_t ccs[] = { TLS_CHANGE_CIPHER_SPEC, 3, 3, 0, 1, 1 };
+	size_t i;
+
+	if (len == 0 || buf[0] != TLS_CHANGE_CIPHER_SPEC)
+		return 0;
+	for (i = 1; i < sizeof(ccs); i++) {
+		if (i == len)
+			return -1;
+		/* Any 3.x record version, as for the handshake records. */
+		if (buf[i] != ccs[i] && i != 2)
+			return -2;
+	}
+	return (long)sizeof(ccs);
+}
+
 enum sni_result
-sni_read(const uint8_t *buf, size_t len, char *name, size_t namesz, const char **why)
+sni_read_hello(const uint8_t *buf, size_t len, unsigned flags, struct sni_hello *out,
+    const char **why)
 {
 	struct hello h;
-	enum sni_result res;
+	size_t skip = 0;
+	long ccs;
 
 	memset(&h, 0, sizeof(h));
-	h.buf = buf;
-	h.len = len > SNI_MAX_HELLO ? SNI_MAX_HELLO : len;
+	if (flags & SNI_AFTER_HRR) {
+		if ((ccs = ccs_prefix(buf, len)) == -1) {
+			h.res = SNI_NEED_MORE;
+			h.why = "incomplete ChangeCipherSpec record";
+			goto out;
+		}
+		if (ccs == -2) {
+			h.res = SNI_MALFORMED;
+			h.why = "malformed ChangeCipherSpec record";
+			goto out;
+		}
+		skip = (size_t)ccs;
+	}
+	h.buf = buf + skip;
+	h.len = len - skip > SNI_MAX_HELLO ? SNI_MAX_HELLO : len - skip;
 	if (client_hello(&h)) {
+		out->ech = h.ech;
+		out->consumed = skip + h.pos;
 		if (!h.have_name) {
 			h.res = SNI_NO_NAME;
 			h.why = "no server_name in ClientHello";
-		} else if (strlen(h.name) >= namesz) {
-			h.res = SNI_INVALID;
-			h.why = "server name buffer too small";
+			out->name[0] = '\0';
 		} else {
-			memcpy(name, h.name, strlen(h.name) + 1);
+			memcpy(out->name, h.name, strlen(h.name) + 1);
 			h.res = SNI_FOUND;
 			h.why = NULL;
 		}
 	}
-	res = h.res;
-	if (why != NULL && res != SNI_FOUND)
+out:
+	if (why != NULL && h.res != SNI_FOUND)
 		*why = h.why;
-	return res;
+	return h.res;
+}
+
+enum sni_result
+sni_read(const uint8_t *buf, size_t len, char *name, size_t namesz, const char **why)
+{
+	struct sni_hello hello;
+	enum sni_result res;
+
+	res = sni_read_hello(buf, len, 0, &hello, why);
+	if (res != SNI_FOUND)
+		return res;
+	if (strlen(hello.name) >= namesz) {
+		if (why != NULL)
+			*why = "server name buffer too small";
+		return SNI_INVALID;
+	}
+	memcpy(name, hello.name, strlen(hello.name) + 1);
+	return SNI_FOUND;
+}
+
+enum sni_server_hello
+sni_server_hello(const uint8_t *buf, size_t len)
+{
+	uint8_t random[TLS_RANDOM];
+	struct hello h;
+	size_t v, n;
+
+	memset(&h, 0, sizeof(h));
+	h.buf = buf;
+	h.len = len > SNI_MAX_HELLO ? SNI_MAX_HELLO : len;
+	h.msg_left = TLS_HANDSHAKE_HEADER;
+	if (!get_uint(&h, 1, &v))
+		goto out;
+	if (v != TLS_SERVER_HELLO)
+		return SNI_SERVER_OTHER;
+	if (!get_uint(&h, 3, &n))
+		goto out;
+	h.msg_left = n;
+	if (!get_uint(&h, 2, &v) || !get_bytes(&h, random, sizeof(random)))
+		goto out;
+	return memcmp(random, hrr_random, sizeof(random)) == 0 ? SNI_SERVER_HRR :
+	    SNI_SERVER_OTHER;
+out:
+	return h.res == SNI_NEED_MORE ? SNI_SERVER_NEED_MORE : SNI_SERVER_OTHER;
 }
 
 const char *
@@ -428,6 +537,8 @@ sni_result_name(enum sni_result r)
 		return "NEED_MORE";
 	case SNI_NOT_TLS:
 		return "NOT_TLS";
+	case SNI_MALFORMED:
+		return "MALFORMED";
 	case SNI_NO_NAME:
 		return "NO_NAME";
 	case SNI_INVALID:

@@ -17,6 +17,7 @@
 #ifndef EGRESSD_GATEWAY_SNI_H
 #define EGRESSD_GATEWAY_SNI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -34,10 +35,20 @@
 enum sni_result {
 	SNI_FOUND,                      /* complete ClientHello, one valid name in name[] */
 	SNI_NEED_MORE,                  /* a valid prefix: call again with more bytes */
-	SNI_NOT_TLS,                    /* not a well-formed TLS ClientHello, or over the bound */
+	SNI_NOT_TLS,                    /* plainly not a TLS client handshake (see below) */
 	SNI_NO_NAME,                    /* complete, valid ClientHello without server_name */
 	SNI_INVALID,                    /* a server name that cannot be judged safely */
+	SNI_MALFORMED,                  /* begins like a TLS handshake, is no readable ClientHello */
 };
+
+/* What sni_read_hello() learned from a complete ClientHello. */
+struct sni_hello {
+	char name[SNI_NAME_BUF];        /* FOUND: the name; NO_NAME: "" */
+	bool ech;                       /* it offers encrypted_client_hello (0xfe0d) */
+	size_t consumed;                /* bytes of buf its records (and a leading CCS) take */
+};
+
+#define SNI_AFTER_HRR 0x1           /* a second hello: one ChangeCipherSpec may come first */
 
 /*
  * buf[0..len) is every byte the client sent after the CONNECT head so far
@@ -50,21 +61,55 @@ enum sni_result {
  * The caller holds at most SNI_MAX_HELLO bytes (e.g. evbuffer_pullup() of
  * that many) and calls again after each read while the answer is NEED_MORE.
  * A call costs about 0.5 us for a common hello; the worst, one-byte records
- * up to the bound, about 40 us.  It uses about 8.5 KiB of stack.
+ * up to the bound, about 40 us.  It uses about 8.5 KiB of stack (a bitmap of
+ * the extension types seen).
+ *
+ * SNI_NOT_TLS only when the bytes are plainly not a TLS client handshake:
+ * the first byte is not 0x16 (handshake record), the first record's major
+ * version is not 3, or the first handshake message is not a ClientHello.
+ * Under sni=optional that, and only that, lets the tunnel go on unchecked.
+ *
+ * SNI_MALFORMED: the bytes began "16 03 xx" but are no ClientHello that can
+ * be read whole: a bad length, a record of another type or over 2^14 bytes
+ * inside the hello, bytes after it in its record, a hello over SNI_MAX_HELLO.
+ * The gateway refuses it under every mode (not_tls): a server may read a name
+ * out of it.  Accepted as OpenSSL accepts them: empty handshake records
+ * before and between the fragments, any 3.x minor version in the record
+ * headers and the hello, any number of extensions.
  *
  * SNI_INVALID: two host names, a name type other than host_name, an empty
  * name, a NUL, an IP literal, a name host_normalize() refuses, a malformed
  * server_name extension, a duplicated extension of any type, or any error
- * after a server name was read.  The last three are INVALID rather than
- * NOT_TLS on purpose: under sni=optional NOT_TLS lets the tunnel go on
- * unchecked, and a hello that carries a name the gateway could read must
- * not escape the check by also being malformed.
- *
- * An ECH ClientHello is judged on its outer server name: the inner hello is
- * encrypted to the server and cannot be read here.
+ * after a server name was read.
  */
 enum sni_result sni_read(const uint8_t *buf, size_t len, char *name, size_t namesz,
     const char **why);
+
+/*
+ * sni_read(), telling more: on FOUND and NO_NAME, *out holds the name, whether
+ * the hello offers Encrypted Client Hello (its outer name is what is read
+ * here; the inner one is encrypted to the server, so sni=require refuses it),
+ * and how many bytes of buf the hello's records took, so that the caller can
+ * pass on exactly the hello and hold what follows.  flags: SNI_AFTER_HRR for
+ * the client's answer to a HelloRetryRequest, which may begin with one
+ * ChangeCipherSpec record (counted in consumed).  Same prefix property.
+ */
+enum sni_result sni_read_hello(const uint8_t *buf, size_t len, unsigned flags,
+    struct sni_hello *out, const char **why);
+
+enum sni_server_hello {
+	SNI_SERVER_NEED_MORE,           /* a prefix of a ServerHello: call again */
+	SNI_SERVER_HRR,                 /* a HelloRetryRequest (RFC 8446 4.1.3) */
+	SNI_SERVER_OTHER,               /* anything else: a ServerHello, an alert, not TLS */
+};
+
+/*
+ * The destination's first bytes after the client's first ClientHello: is
+ * its first handshake message a HelloRetryRequest, a ServerHello whose random
+ * is the special value of RFC 8446 4.1.3?  Pure like sni_read(), reads across
+ * records, and answers something other than NEED_MORE with SNI_MAX_HELLO bytes.
+ */
+enum sni_server_hello sni_server_hello(const uint8_t *buf, size_t len);
 
 /* "FOUND", "NEED_MORE", ... for logs and tests. */
 const char *sni_result_name(enum sni_result);

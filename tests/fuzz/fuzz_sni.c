@@ -20,7 +20,15 @@
  *   - a FOUND name is 1..253 bytes, lower case, and host_normalize() gives
  *     it back unchanged as a name, never an IP literal;
  *   - every answer but FOUND has a reason; SNI_MAX_HELLO bytes in hand
- *     never answer NEED_MORE.
+ *     never answer NEED_MORE;
+ *   - sni_read_hello() agrees with sni_read(), its consumed count ends a
+ *     record inside the input, and with SNI_AFTER_HRR a leading
+ *     ChangeCipherSpec changes nothing but the count;
+ *   - NOT_TLS only for bytes that do not begin "16 03" (or whose first
+ *     handshake byte is not 1): a hello that starts like TLS is never let
+ *     through as plain bytes;
+ *   - sni_server_hello() has the same prefix property and never answers
+ *     NEED_MORE with SNI_MAX_HELLO bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -34,6 +42,57 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define WIRE_MAX (6 * 65536)        /* one-byte records of the largest message */
 
 static uint8_t wire[WIRE_MAX];
+
+static uint8_t ccs_wire[WIRE_MAX + 6];
+
+/* sni_read_hello() must tell what sni_read() told, plus a consistent count. */
+static void
+check_hello(const uint8_t *buf, size_t len, enum sni_result r, const char *name)
+{
+	struct sni_hello h;
+	enum sni_result r2;
+	const char *why = NULL;
+
+	r2 = sni_read_hello(buf, len, 0, &h, &why);
+	if (r2 != r || (r == SNI_FOUND && strcmp(h.name, name) != 0))
+		abort();
+	if ((r == SNI_FOUND || r == SNI_NO_NAME) && (h.consumed < 9 || h.consumed > len))
+		abort();
+	if (r == SNI_NOT_TLS && len >= 2 && buf[0] == 0x16 && buf[1] == 3 &&
+	    (len < 6 || buf[5] == 1) && (len < 5 || buf[3] != 0 || buf[4] != 0))
+		abort();
+	if (len + 6 > sizeof(ccs_wire))
+		return;
+	memcpy(ccs_wire, "\x14\x03\x03\x00\x01\x01", 6);
+	memcpy(ccs_wire + 6, buf, len);
+	{
+		struct sni_hello h2;
+
+		r2 = sni_read_hello(ccs_wire, len + 6, SNI_AFTER_HRR, &h2, &why);
+		if (r2 != r || (r == SNI_FOUND && strcmp(h2.name, name) != 0))
+			abort();
+		if ((r == SNI_FOUND || r == SNI_NO_NAME) && h2.consumed != h.consumed + 6)
+			abort();
+	}
+}
+
+/* The server reader: prefixes answer NEED_MORE or the final answer. */
+static void
+check_server(const uint8_t *buf, size_t len)
+{
+	enum sni_server_hello whole, r;
+	size_t k, step;
+
+	whole = sni_server_hello(buf, len);
+	if (whole == SNI_SERVER_NEED_MORE && len >= SNI_MAX_HELLO)
+		abort();
+	step = len <= 256 ? 1 : len / 64;
+	for (k = 0; k < len; k += step) {
+		r = sni_server_hello(buf, k);
+		if (r != SNI_SERVER_NEED_MORE && r != whole)
+			abort();
+	}
+}
 
 static enum sni_result
 read_copy(const uint8_t *buf, size_t len, char *name)
@@ -50,6 +109,7 @@ read_copy(const uint8_t *buf, size_t len, char *name)
 	if (len > 0)
 		memcpy(copy, buf, len);
 	r = sni_read(copy, len, name, SNI_NAME_BUF, &why);
+	check_hello(copy, len, r, name);
 	free(copy);
 
 	if (r != SNI_FOUND && why == NULL)
@@ -131,6 +191,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (data[0] == 0x16) {
 		r = read_copy(data, size, name);
 		check_prefixes(data, size, r, name);
+		check_server(data, size);
 		return 0;
 	}
 

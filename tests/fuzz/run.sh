@@ -42,7 +42,7 @@ max_len_for() {
 	request|response|chunked) echo 9000 ;;
 	url|host) echo 1024 ;;
 	proxy) echo 1200 ;;
-	sni) echo 36000 ;;
+	sni|sni_openssl) echo 36000 ;;
 	*) echo 4096 ;;
 	esac
 }

@@ -21,8 +21,10 @@ counted zero bytes on its connection, and the one audit record says why.
 """
 
 import os
+import select
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -717,3 +719,217 @@ def test_optional_stalled_hello_for_another_name_not_relayed(sni_gateway, tls_or
     rec = record_for(gw, c.cport, "stalled hello, optional")
     check_fields(rec, "stalled hello, optional", decision="deny", close="sni_check", bytes_up=0)
     assert_origin_zero(tls_origin, mark, "stalled other.test hello under optional")
+
+
+# ------------------------------------------------------------------ reshaped hellos (issue: point 2)
+
+from harness import hello as H  # noqa: E402
+from harness.servers import _ServerBase  # noqa: E402
+
+
+def curl_hello_named(name):
+    with open(os.path.join(DATA, "curl.bin"), "rb") as f:
+        return H.with_name(H.message(f.read()), name)
+
+
+@pytest.mark.parametrize("shape", ["empty_first_record", "empty_records_between",
+                                   "record_version_3_9", "hello_version_3_9",
+                                   "100_extensions_first", "padded_past_32k"])
+def test_optional_reshaped_hello_with_denied_name_refused(sni_gateway, tls_origin, shape):
+    """Forms OpenSSL reads (tests/fuzz/fuzz_sni_openssl.c): under optional, a hello naming
+    denied.test in a tunnel to 127.0.0.5 is judged, never let through as "not TLS"."""
+    gw = sni_gateway("optional")
+    mark = tls_origin.mark()
+    msg = curl_hello_named("denied.test")
+    wire = H.reshapes(H.records(msg))[shape]
+    c = tunnel(gw, ORIGIN_IP, tls_origin.port)
+    with c:
+        try:
+            c.sock.sendall(wire)
+        except OSError:
+            pass
+        assert_closed_after_200(c, "reshaped hello (%s)" % shape)
+    rec = record_for(gw, c.cport, shape)
+    if shape == "padded_past_32k":
+        check_refused_record(rec, shape, "not_tls", None)
+    else:
+        check_refused_record(rec, shape, "sni_denied", "denied.test")
+    assert_origin_zero(tls_origin, mark, "reshaped hello (%s)" % shape)
+
+
+def test_require_ech_hello_is_sni_invalid(sni_gateway, tls_origin):
+    gw = sni_gateway("require")
+    mark = tls_origin.mark()
+    c = tunnel(gw, "allowed.test", tls_origin.port)
+    with c:
+        c.send(H.records(H.with_ech(curl_hello_named("allowed.test"))))
+        assert_closed_after_200(c, "ECH hello under require")
+    check_refused_record(record_for(gw, c.cport, "ECH"), "ECH", "sni_invalid", None)
+    assert_origin_zero(tls_origin, mark, "ECH hello under require")
+
+
+def test_optional_ech_hello_judged_on_outer_name(sni_gateway, tls_origin):
+    gw = sni_gateway("optional")
+    mark = tls_origin.mark()
+    wire = H.records(H.with_ech(curl_hello_named("allowed.test")))
+    c = tunnel(gw, "allowed.test", tls_origin.port)
+    with c:
+        c.send(wire)
+        oc = origin_conn(tls_origin, mark, "ECH under optional", ended=False)
+        deadline = time.monotonic() + TIMEOUT
+        while oc.nbytes < len(wire) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert bytes(oc.raw[:len(wire)]) == wire, oc
+
+
+# ------------------------------------------------------------------ HelloRetryRequest (point 3)
+
+
+class HrrOrigin(_ServerBase):
+    """A fake TLS origin: reads one ClientHello, answers with a HelloRetryRequest, then
+    keeps everything else it receives (a refused second hello must bring nothing)."""
+
+    def __init__(self, host):
+        super().__init__(host)
+        self.got = []               # per connection: [first hello bytes, later bytes]
+        self.hrr = H.server_hello_hrr()
+
+    def handle(self, s, peer):
+        rec = [b"", b"", threading.Event()]
+        with self._lock:
+            self.got.append(rec)
+        s.settimeout(5)
+        try:
+            while True:
+                m = H.message(rec[0])
+                if len(m) >= 4 and len(m) >= 4 + int.from_bytes(m[1:4], "big"):
+                    break
+                d = s.recv(65536)
+                if not d:
+                    return
+                rec[0] += d
+            s.sendall(self.hrr)
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                rec[1] += d
+        except OSError:
+            pass
+        finally:
+            rec[2].set()
+
+
+@pytest.fixture
+def hrr_origin():
+    s = HrrOrigin("127.0.0.6").start()
+    yield s
+    s.stop()
+
+
+def hrr_gateway(make_gateway, port, mode="require"):
+    return make_gateway(
+        conf={"sni_timeout": str(SNI_TIMEOUT), "allow_internal": ["127.0.0.6/32"]},
+        policy=["allow any allowed\\.test %d sni=%s" % (port, mode),
+                "allow any other\\.test %d sni=%s" % (port, mode),
+                "deny any denied\\.test *"],
+        hosts={n: "127.0.0.6" for n in NAMES})
+
+
+@pytest.mark.parametrize("mode,second,reason,wait_hrr", [
+    ("require", "denied.test", "sni_mismatch", True),
+    ("optional", "other.test", "sni_mismatch", True),
+    ("require", "other.test", "sni_mismatch", False),   # sent before the HRR came
+    ("require", None, "sni_mismatch", True),
+])
+def test_second_hello_after_hrr_naming_another_server_refused(make_gateway, hrr_origin, mode,
+                                                              second, reason, wait_hrr):
+    gw = hrr_gateway(make_gateway, hrr_origin.port, mode)
+    ch1 = H.records(curl_hello_named("allowed.test"))
+    if second is None:
+        fixed, exts = H.split(curl_hello_named("x.test"))
+        ch2 = H.records(H.join(fixed, [(t, d) for t, d in exts if t != H.EXT_SERVER_NAME]))
+    else:
+        ch2 = H.records(curl_hello_named(second))
+    c = tunnel(gw, "allowed.test", hrr_origin.port)
+    with c:
+        if wait_hrr:
+            c.send(ch1)
+            got = c.read_exact(len(hrr_origin.hrr), timeout=TIMEOUT)
+            assert got == hrr_origin.hrr
+            c.send(H.CCS + ch2)
+        else:
+            c.send(ch1 + H.CCS + ch2)
+            got = c.read_exact(len(hrr_origin.hrr), timeout=TIMEOUT)
+            assert got == hrr_origin.hrr
+        assert c.wait_closed(SNI_TIMEOUT + 3), "tunnel kept open after a second hello for %s" % (
+            second,)
+        assert c.buf == b""
+    rec = record_for(gw, c.cport, "second hello for %s" % second)
+    check_fields(rec, "second hello", decision="deny", reason=reason, close="sni_check",
+                 status=200, sni=second, bytes_up=len(ch1), bytes_down=len(hrr_origin.hrr))
+    assert len(hrr_origin.got) == 1
+    first, later, done = hrr_origin.got[0]
+    assert done.wait(TIMEOUT)
+    assert first == ch1, "the origin got %d bytes first, not exactly the first hello" % len(first)
+    assert later == b"", "the origin received %d bytes of the refused second hello" % len(later)
+
+
+def test_second_hello_after_hrr_same_name_goes_on(make_gateway, hrr_origin):
+    gw = hrr_gateway(make_gateway, hrr_origin.port)
+    ch1 = H.records(curl_hello_named("allowed.test"))
+    ch2 = H.records(curl_hello_named("allowed.test"))
+    c = tunnel(gw, "allowed.test", hrr_origin.port)
+    with c:
+        c.send(ch1)
+        assert c.read_exact(len(hrr_origin.hrr), timeout=TIMEOUT) == hrr_origin.hrr
+        c.send(H.CCS + ch2 + b"\x17\x03\x03\x00\x03abc")
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline and len(hrr_origin.got[0][1]) < len(ch2) + 14:
+            time.sleep(0.02)
+        assert hrr_origin.got[0][1] == H.CCS + ch2 + b"\x17\x03\x03\x00\x03abc"
+    rec = record_for(gw, c.cport, "second hello, same name")
+    check_fields(rec, "second hello, same name", decision="allow", reason="ok",
+                 sni="allowed.test", bytes_up=len(ch1) + 6 + len(ch2) + 8,
+                 bytes_down=len(hrr_origin.hrr))
+
+
+def test_real_hrr_through_the_gateway(make_gateway, tls_cert, tmp_path):
+    """openssl s_server offering only P-256, s_client sending an X25519 key share first:
+    the server asks again (HelloRetryRequest), the second hello is judged and passes, the
+    handshake completes through the tunnel, and the record's byte counts are exact."""
+    cert, key = tls_cert
+    probe = socket.socket()
+    probe.bind(("127.0.0.6", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    srv = subprocess.Popen([OPENSSL, "s_server", "-accept", "127.0.0.6:%d" % port, "-cert", cert,
+                            "-key", key, "-groups", "P-256", "-tls1_3", "-www", "-naccept", "1"],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+    try:
+        ready, deadline = b"", time.monotonic() + 10
+        while b"ACCEPT" not in ready and time.monotonic() < deadline:
+            r, _, _ = select.select([srv.stdout], [], [], 0.2)
+            if r:
+                chunk = os.read(srv.stdout.fileno(), 4096)
+                if not chunk:
+                    break
+                ready += chunk
+        assert b"ACCEPT" in ready, "openssl s_server did not start: %r" % ready
+        gw = hrr_gateway(make_gateway, port)
+        r = s_client(["-proxy", "127.0.0.1:%d" % gw.port, "-connect", "allowed.test:%d" % port,
+                      "-servername", "allowed.test", "-CAfile", cert, "-tls1_3",
+                      "-groups", "X25519:P-256", "-msg", "-ign_eof"],
+                     stdin=b"GET / HTTP/1.0\r\n\r\n")
+        out = r.stdout.decode(errors="replace")
+        assert "HelloRetryRequest" in out or out.count("ClientHello") >= 2, out[-2000:]
+        assert "Verify return code: 0" in out, out[-2000:]
+        assert "HTTP/1.0 200 ok" in out, out[-2000:]
+        rec = only_tunnel_record(gw, "real HRR")
+        check_fields(rec, "real HRR", decision="allow", reason="ok", sni="allowed.test")
+        assert rec["bytes_up"] > 0 and rec["bytes_down"] > 0
+    finally:
+        if srv.poll() is None:
+            srv.kill()
+        srv.wait(timeout=5)

@@ -116,7 +116,10 @@ expect(const uint8_t *buf, size_t len, enum sni_result want, const char *want_na
 		assert_string_equal(name, want_name);
 }
 
-/* The result must be a refusal: NOT_TLS or INVALID. */
+/*
+ * The result must be a refusal under every sni= mode: MALFORMED or INVALID
+ * (NOT_TLS would let sni=optional go on unchecked).
+ */
 static void
 expect_refused(const uint8_t *buf, size_t len, const char *what)
 {
@@ -124,8 +127,8 @@ expect_refused(const uint8_t *buf, size_t len, const char *what)
 	enum sni_result r;
 
 	r = run(buf, len, name);
-	if (r != SNI_NOT_TLS && r != SNI_INVALID)
-		fail_msg("%s: got %s, want NOT_TLS or INVALID", what, sni_result_name(r));
+	if (r != SNI_MALFORMED && r != SNI_INVALID)
+		fail_msg("%s: got %s, want MALFORMED or INVALID", what, sni_result_name(r));
 }
 
 /* Concatenate the fragments of the handshake records (inputs known good). */
@@ -441,11 +444,11 @@ test_record_type_change(void **state)
 	expect_refused(wire, wl, "application data record inside the hello");
 	wire[5 + cut] = 21;             /* alert */
 	expect_refused(wire, wl, "alert record inside the hello");
-	/* before the name: plainly not TLS */
+	/* before the name: still begun as TLS, so refused under every mode */
 	cut = 10;
 	wl = wrap(msg, ml, &cut, 1, wire);
 	wire[5 + cut] = 23;
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	expect(wire, wl, SNI_MALFORMED, NULL);
 }
 
 static void
@@ -458,8 +461,10 @@ test_record_header(void **state)
 	wire[1] = 2;                    /* version 2.1 */
 	expect(wire, wl, SNI_NOT_TLS, NULL);
 	wire[1] = 3;
-	wire[2] = 5;                    /* version 3.5 */
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	wire[2] = 5;                    /* version 3.5: OpenSSL takes any 3.x */
+	expect(wire, wl, SNI_FOUND, "example.com");
+	wire[2] = 9;
+	expect(wire, wl, SNI_FOUND, "example.com");
 	wire[2] = 3;                    /* 3.3 is fine */
 	expect(wire, wl, SNI_FOUND, "example.com");
 	wire[2] = 0;                    /* so is 3.0 */
@@ -471,19 +476,45 @@ test_record_header(void **state)
 	expect(wire, 2, SNI_NOT_TLS, NULL);
 }
 
-/* A zero-length handshake record is refused (RFC 8446 5.1). */
+/*
+ * Zero-length handshake records (RFC 8446 5.1 forbids them; OpenSSL reads
+ * past them before the hello): skipped, before and between the fragments.
+ */
 static void
 test_empty_record(void **state)
 {
 	static const uint8_t empty[] = { 0x16, 0x03, 0x01, 0x00, 0x00 };
-	size_t wl;
+	size_t wl, ml, n, cut = 40;
 
 	(void)state;
-	expect(empty, sizeof(empty), SNI_NOT_TLS, NULL);
+	expect(empty, sizeof(empty), SNI_NEED_MORE, NULL);
 	wl = load("curl.bin", scratch, sizeof(scratch));
 	memcpy(wire, empty, sizeof(empty));
 	memcpy(wire + sizeof(empty), scratch, wl);
-	expect(wire, wl + sizeof(empty), SNI_NOT_TLS, NULL);
+	expect(wire, wl + sizeof(empty), SNI_FOUND, "example.com");
+	/* three empty records between two fragments */
+	ml = unwrap(scratch, wl, msg);
+	n = wrap(msg, cut, NULL, 0, wire);
+	memcpy(wire + n, empty, sizeof(empty));
+	memcpy(wire + n + 5, empty, sizeof(empty));
+	memcpy(wire + n + 10, empty, sizeof(empty));
+	n += 15;
+	n += wrap(msg + cut, ml - cut, NULL, 0, wire + n);
+	expect(wire, n, SNI_FOUND, "example.com");
+	/* a denied name in the same shape is read too, so it is judged */
+	wl = load("openssl_s_client.bin", scratch, sizeof(scratch));
+	memcpy(wire, empty, sizeof(empty));
+	memcpy(wire + sizeof(empty), scratch, wl);
+	expect(wire, wl + sizeof(empty), SNI_FOUND, "example.com");
+	/* empty records alone up to the bound: refused, never NEED_MORE */
+	for (n = 0; n + 5 <= SNI_MAX_HELLO; n += 5)
+		memcpy(wire + n, empty, sizeof(empty));
+	expect(wire, n - 5, SNI_NEED_MORE, NULL);       /* one more header would fit */
+	expect(wire, n, SNI_MALFORMED, NULL);           /* none would */
+	/* an empty record, then one of another type: began as TLS, refused */
+	memcpy(wire, empty, sizeof(empty));
+	memcpy(wire + 5, "\x17\x03\x03\x00\x01\x00", 6);
+	expect(wire, 11, SNI_MALFORMED, NULL);
 }
 
 /* Over 2^14 bytes in one record: a server answers record_overflow. */
@@ -505,7 +536,7 @@ test_record_overflow(void **state)
 	memcpy(wire + 5, msg, rl);
 	wl = 5 + rl + wrap(msg + rl, ml - rl, NULL, 0, wire + 5 + rl);
 	expect_refused(wire, wl, "record of 2^14 + 1 bytes");
-	expect(wire, 5, SNI_NOT_TLS, NULL);
+	expect(wire, 5, SNI_MALFORMED, NULL);
 }
 
 /* ---- not TLS at all ------------------------------------------------------------ */
@@ -551,10 +582,10 @@ test_not_client_hello(void **state)
 	expect(wire, 6, SNI_NOT_TLS, NULL);
 	wire[5] = 1;
 	wire[9] = 2;                    /* ClientHello version 2.3 */
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	expect(wire, wl, SNI_MALFORMED, NULL);
 	wire[9] = 3;
-	wire[10] = 9;                   /* 3.9 */
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	wire[10] = 9;                   /* 3.9: OpenSSL reads it (and negotiates down) */
+	expect(wire, wl, SNI_FOUND, "example.com");
 }
 
 /* ---- lengths ------------------------------------------------------------------- */
@@ -632,7 +663,7 @@ get(const uint8_t *w, const struct field *f)
 static bool
 acceptable(enum sni_result r, const char *name, const struct field *f, const char *want)
 {
-	if (r == SNI_NOT_TLS || r == SNI_INVALID || r == SNI_NEED_MORE)
+	if (r == SNI_MALFORMED || r == SNI_INVALID || r == SNI_NEED_MORE)
 		return true;
 	return f->reparse && r == SNI_FOUND && strcmp(name, want) == 0;
 }
@@ -716,7 +747,7 @@ test_truncated_consistent(void **state)
 		r = run(wire, wl, name);
 		if (cut == no_ext)
 			assert_int_equal(r, SNI_NO_NAME);
-		else if (r != SNI_NOT_TLS && r != SNI_INVALID)
+		else if (r != SNI_MALFORMED && r != SNI_INVALID)
 			fail_msg("cut %zu/%zu: %s", cut, ml, sni_result_name(r));
 	}
 }
@@ -740,11 +771,11 @@ test_trailing_bytes(void **state)
 	/* the message right, but its record two bytes longer */
 	wl = wrap1(msg, ml + 2, wire);
 	expect_refused(wire, wl, "trailing bytes in the record");
-	/* same, no name yet: plainly not TLS */
+	/* same, no name: refused all the same */
 	wl = load("openssl_noservername.bin", scratch, sizeof(scratch));
 	ml = unwrap(scratch, wl, msg);
 	wl = wrap1(msg, ml + 1, wire);
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	expect(wire, wl, SNI_MALFORMED, NULL);
 }
 
 /* ---- fixed fields -------------------------------------------------------------- */
@@ -769,7 +800,7 @@ test_fixed_fields(void **state)
 	assert_int_equal(fixed[cm], 1);
 	fixed[cm + 1] = 1;
 	wl = wrap1(msg2, join_parts(&p, msg2), wire);
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	expect(wire, wl, SNI_MALFORMED, NULL);
 	fixed[cm + 1] = 0;
 	wl = wrap1(msg2, join_parts(&p, msg2), wire);
 	expect(wire, wl, SNI_FOUND, "example.com");
@@ -779,7 +810,7 @@ test_fixed_fields(void **state)
 	fixed[cm - 1] = 1;
 	fixed[cm] = 0;
 	wl = wrap1(msg2, join_parts(&p, msg2), wire);
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	expect(wire, wl, SNI_MALFORMED, NULL);
 }
 
 static void
@@ -799,7 +830,7 @@ test_session_id_over_32(void **state)
 	p.fixed = fixed;
 	p.fixedlen++;
 	wl = wrap1(msg2, join_parts(&p, msg2), wire);
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	expect(wire, wl, SNI_MALFORMED, NULL);
 }
 
 /* ---- names and extensions -------------------------------------------------------- */
@@ -1019,18 +1050,18 @@ test_bound(void **state)
 
 	/* one byte more: refused when the second record header is read */
 	wl = padded_to(m + 1, true, wire);
-	expect(wire, wl, SNI_NOT_TLS, NULL);
-	expect(wire, 16384 + 5 + 5, SNI_NOT_TLS, NULL);
+	expect(wire, wl, SNI_MALFORMED, NULL);
+	expect(wire, 16384 + 5 + 5, SNI_MALFORMED, NULL);
 	/* ... and INVALID when a name was read before (see sni.h) */
 	wl = padded_to(m + 1, false, wire);
 	expect(wire, wl, SNI_INVALID, NULL);
 
 	/* a declared handshake length over the bound is refused at once */
 	wl = padded_to(SNI_MAX_HELLO + 100, false, wire);
-	expect(wire, 9, SNI_NOT_TLS, NULL);
-	expect(wire, wl, SNI_NOT_TLS, NULL);
+	expect(wire, 9, SNI_MALFORMED, NULL);
+	expect(wire, wl, SNI_MALFORMED, NULL);
 	wire[6] = 0xff;
-	expect(wire, 9, SNI_NOT_TLS, NULL);
+	expect(wire, 9, SNI_MALFORMED, NULL);
 
 	/* with SNI_MAX_HELLO bytes in hand the answer is never NEED_MORE */
 	wl = padded_to(m, true, wire);
@@ -1054,8 +1085,264 @@ test_bound_tiny_records(void **state)
 		cuts[k] = k + 1;
 	wl = wrap(msg, 8000, cuts, 7999, wire);
 	assert_true(wl > SNI_MAX_HELLO);
+	expect(wire, wl, SNI_MALFORMED, NULL);
+	expect(wire, SNI_MAX_HELLO, SNI_MALFORMED, NULL);
+}
+
+/* ---- reshaped hellos OpenSSL reads, ECH, the second hello, HRR ------------- */
+
+/* A hundred unknown extensions before server_name: no limit but the size. */
+static void
+test_many_extensions(void **state)
+{
+	static struct parts p, q;
+	size_t i, wl;
+
+	(void)state;
+	captured_parts("curl.bin", &p);
+	q.fixed = p.fixed;
+	q.fixedlen = p.fixedlen;
+	q.has_ext_block = true;
+	q.next = 0;
+	for (i = 0; i < 40; i++) {      /* MAX_EXTS bounds this test's table, not the reader */
+		q.ext[q.next].type = 0x5000 + (unsigned)i;
+		q.ext[q.next].data = NULL;
+		q.ext[q.next].len = 0;
+		q.next++;
+	}
+	for (i = 0; i < p.next && q.next < MAX_EXTS; i++)
+		q.ext[q.next++] = p.ext[i];
+	assert_int_equal(q.next, 40 + p.next);
+	wl = wrap1(msg2, join_parts(&q, msg2), wire);
+	expect(wire, wl, SNI_FOUND, "example.com");
+}
+
+/* 100 and 3,000 extensions, built by hand: the duplicate check still works. */
+static void
+test_many_extensions_large(void **state)
+{
+	struct parts p;
+	size_t n, i, count, body, wl, ml, sni_at;
+	const size_t counts[] = { 65, 100, 3000 };
+
+	(void)state;
+	for (size_t c = 0; c < 3; c++) {
+		count = counts[c];
+		captured_parts("curl.bin", &p);
+		sni_at = find_ext(&p, 0);
+		n = 4;
+		memcpy(msg2 + n, p.fixed, p.fixedlen);
+		n += p.fixedlen;
+		body = n;
+		n += 2;
+		for (i = 0; i < count; i++) {
+			msg2[n++] = (uint8_t)((0x5000 + i) >> 8);
+			msg2[n++] = (uint8_t)(0x5000 + i);
+			msg2[n++] = 0;
+			msg2[n++] = 0;
+		}
+		msg2[n++] = 0;
+		msg2[n++] = 0;
+		msg2[n++] = (uint8_t)(p.ext[sni_at].len >> 8);
+		msg2[n++] = (uint8_t)p.ext[sni_at].len;
+		memcpy(msg2 + n, p.ext[sni_at].data, p.ext[sni_at].len);
+		n += p.ext[sni_at].len;
+		msg2[body] = (uint8_t)((n - body - 2) >> 8);
+		msg2[body + 1] = (uint8_t)(n - body - 2);
+		msg2[0] = 1;
+		msg2[1] = (uint8_t)((n - 4) >> 16);
+		msg2[2] = (uint8_t)((n - 4) >> 8);
+		msg2[3] = (uint8_t)(n - 4);
+		ml = n;
+		wl = wrap1(msg2, ml, wire);
+		expect(wire, wl, SNI_FOUND, "example.com");
+		/* the same with one of the unknown types twice */
+		msg2[body + 2 + 4 * (count - 1)] = 0x50;
+		msg2[body + 2 + 4 * (count - 1) + 1] = 0x00;
+		wl = wrap1(msg2, ml, wire);
+		expect(wire, wl, SNI_INVALID, NULL);
+	}
+}
+
+/*
+ * A hello padded past SNI_MAX_HELLO (OpenSSL reads up to 128 KiB) is
+ * refused as MALFORMED, which sni=optional refuses too, with or without a
+ * name read before the bound.
+ */
+static void
+test_padded_past_bound(void **state)
+{
+	size_t wl;
+
+	(void)state;
+	wl = padded_to(33000, true, wire);      /* padding first: no name before the bound */
+	expect(wire, wl, SNI_MALFORMED, NULL);
+	expect(wire, SNI_MAX_HELLO, SNI_MALFORMED, NULL);
+	wl = padded_to(33000, false, wire);     /* name first: the declared length is over */
+	expect(wire, wl, SNI_MALFORMED, NULL);
+}
+
+/* The results that are plainly not TLS, and nothing else. */
+static void
+test_not_tls_only_when_plain(void **state)
+{
+	size_t wl;
+
+	(void)state;
+	wl = load("curl.bin", wire, sizeof(wire));
+	wire[0] = 0x17;
 	expect(wire, wl, SNI_NOT_TLS, NULL);
-	expect(wire, SNI_MAX_HELLO, SNI_NOT_TLS, NULL);
+	wire[0] = 0x16;
+	wire[1] = 0x02;
+	expect(wire, wl, SNI_NOT_TLS, NULL);
+	wire[1] = 0x03;
+	wire[5] = 0x02;
+	expect(wire, wl, SNI_NOT_TLS, NULL);
+	wire[5] = 0x01;
+	wire[7] = 0xff;                 /* handshake length over the bound */
+	expect(wire, wl, SNI_MALFORMED, NULL);
+}
+
+static enum sni_result
+run_hello(const uint8_t *buf, size_t len, unsigned flags, struct sni_hello *h)
+{
+	const char *why = NULL;
+	enum sni_result r;
+	uint8_t *copy;
+
+	copy = malloc(len > 0 ? len : 1);
+	assert_non_null(copy);
+	if (len > 0)
+		memcpy(copy, buf, len);
+	r = sni_read_hello(copy, len, flags, h, &why);
+	free(copy);
+	if (r != SNI_FOUND)
+		assert_non_null(why);
+	return r;
+}
+
+/* ECH is reported (the policy about it is conn.c's); consumed ends the hello. */
+static void
+test_ech_and_consumed(void **state)
+{
+	static const uint8_t ech[] = { 0x00, 0x00, 0x01, 0x00, 0x01, 0x07, 0x00, 0x02, 0xaa,
+		0xbb, 0x00, 0x02, 0xcc, 0xdd };
+	struct sni_hello h;
+	struct parts p;
+	size_t wl;
+
+	(void)state;
+	wl = load("curl.bin", wire, sizeof(wire));
+	memcpy(wire + wl, "\x17\x03\x03\x00\x02zz", 7);       /* early data after it */
+	assert_int_equal(run_hello(wire, wl + 7, 0, &h), SNI_FOUND);
+	assert_string_equal(h.name, "example.com");
+	assert_false(h.ech);
+	assert_int_equal(h.consumed, wl);
+
+	captured_parts("curl.bin", &p);
+	p.ext[p.next].type = 0xfe0d;
+	p.ext[p.next].data = ech;
+	p.ext[p.next].len = sizeof(ech);
+	p.next++;
+	wl = wrap1(msg2, join_parts(&p, msg2), wire);
+	assert_int_equal(run_hello(wire, wl, 0, &h), SNI_FOUND);
+	assert_true(h.ech);
+	assert_string_equal(h.name, "example.com");
+
+	wl = load("openssl_noservername.bin", wire, sizeof(wire));
+	assert_int_equal(run_hello(wire, wl, 0, &h), SNI_NO_NAME);
+	assert_int_equal(h.consumed, wl);
+	assert_string_equal(h.name, "");
+}
+
+/* The answer to a HelloRetryRequest: one ChangeCipherSpec may come first. */
+static void
+test_after_hrr(void **state)
+{
+	static const uint8_t ccs[] = { 0x14, 0x03, 0x03, 0x00, 0x01, 0x01 };
+	struct sni_hello h;
+	size_t wl, k;
+
+	(void)state;
+	wl = load("curl.bin", scratch, sizeof(scratch));
+	memcpy(wire, ccs, sizeof(ccs));
+	memcpy(wire + 6, scratch, wl);
+	assert_int_equal(run_hello(wire, wl + 6, SNI_AFTER_HRR, &h), SNI_FOUND);
+	assert_string_equal(h.name, "example.com");
+	assert_int_equal(h.consumed, wl + 6);
+	for (k = 0; k < wl + 6; k++)
+		assert_int_equal(run_hello(wire, k, SNI_AFTER_HRR, &h), SNI_NEED_MORE);
+	/* without the flag a leading CCS is plainly not a hello */
+	assert_int_equal(run_hello(wire, wl + 6, 0, &h), SNI_NOT_TLS);
+	/* without the CCS the flag changes nothing */
+	assert_int_equal(run_hello(scratch, wl, SNI_AFTER_HRR, &h), SNI_FOUND);
+	assert_int_equal(h.consumed, wl);
+	/* a broken CCS, two CCS, or an alert instead of the hello */
+	wire[5] = 2;
+	assert_int_equal(run_hello(wire, wl + 6, SNI_AFTER_HRR, &h), SNI_MALFORMED);
+	memcpy(wire, ccs, sizeof(ccs));
+	memcpy(wire + 6, ccs, sizeof(ccs));
+	assert_int_equal(run_hello(wire, 12, SNI_AFTER_HRR, &h), SNI_NOT_TLS);
+	memcpy(wire + 6, "\x15\x03\x03\x00\x02\x02\x28", 7);
+	assert_int_equal(run_hello(wire, 13, SNI_AFTER_HRR, &h), SNI_NOT_TLS);
+}
+
+/* A ServerHello with the RFC 8446 4.1.3 random is a HelloRetryRequest. */
+static void
+test_server_hello(void **state)
+{
+	static const uint8_t hrr_random[32] = {
+		0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02,
+		0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e,
+		0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+	};
+	uint8_t sh[128], *copy;
+	size_t n = 0, k, i;
+	enum sni_server_hello want;
+
+	(void)state;
+	memcpy(sh, "\x16\x03\x03\x00\x2c\x02\x00\x00\x28\x03\x03", 11);
+	n = 11;
+	memcpy(sh + n, hrr_random, 32);
+	n += 32;
+	memcpy(sh + n, "\x00\x13\x01\x00\x00\x00", 6);  /* sid, suite, comp, no exts */
+	n += 6;
+	for (i = 0; i < 2; i++) {
+		want = i == 0 ? SNI_SERVER_HRR : SNI_SERVER_OTHER;
+		for (k = 0; k <= n; k++) {
+			copy = malloc(k > 0 ? k : 1);
+			memcpy(copy, sh, k);
+			if (k < 43)
+				assert_int_equal(sni_server_hello(copy, k), SNI_SERVER_NEED_MORE);
+			else
+				assert_int_equal(sni_server_hello(copy, k), want);
+			free(copy);
+		}
+		sh[20] ^= 1;            /* an ordinary ServerHello random */
+	}
+	/* an alert, plain text, another handshake message: not an HRR */
+	assert_int_equal(sni_server_hello((const uint8_t *)"\x15\x03\x03\x00\x02\x02\x28", 7),
+	    SNI_SERVER_OTHER);
+	assert_int_equal(sni_server_hello((const uint8_t *)"SSH-2.0-x\r\n", 11),
+	    SNI_SERVER_OTHER);
+	assert_int_equal(sni_server_hello((const uint8_t *)"\x16\x03\x03\x00\x04\x0b\x00\x00\x00",
+	    9), SNI_SERVER_OTHER);
+	/* split over records, after an empty one (sh is an HRR again) */
+	memcpy(wire, "\x16\x03\x03\x00\x00", 5);
+	memcpy(wire + 5, "\x16\x03\x03\x00\x0a", 5);
+	memcpy(wire + 10, sh + 5, 10);
+	wire[20] = 0x16;
+	wire[21] = 0x03;
+	wire[22] = 0x03;
+	wire[23] = 0x00;
+	wire[24] = (uint8_t)(n - 15);
+	memcpy(wire + 25, sh + 15, n - 15);
+	assert_int_equal(sni_server_hello(wire, 25 + n - 15), SNI_SERVER_HRR);
+	/* the bound: never NEED_MORE with SNI_MAX_HELLO bytes */
+	for (k = 0; k + 5 <= SNI_MAX_HELLO; k += 5)
+		memcpy(wire + k, "\x16\x03\x03\x00\x00", 5);
+	memset(wire + k, 0x16, SNI_MAX_HELLO - k);
+	assert_int_equal(sni_server_hello(wire, SNI_MAX_HELLO), SNI_SERVER_OTHER);
 }
 
 int
@@ -1089,6 +1376,13 @@ main(void)
 		cmocka_unit_test(test_small_name_buffer),
 		cmocka_unit_test(test_bound),
 		cmocka_unit_test(test_bound_tiny_records),
+		cmocka_unit_test(test_many_extensions),
+		cmocka_unit_test(test_many_extensions_large),
+		cmocka_unit_test(test_padded_past_bound),
+		cmocka_unit_test(test_not_tls_only_when_plain),
+		cmocka_unit_test(test_ech_and_consumed),
+		cmocka_unit_test(test_after_hrr),
+		cmocka_unit_test(test_server_hello),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
