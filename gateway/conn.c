@@ -1781,7 +1781,7 @@ on_sni_server_read(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	c->last_activity_ms = loop_now_ms(c);
+	c->last_activity_ms = clock_mono_coarse_ms();
 	conn_run(c);
 	(void)bev;
 }
