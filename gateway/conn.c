@@ -284,7 +284,8 @@ conn_emit_record(struct conn *c, const char *close_why)
 	ev.lost = -1;
 	audit_emit(&ev);
 	stats_record(worker_stats(c->w), c->is_connect, c->reason, c->bytes_up, c->bytes_down,
-	    c->tunnel != NULL);
+	    c->tunnel != NULL, strcmp(c->reason, "bad_request") == 0 &&
+	    strcmp(close_why, "client") == 0);
 	/* The audit record says it all; the log repeats it only when debugging. */
 	log_debug("conn=%016" PRIx64 " event=%s id=%s status=%d reason=%s close=%s", c->id,
 	    ev.event, id, c->status, c->reason, close_why);

@@ -114,6 +114,9 @@ metrics_render(const struct control_report *r)
 	one(f, "egressd_proxy_protocol_refused_total", "counter",
 	    "Connections closed unanswered at accept: a proxy_protocol listener reached from "
 	    "outside proxy_protocol_from.", r->t.proxy_refused);
+	one(f, "egressd_client_aborted_total", "counter",
+	    "Requests whose client left before its head was complete (recorded as bad_request, "
+	    "not counted as decisions).", r->t.client_aborted);
 	one(f, "egressd_connections_open", "gauge", "Client connections open.",
 	    r->t.conns_open);
 	one(f, "egressd_tunnels_open", "gauge", "CONNECT tunnels relaying now.",

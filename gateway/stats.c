@@ -48,6 +48,7 @@ struct stats {
 	_Atomic uint64_t conns_accepted;
 	_Atomic uint64_t conns_closed;
 	_Atomic uint64_t proxy_refused;
+	_Atomic uint64_t client_aborted;
 	_Atomic uint64_t tunnels_total;
 	_Atomic uint64_t tunnels_ended;
 	_Atomic uint64_t records_tunnel;
@@ -136,10 +137,13 @@ stats_proxy_refused(struct stats *s)
 
 void
 stats_record(struct stats *s, bool tunnel, const char *reason, uint64_t up, uint64_t down,
-    bool registered)
+    bool registered, bool client_left)
 {
 	bump(tunnel ? &s->records_tunnel : &s->records_request, 1);
-	bump(&s->decisions[stats_reason_index(reason)], 1);
+	if (client_left)
+		bump(&s->client_aborted, 1);
+	else
+		bump(&s->decisions[stats_reason_index(reason)], 1);
 	if (!registered) {
 		bump(&s->bytes_up, up);
 		bump(&s->bytes_down, down);
@@ -223,6 +227,7 @@ stats_sum(struct stats *s, struct stats_totals *t)
 	t->conns_accepted += accepted;
 	t->conns_open += accepted >= closed ? accepted - closed : 0;
 	t->proxy_refused += get(&s->proxy_refused);
+	t->client_aborted += get(&s->client_aborted);
 	t->records_tunnel += get(&s->records_tunnel);
 	t->records_request += get(&s->records_request);
 	for (i = 0; i < STATS_NREASONS; i++)

@@ -65,7 +65,8 @@ struct stats_totals {
 	uint64_t records_request;       /* absolute-form request records */
 	uint64_t bytes_up;              /* client -> destination: ended records + open tunnels */
 	uint64_t bytes_down;            /* destination -> client, likewise */
-	uint64_t decisions[STATS_NREASONS]; /* records by audit reason */
+	uint64_t decisions[STATS_NREASONS]; /* records by audit reason (clients that left excluded) */
+	uint64_t client_aborted;        /* records of clients that left mid-head: not denials */
 	struct stats_hist setup;        /* accept/first byte -> 200 queued, tunnels */
 	struct stats_hist ldap;         /* auth_begin -> answer, directory exchanges only */
 };
@@ -93,9 +94,10 @@ void stats_conn_open(struct stats *);
 void stats_conn_close(struct stats *);
 void stats_proxy_refused(struct stats *);
 /* A record was emitted; bytes are added unless the tunnel was registered
- * (stats_tunnel_remove adds those). */
+ * (stats_tunnel_remove adds those).  client_left: the client went away before
+ * its head was complete: counted apart, not as a decision (nobody denied it). */
 void stats_record(struct stats *, bool tunnel, const char *reason, uint64_t up,
-    uint64_t down, bool registered);
+    uint64_t down, bool registered, bool client_left);
 void stats_setup_time(struct stats *, int64_t us);
 void stats_ldap_time(struct stats *, int64_t us);
 

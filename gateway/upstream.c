@@ -29,6 +29,7 @@
 #include <event2/util.h>
 
 #include "gateway/config.h"
+#include "gateway/log.h"
 #include "gateway/netaddr.h"
 #include "gateway/worker.h"
 
@@ -287,6 +288,7 @@ upstream_resolve(struct worker *w, const char *host, enum host_kind kind, uint16
  * SYNs therefore costs ATTEMPT_DELAY_MS, not the whole connect_timeout.
  */
 #define ATTEMPT_DELAY_MS 250
+#define UPSTREAM_LOG_MS 10000       /* at most one upstream-exhausted line this often */
 
 static void upstream_start_next(struct upstream_req *req);
 
@@ -385,6 +387,32 @@ on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
+static bool
+upstream_out_of_resources(int e)
+{
+	return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+/*
+ * The gateway itself cannot open another connection (descriptors, memory or
+ * local ports used up): that is 503 over_capacity, never the origin's fault
+ * (502), and it is said on the log, at most once per UPSTREAM_LOG_MS.
+ */
+static void
+upstream_exhausted(struct upstream_req *req, int e)
+{
+	static struct log_rate rate;
+	uint64_t quiet;
+
+	if (log_rate_allow(&rate, UPSTREAM_LOG_MS, &quiet))
+		log_warnx("event=upstream-exhausted reason=\"%s\" answer=503 repeated=%llu",
+		    strerror(e), (unsigned long long)quiet);
+	upstream_close_attempts(req);
+	req->res.status = 503;
+	req->res.reason = "over_capacity";
+	upstream_deliver(req);
+}
+
 /*
  * Start the next address: a connect that completes or fails at once is
  * decided at once; one in progress waits for its answer while the stagger
@@ -407,10 +435,19 @@ upstream_start_next(struct upstream_req *req)
 		/* Until one connects, the record names the last address tried. */
 		netaddr_ntop(sa, req->res.dst_ip, sizeof(req->res.dst_ip));
 		at->fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (at->fd == -1 && upstream_out_of_resources(errno)) {
+			upstream_exhausted(req, errno);
+			return;
+		}
 		if (at->fd == -1)
 			continue;
 		if (connect(at->fd, sa, sl) == 0) {
 			upstream_connected(req, at);
+			return;
+		}
+		if (errno == EADDRNOTAVAIL) {
+			/* No local port left: the gateway is full, not the origin. */
+			upstream_exhausted(req, errno);
 			return;
 		}
 		if (errno == EINPROGRESS) {

@@ -212,10 +212,9 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	 */
 	hard_limit = conf->max_connections + conf->max_connections / 10 + 16;
 	if (open > hard_limit) {
-		atomic_fetch_sub(&w->gw->open_conns, 1);
-		close(fd);
+		/* Accepted already (libevent takes a batch per wake-up): it still
+		 * gets its 503 and record; the pause keeps the rest waiting. */
 		worker_pause_listeners(w);
-		return;
 	}
 	conn_new(w, fd, sa, (socklen_t)salen, l->cl->proxy_protocol,
 	    open > conf->max_connections);

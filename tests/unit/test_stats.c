@@ -46,10 +46,10 @@ test_records_and_connections(void **state)
 	stats_conn_open(a);
 	stats_conn_open(b);
 	stats_conn_close(a);
-	stats_record(a, false, "ok", 100, 2000, false);
-	stats_record(a, false, "policy", 50, 120, false);
-	stats_record(b, true, "dns_failure", 0, 0, false);
-	stats_record(b, true, "ok", 7, 9, true);    /* registered: bytes come from remove */
+	stats_record(a, false, "ok", 100, 2000, false, false);
+	stats_record(a, false, "policy", 50, 120, false, false);
+	stats_record(b, true, "dns_failure", 0, 0, false, false);
+	stats_record(b, true, "ok", 7, 9, true, false);    /* registered: bytes come from remove */
 
 	memset(&t, 0, sizeof(t));
 	stats_sum(a, &t);
@@ -143,7 +143,7 @@ test_tunnel_registry(void **state)
 	assert_int_equal(t.bytes_up, 10);   /* open tunnels count live */
 
 	stats_tunnel_remove(s, e, relay_bytes_up(r), relay_bytes_down(r));
-	stats_record(s, true, "ok", relay_bytes_up(r), relay_bytes_down(r), true);
+	stats_record(s, true, "ok", relay_bytes_up(r), relay_bytes_down(r), true, false);
 	relay_free(r);
 	free(list);
 	list = NULL;
@@ -176,7 +176,7 @@ writer(void *arg)
 	int i;
 
 	for (i = 0; i < WRITES; i++)
-		stats_record(s, false, "ok", 1, 2, false);
+		stats_record(s, false, "ok", 1, 2, false, false);
 	return NULL;
 }
 
