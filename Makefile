@@ -2,7 +2,8 @@
 #
 #   make            build/egressd and build/egressctl
 #   make check      deps, build, unit tests (ASan+UBSan), bounded fuzz runs, end-to-end tests
-#   make demo       deps, build, start a demo gateway on 127.0.0.1:3128 in the foreground
+#   make demo       the demo's deps only, build, start a demo gateway on 127.0.0.1:3128
+#                   (DEMO_PORT=N for another port) in the foreground
 #   make fuzz       longer fuzz runs (FUZZ_SECONDS=300 by default)
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -47,11 +48,14 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 300
 CHECK_FUZZ_SECONDS ?= 15
 
-.PHONY: all deps check unit fuzz-check fuzz integration demo install clean check-layers bench
+.PHONY: all deps deps-demo check unit fuzz-check fuzz integration demo install clean check-layers bench
 all: $(BUILD)/egressd $(BUILD)/egressctl
 
 deps:
-	@sh packaging/deps.sh
+	@sh packaging/deps.sh check
+
+deps-demo:
+	@sh packaging/deps.sh demo
 
 $(BUILD)/egressd: $(BUILD)/obj/gateway/main.o $(CORE_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
@@ -112,7 +116,7 @@ check: deps
 	$(MAKE) fuzz-check
 	$(MAKE) integration
 
-demo: deps all
+demo: deps-demo all
 	@sh packaging/demo.sh
 
 bench: all

@@ -9,6 +9,7 @@ demo="$top/packaging/demo"
 SLAPD=/usr/sbin/slapd
 SLAPADD=/usr/sbin/slapadd
 LDAP_PORT=3389
+PORT=${DEMO_PORT:-3128}
 
 say() { printf 'demo: %s\n' "$*" >&2; }
 
@@ -16,6 +17,14 @@ origin="" slapd="" egressd="" sink=""
 T=""
 cleanup() {
 	trap - EXIT INT TERM HUP
+	# egressd first, while the audit sink still reads: its stop record is
+	# the last line the demo prints.
+	if [ -n "$egressd" ]; then
+		kill -TERM "$egressd" 2>/dev/null
+		i=0
+		while kill -0 "$egressd" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+		sleep 0.3
+	fi
 	for p in $egressd $slapd $origin $sink; do kill -TERM "$p" 2>/dev/null; done
 	i=0
 	while [ $i -lt 70 ]; do
@@ -36,6 +45,27 @@ for prog in "$SLAPD" "$SLAPADD"; do
 	[ -x "$prog" ] || { say "$prog is missing (make deps installs slapd)"; exit 1; }
 done
 [ -x "$top/build/egressd" ] || { say "build/egressd is not built (make)"; exit 1; }
+
+# A port another program holds: say which, and how to pick another.
+port_user() {
+	command -v ss >/dev/null 2>&1 || return 1
+	ss -H -ltnp "sport = :$1" 2>/dev/null | sed -n 's/.*users:((\("[^"]*"\),pid=\([0-9]*\).*/\1 (pid \2)/p' | head -1
+}
+for pt in "$PORT" 8080 "$LDAP_PORT"; do
+	if ! /usr/bin/python3 -c 'import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))' "$pt" 2>/dev/null; then
+		who=$(port_user "$pt")
+		say "127.0.0.1:$pt is taken${who:+ by $who}."
+		if [ "$pt" = "$PORT" ]; then
+			say "Stop it (e.g. systemctl stop squid), or run the demo on another port: make demo DEMO_PORT=3129"
+		else
+			say "The demo needs it (8080: demo origin, $LDAP_PORT: demo directory); stop that program first."
+		fi
+		exit 1
+	fi
+done
 
 # Everything the demo writes goes to one private temporary folder.
 umask 077
@@ -79,18 +109,22 @@ origin=$!
 # The audit records go to a socket of the demo's own, which prints them.
 /usr/bin/python3 "$demo/audit_sink.py" "$T/audit.sock" &
 sink=$!
+# The start record is the first thing printed: wait for the sink's socket.
+i=0
+while [ ! -S "$T/audit.sock" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 
-cp "$demo/egressd.conf" "$demo/demo.rules" "$T/"
+sed "s|127.0.0.1:3128|127.0.0.1:$PORT|" "$demo/egressd.conf" >"$T/egressd.conf"
+cp "$demo/demo.rules" "$T/"
 {
 	cat /etc/hosts 2>/dev/null
 	printf '127.0.0.1 eng.demo.test crm.demo.test admin.demo.test intranet.demo.test\n'
 } >"$T/hosts"
 chmod 644 "$T/egressd.conf" "$T/demo.rules" "$T/hosts"
 
-px="-x http://127.0.0.1:3128"
+px="-x http://127.0.0.1:$PORT"
 cat <<MSG
 
-egressd demo: gateway on 127.0.0.1:3128, demo origin on 127.0.0.1:8080, demo directory
+egressd demo: gateway on 127.0.0.1:$PORT, demo origin on 127.0.0.1:8080, demo directory
 (slapd) on ldap://127.0.0.1:$LDAP_PORT/: alice/alice-pw in engineering, bob/bob-pw in sales,
 carol/carol-pw in no group. Configuration and policy: $T/egressd.conf, $T/demo.rules
 (copies of $demo/; edit the policy there and send SIGHUP to egressd to reload).

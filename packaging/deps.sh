@@ -1,9 +1,22 @@
 #!/bin/sh
-# Install the Debian packages egressd's build, tests and demo need; quick when all are there.
+# Install the Debian packages egressd needs; quick when all are there.
+#
+#   sh packaging/deps.sh demo    what the build and `make demo` need, nothing more
+#   sh packaging/deps.sh check   that, plus what the tests need (default)
+#
+# Packages are installed without starting their services (a policy-rc.d that
+# says no while apt runs): squid (the differential test's peer) would
+# otherwise start on 3128 — the demo's port — and slapd and rsyslogd on
+# their usual ports.  The tests start their own instances on loopback.
 set -e
-PKGS="build-essential pkg-config clang libclang-rt-dev libevent-dev libldap2-dev libpcre2-dev
-libjson-c-dev libcmocka-dev libssl-dev python3 python3-pytest curl openssl slapd ldap-utils rsyslog
-squid faketime"
+BUILD="build-essential pkg-config libevent-dev libldap2-dev libpcre2-dev libjson-c-dev libssl-dev"
+DEMO="python3 curl slapd ldap-utils"
+CHECK="clang libclang-rt-dev libcmocka-dev python3-pytest openssl rsyslog squid faketime"
+case "${1:-check}" in
+demo) PKGS="$BUILD $DEMO" ;;
+check) PKGS="$BUILD $DEMO $CHECK" ;;
+*) echo "usage: sh packaging/deps.sh [demo|check]" >&2; exit 2 ;;
+esac
 missing=""
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"
@@ -15,5 +28,20 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "deps: installing$missing"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends $missing >/dev/null
+prc=/usr/sbin/policy-rc.d
+own_prc=""
+if [ ! -e "$prc" ]; then
+	printf '#!/bin/sh\n# written by egressd packaging/deps.sh while apt runs\nexit 101\n' >"$prc"
+	chmod 755 "$prc"
+	own_prc=1
+fi
+rc=0
+apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >/dev/null || rc=$?
+[ -n "$own_prc" ] && rm -f "$prc"
+# Installed for the tests only: never started at boot either.
+if [ -d /run/systemd/system ]; then
+	for svc in squid slapd; do
+		case " $missing " in *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
+	done
+fi
+exit $rc

@@ -3,7 +3,7 @@
     python3 audit_sink.py SOCKET_PATH
 
 A unix datagram socket (what egressd's audit_syslog_socket names) read until SIGTERM
-or SIGINT; the RFC 3164 header ("<PRI>Mmm dd hh:mm:ss TAG[PID]: ") is dropped.
+(Ctrl-C is ignored: the demo stops the sink after egressd); the RFC 3164 header ("<PRI>Mmm dd hh:mm:ss TAG[PID]: ") is dropped.
 """
 import os
 import signal
@@ -14,7 +14,9 @@ path = sys.argv[1]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
 s.bind(path)
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
-signal.signal(signal.SIGINT, lambda *a: sys.exit(0))
+# Ctrl-C reaches the whole process group: the sink stays until the demo stops it
+# (SIGTERM), after egressd, so that egressd's stop record is still printed.
+signal.signal(signal.SIGINT, signal.SIG_IGN)
 try:
     while True:
         msg = s.recv(65536).decode("utf-8", "replace")
