@@ -125,7 +125,8 @@ ldapx_log(struct auth_ldap *cfg, int level, const char *fmt, ...)
 /*
  * Read the service account's password: a regular file, owned by us or root,
  * that neither group nor others may access (httpd check_file_secrecy), at
- * most LDAP_PASSWORD_MAX bytes, without NUL, one trailing newline dropped.
+ * most LDAP_PASSWORD_MAX bytes, without NUL, one trailing newline (LF or
+ * CRLF) dropped.
  */
 static int
 ldapx_read_secret(const char *path, char **pw, size_t *pwlen, char **err)
@@ -170,7 +171,11 @@ ldapx_read_secret(const char *path, char **pw, size_t *pwlen, char **err)
 	}
 	close(fd);
 	fd = -1;
+	/* One line ending is not part of the password, whether an editor
+	 * wrote "\n" or "\r\n" (a bare "Invalid credentials" otherwise). */
 	if (len > 0 && buf[len - 1] == '\n')
+		len--;
+	if (len > 0 && buf[len - 1] == '\r')
 		len--;
 	if (len > LDAP_PASSWORD_MAX || len == 0 || memchr(buf, '\0', len) != NULL) {
 		if (asprintf(err, "%s: the password must be 1 to %d bytes without NUL",
@@ -399,6 +404,33 @@ ldapx_options(struct auth_ldap *cfg, LDAP *ld, bool tls)
 }
 
 /*
+ * Say why StartTLS failed in words an operator can act on: a server that
+ * answers the extended operation with "protocol error", "unavailable" or
+ * "unwilling" does not offer TLS at all (a plain server, or TLS not set up
+ * on it), which libldap's bare error string does not tell.
+ */
+static void
+ldapx_log_starttls_failure(struct auth_ldap *cfg, LDAP *ld, const char *what,
+    const char *uri, int rc)
+{
+	char *diag = NULL;
+	const char *hint = "";
+
+	(void)ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &diag);
+	if (rc == LDAP_PROTOCOL_ERROR || rc == LDAP_UNAVAILABLE || rc == LDAP_UNWILLING_TO_PERFORM ||
+	    rc == LDAP_OPERATIONS_ERROR)
+		hint = " (the server does not offer StartTLS: a plain LDAP server, or TLS not "
+		    "configured on it; set up TLS there, use ldaps://, or ldap_starttls no)";
+	else if (rc == LDAP_CONNECT_ERROR)
+		hint = " (the TLS handshake failed: check the server certificate against "
+		    "ldap_tls_ca_file and the name in ldap_uri)";
+	ldapx_log(cfg, 0, "ldap %s: %s: StartTLS failed: %s%s%s%s", what, uri,
+	    ldap_err2string(rc), diag != NULL && diag[0] != '\0' ? ": " : "",
+	    diag != NULL ? diag : "", hint);
+	ldap_memfree(diag);
+}
+
+/*
  * Open a connection: the URIs in order, each connected, upgraded with
  * StartTLS when configured, and bound as dn/pw when dn is not NULL.
  * Returns LDAP_SUCCESS with *out set, or the last error.  A refused service
@@ -436,8 +468,7 @@ ldapx_open(struct auth_ldap *cfg, const char *dn, const char *pw, size_t pwlen,
 		if (cfg->starttls && !ldap_is_ldaps_url(cfg->uris[i]) &&
 		    (rc = ldap_start_tls_s(ld, NULL, NULL)) != LDAP_SUCCESS) {
 			/* Never go on in plain text. */
-			ldapx_log(cfg, 0, "ldap %s: %s: StartTLS failed: %s", what,
-			    cfg->uris[i], ldap_err2string(rc));
+			ldapx_log_starttls_failure(cfg, ld, what, cfg->uris[i], rc);
 			ldap_unbind_ext_s(ld, NULL, NULL);
 			continue;
 		}

@@ -915,6 +915,12 @@ config_load(const char *path, char **errors)
 		cp.line++;
 		if (n > 0 && line[n - 1] == '\n')
 			line[--n] = '\0';
+		/* Windows editors start files with an invisible UTF-8 BOM; it is
+		 * not part of the first key. */
+		if (cp.line == 1 && n >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+			memmove(line, line + 3, (size_t)n - 2);
+			n -= 3;
+		}
 		if (memchr(line, '\0', (size_t)n) != NULL) {
 			cfg_error(&cp, cp.line, "NUL byte in line (is this a text file?)");
 			continue;

@@ -630,6 +630,9 @@ policy_load_buffer(const char *text, size_t len, const char *display_name, char 
 		pcre2_set_depth_limit(l.p->mctx, POLICY_DEPTH_LIMIT);
 	}
 
+	/* An invisible UTF-8 BOM (Windows editors) is not part of the first rule. */
+	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
+		text += 3;
 	for (p = text; p < end && !l.err.oom; p = nl + 1) {
 		l.line++;
 		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL)
