@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include <json-c/json.h>
 
@@ -151,7 +150,7 @@ explain_sni(const struct policy *p, struct policy_request pr, const struct polic
 
 	memset(res, 0, sizeof(*res));
 	res->verdict = "not_checked";
-	if (strcasecmp(pr.method, "CONNECT") != 0) {
+	if (strcmp(pr.method, "CONNECT") != 0) {
 		snprintf(res->why, sizeof(res->why), "SNI is read on CONNECT tunnels only");
 		return;
 	}
@@ -290,7 +289,7 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		    json_object_new_boolean(d.need_credentials));
 		json_add_str(o, "host", host);
 		json_add_str(o, "auth", conf->auth == CONFIG_AUTH_NONE ? "none" : "ldap");
-		json_add_str(o, "sni_mode", d.allow && strcasecmp(method, "CONNECT") == 0 ?
+		json_add_str(o, "sni_mode", d.allow && strcmp(method, "CONNECT") == 0 ?
 		    sni_mode_name(d.sni) : NULL);
 		if (sni_arg != NULL) {
 			json_add_str(o, "sni_verdict", sr.verdict);
@@ -319,7 +318,7 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		if (pr.no_identity && (user != NULL || ngroups > 0))
 			printf("note: auth none: rules for authenticated, user: and group: never "
 			    "match\n");
-		if (d.allow && strcasecmp(method, "CONNECT") == 0)
+		if (d.allow && strcmp(method, "CONNECT") == 0)
 			printf("sni: %s\n", sni_mode_name(d.sni));
 		if (sni_arg != NULL) {
 			printf("sni verdict: %s (%s)\n", sr.verdict, sr.why);

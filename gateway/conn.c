@@ -680,6 +680,8 @@ conn_take_request(struct conn *c, const struct http_request *req)
 		return 501;
 	memcpy(c->method, req->method, req->method_len);
 	c->method[req->method_len] = '\0';
+	/* Methods are case-sensitive: "connect" is some other method, so its
+	 * target must be absolute-form http:// and it is forwarded, never tunneled. */
 	c->is_connect = strcmp(c->method, "CONNECT") == 0;
 
 	if (c->is_connect) {
@@ -1004,7 +1006,9 @@ pump_body(struct body_pump *p, struct evbuffer *src, struct evbuffer *dst, bool 
 					evbuffer_add(dst, "0\r\n", 3);
 				p->last_chunk_written = true;
 			}
-			if (r == CHUNKED_TRAILER && p->out == HTTP_BODY_CHUNKED) {
+			/* Trailers are filtered like fields: no framing, no credentials. */
+			if (r == CHUNKED_TRAILER && p->out == HTTP_BODY_CHUNKED &&
+			    http_trailer_forwardable(buf + off, n)) {
 				evbuffer_add(dst, buf + off, n);
 				evbuffer_add(dst, "\r\n", 2);
 			}

@@ -28,6 +28,88 @@ static const char *const http_hop_fields[] = {
 	NULL,
 };
 
+/*
+ * Fields a trailer must not carry on (RFC 9110 6.5.1): a recipient that
+ * merged them into the head, or acted on them at the end of the body, would
+ * read framing, routing, credentials, request modifiers, response controls or
+ * the content's format from bytes no hop has checked.  The hop-by-hop fields
+ * above are dropped from trailers as well.
+ */
+static const char *const http_trailer_forbidden[] = {
+	"Content-Length", "Host", "Authorization", "WWW-Authenticate",
+	"Authentication-Info", "Proxy-Authentication-Info", "Cookie", "Set-Cookie",
+	"Content-Encoding", "Content-Type", "Content-Range", "Range", "Expect",
+	"Max-Forwards", "Cache-Control", "Pragma", "If-Match", "If-None-Match",
+	"If-Modified-Since", "If-Unmodified-Since", "If-Range", "Age", "Expires", "Date",
+	"Location", "Retry-After", "Vary", "Warning",
+	NULL,
+};
+
+static char
+http_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/*
+ * Does name[0..len) equal ref, case-insensitively, with each '_' of name read
+ * as '-' when dash_underscore?  CGI and WSGI turn both into the same
+ * HTTP_TRANSFER_ENCODING, so to such an origin "Transfer_Encoding" is the
+ * framing field.
+ */
+static bool
+http_name_eq(const char *name, size_t len, const char *ref, bool dash_underscore)
+{
+	size_t i;
+	char c;
+
+	if (len != strlen(ref))
+		return false;
+	for (i = 0; i < len; i++) {
+		c = name[i];
+		if (dash_underscore && c == '_')
+			c = '-';
+		if (http_lower(c) != http_lower(ref[i]))
+			return false;
+	}
+	return true;
+}
+
+static bool
+http_name_in(const char *name, size_t len, const char *const *list, bool dash_underscore)
+{
+	size_t i;
+
+	for (i = 0; list[i] != NULL; i++)
+		if (http_name_eq(name, len, list[i], dash_underscore))
+			return true;
+	return false;
+}
+
+enum http_field_kind
+http_field_classify(const char *name, size_t len)
+{
+	if (http_name_eq(name, len, "Content-Length", false) ||
+	    http_name_in(name, len, http_hop_fields, false))
+		return HTTP_FIELD_HOP;
+	if (memchr(name, '_', len) != NULL &&
+	    (http_name_eq(name, len, "Content-Length", true) ||
+	    http_name_in(name, len, http_hop_fields, true)))
+		return HTTP_FIELD_LOOKALIKE;
+	return HTTP_FIELD_PLAIN;
+}
+
+bool
+http_trailer_forwardable(const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+	size_t name_len = colon != NULL ? (size_t)(colon - line) : len;
+
+	if (name_len == 0 || http_field_classify(line, name_len) != HTTP_FIELD_PLAIN)
+		return false;
+	return !http_name_in(line, name_len, http_trailer_forbidden, true);
+}
+
 static bool
 http_ows(char c)
 {
@@ -86,15 +168,16 @@ http_connection_lists(const struct http_header *hs, size_t n, const char *name,
 	return false;
 }
 
-/* Is h a field the gateway must not pass on (hop-by-hop, or named in Connection)? */
+/*
+ * Is h a field the gateway must not pass on (hop-by-hop, a look-alike of a
+ * framing or hop-by-hop field, or named in Connection)?
+ */
 static bool
 http_field_is_hop(const struct http_header *hs, size_t n, const struct http_header *h)
 {
-	size_t i;
-
-	for (i = 0; http_hop_fields[i] != NULL; i++)
-		if (http_header_is(h, http_hop_fields[i]))
-			return true;
+	if (http_name_in(h->name, h->name_len, http_hop_fields, false) ||
+	    http_field_classify(h->name, h->name_len) == HTTP_FIELD_LOOKALIKE)
+		return true;
 	return http_connection_lists(hs, n, h->name, h->name_len);
 }
 
@@ -215,6 +298,11 @@ http_request_framing(const struct http_request *req, struct http_framing *f,
 	for (i = 0; i < req->nheaders; i++) {
 		const struct http_header *h = &req->headers[i];
 
+		if (http_field_classify(h->name, h->name_len) == HTTP_FIELD_LOOKALIKE) {
+			/* Only a smuggler spells a framing field with '_'. */
+			*err = "field name is a framing or hop-by-hop name with '_'";
+			return -1;
+		}
 		if (http_header_is(h, "Host"))
 			nhost++;
 		else if (http_header_is(h, "Expect")) {
@@ -249,8 +337,9 @@ http_response_framing(const struct http_response *resp, const char *method,
 		*err = "unsolicited 101 Switching Protocols";
 		return -1;
 	}
+	/* Methods are case-sensitive: "head" is not HEAD, and its response has a body. */
 	if (resp->status < 200 || resp->status == 204 || resp->status == 304 ||
-	    http_token_eq(method, method_len, "HEAD")) {
+	    (method_len == 4 && memcmp(method, "HEAD", 4) == 0)) {
 		f->kind = HTTP_BODY_NONE;
 		f->length = 0;
 	} else if (f->kind == HTTP_BODY_NONE) {

@@ -37,6 +37,33 @@ struct http_framing {
 };
 
 /*
+ * The one classifier of field names for heads and trailers, both directions.
+ * Field names compare case-insensitively (unlike methods).  HOP: a framing
+ * (Content-Length, Transfer-Encoding) or hop-by-hop field, which the gateway
+ * never copies through.  LOOKALIKE: a name that contains '_' and equals a HOP
+ * name once every '_' is read as '-' ("Transfer_Encoding", "Content_Length"):
+ * CGI and WSGI origins read it as the real field, so a request head carrying
+ * one is refused and a response head has it dropped.
+ */
+enum http_field_kind {
+	HTTP_FIELD_PLAIN,               /* end to end */
+	HTTP_FIELD_HOP,                 /* framing or hop-by-hop */
+	HTTP_FIELD_LOOKALIKE,           /* a HOP name spelled with '_' for '-' */
+};
+
+enum http_field_kind http_field_classify(const char *name, size_t len);
+
+/*
+ * May a trailer field line line[0..len) ("name:value" without CRLF, as
+ * chunked_decode() returns it) be passed on?  No for HOP and LOOKALIKE names
+ * and for what RFC 9110 6.5.1 keeps out of trailers (framing, Host,
+ * Authorization, Cookie, Set-Cookie, Content-Type/-Encoding/-Range, Range,
+ * Expect, conditionals, Cache-Control, Date, Location, Vary, ... also when
+ * spelled with '_'); yes for anything else.
+ */
+bool http_trailer_forwardable(const char *line, size_t len);
+
+/*
  * Framing of a client request: Content-Length (one value, or repeated identical
  * values; digits only, no overflow), Transfer-Encoding exactly "chunked"
  * (case-insensitive; any other coding, list or an HTTP/1.0 request with TE is
@@ -46,13 +73,15 @@ struct http_framing {
  * Content-Length: 1 to 18 digits, a comma list of identical values allowed;
  * "Content-Length: 0" is HTTP_BODY_LENGTH with length 0 (so it is forwarded),
  * no Content-Length and no Transfer-Encoding is HTTP_BODY_NONE.  "close" and
- * "keep-alive" are honoured in Proxy-Connection as in Connection.
+ * "keep-alive" are honoured in Proxy-Connection as in Connection.  A LOOKALIKE
+ * field (http_field_classify()) is an error.
  */
 int http_request_framing(const struct http_request *req, struct http_framing *f,
     const char **err);
 
 /*
- * Framing of an origin response to a request with method `method`: HEAD, 1xx,
+ * Framing of an origin response to a request with method `method`: HEAD
+ * (exactly: methods are case-sensitive, "head" is another method), 1xx,
  * 204 and 304 have no body; otherwise chunked, Content-Length or close-
  * delimited, with the same strictness as requests.  Returns 0 or -1 with *err.
  * Framing fields are validated even where they frame nothing (HEAD, 304).  A
@@ -69,7 +98,7 @@ int http_response_framing(const struct http_response *resp, const char *method,
  *   Host: host[:port]           (from the target; port only if not 80; [v6] bracketed)
  *   the client's fields minus Host, hop-by-hop ones (Connection, Keep-Alive,
  *   Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-Authorization,
- *   Proxy-Authenticate), those named in Connection, and Content-Length
+ *   Proxy-Authenticate), LOOKALIKE ones, those named in Connection, and Content-Length
  *   Via: <existing values>, 1.1 egressd
  *   Content-Length: N or Transfer-Encoding: chunked, per body
  *   Connection: keep-alive
@@ -83,7 +112,7 @@ void http_write_request_head(struct evbuffer *out, const struct http_request *re
 /*
  * Append to out the response head sent to the client: status line with the
  * origin's status and reason at version HTTP/1.1, the origin's fields minus
- * hop-by-hop ones and those named in Connection, Via added, framing as `body`
+ * hop-by-hop and LOOKALIKE ones and those named in Connection, Via added, framing as `body`
  * says (the gateway re-chunks a close-delimited body for an HTTP/1.1 client),
  * and "Connection: keep-alive" or "Connection: close" (always close when body
  * is HTTP_BODY_CLOSE).  When body is HTTP_BODY_NONE the origin's

@@ -91,9 +91,11 @@ rule_port_match(const struct policy_rule *r, uint16_t port)
 }
 
 /*
- * Methods compare without regard to case: HTTP methods are case-sensitive, but
- * a deny rule for POST must not be dodged by sending "post" to an origin that
- * is lenient about it.
+ * Methods compare exactly: they are case-sensitive (RFC 9110 9.1), "get" is
+ * not GET, and the gateway frames and forwards a request by its method as
+ * sent.  Matching "get" to a GET rule would let it through as a method the
+ * rule never named (and "connect http://..." past a CONNECT rule in clear).
+ * The policy file cannot name a method with a lower-case letter (parse.c).
  */
 static bool
 rule_method_match(const struct policy_rule *r, const char *method)
@@ -105,7 +107,7 @@ rule_method_match(const struct policy_rule *r, const char *method)
 	if (method == NULL)
 		return false;
 	for (i = 0; i < r->nmethods; i++)
-		if (strcasecmp(r->methods[i], method) == 0)
+		if (strcmp(r->methods[i], method) == 0)
 			return true;
 	return false;
 }

@@ -389,11 +389,39 @@ is_tchar(unsigned char c)
 	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
+/*
+ * Methods are case-sensitive and compared exactly; every registered method is
+ * upper case.  A lower-case letter in the file is an admin's slip ("methods=get"
+ * would never match GET, and "deny ... methods=post" would never deny POST), so
+ * it is an error rather than a rule that silently matches nothing.
+ */
+static bool
+method_has_lower(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] >= 'a' && s[i] <= 'z')
+			return true;
+	return false;
+}
+
+/* s[0..n) in upper case into out (truncated to fit), for the error message. */
+static void
+method_suggest(const char *s, size_t n, char *out, size_t outsz)
+{
+	size_t i;
+
+	for (i = 0; i < n && i + 1 < outsz; i++)
+		out[i] = s[i] >= 'a' && s[i] <= 'z' ? (char)(s[i] - 'a' + 'A') : s[i];
+	out[i] = '\0';
+}
+
 static int
 parse_methods(struct pload *l, const char *s, size_t len, struct policy_rule *r)
 {
 	const char *item, *end = s + len, *comma;
-	char **nm, *m;
+	char **nm, *m, upper[64];
 	size_t n, i, j, cap = 0;
 	int bad = 0;
 
@@ -419,13 +447,17 @@ parse_methods(struct pload *l, const char *s, size_t len, struct policy_rule *r)
 			bad = -1;
 			continue;
 		}
+		if (method_has_lower(item, n)) {
+			method_suggest(item, n, upper, sizeof(upper));
+			line_error(l, "method \"%.*s\" in \"methods=%.*s\": methods are "
+			    "case-sensitive; did you mean %s?", (int)n, item, (int)len, s, upper);
+			bad = -1;
+			continue;
+		}
 		if ((m = strndup(item, n)) == NULL) {
 			l->err.oom = true;
 			return -1;
 		}
-		for (i = 0; i < n; i++)
-			if (m[i] >= 'a' && m[i] <= 'z')
-				m[i] = (char)(m[i] - 'a' + 'A');
 		for (j = 0; j < r->nmethods; j++)
 			if (strcmp(r->methods[j], m) == 0)
 				break;

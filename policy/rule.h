@@ -52,7 +52,7 @@ struct policy_rule {
 	bool any_port;                  /* ports "*" */
 	struct policy_ports *ports;     /* otherwise: nports ranges */
 	size_t nports;
-	char **methods;                 /* upper-cased; NULL = any method */
+	char **methods;                 /* as written (no lower case); NULL = any */
 	size_t nmethods;
 	enum policy_sni_mode sni;       /* sni= option, default require */
 	char *ref;                      /* "FILE:LINE", FILE = display name */

@@ -5,7 +5,8 @@
  * It is decoded three ways: whole, in two pieces at the split, and one byte
  * at a time, each by a caller that keeps the unconsumed tail as body.h says.
  * All three must agree on the result, the payload, the trailer lines and
- * where the body ended, and every span must lie in what was fed.
+ * where the body ended, and every span must lie in what was fed.  Each
+ * trailer line the gateway would forward must have a plain field name.
  */
 
 #include <assert.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "gateway/body.h"
+#include "gateway/http_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,6 +29,20 @@ struct outcome {
 	char *payload;
 	char *trailers;
 };
+
+/*
+ * A trailer line the gateway would pass on has a plain field name: never a
+ * framing, hop-by-hop or look-alike one.
+ */
+static void
+check_trailer(const char *line, size_t n)
+{
+	const char *colon = memchr(line, ':', n);
+
+	assert(colon != NULL && colon > line);
+	if (http_trailer_forwardable(line, n))
+		assert(http_field_classify(line, (size_t)(colon - line)) == HTTP_FIELD_PLAIN);
+}
 
 /* Feed in[0..len) in pieces: first `first` bytes, then `step` at a time. */
 static void
@@ -63,6 +79,7 @@ decode(const char *in, size_t len, size_t first, size_t step, struct outcome *o)
 					memcpy(o->payload + o->payload_len, buf + pos + off, n);
 					o->payload_len += n;
 				} else {
+					check_trailer(buf + pos + off, n);
 					assert(o->trailers_len + n <= len);
 					memcpy(o->trailers + o->trailers_len, buf + pos + off, n);
 					o->trailers_len += n;

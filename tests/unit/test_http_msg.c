@@ -268,6 +268,147 @@ test_response_upgrade_not_switch(void **state)
 	free(s);
 }
 
+/* Methods are case-sensitive: only "HEAD" frames its response without a body. */
+static void
+test_response_head_exact(void **state)
+{
+	static const char raw[] = "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\n";
+	static const char *const others[] = { "head", "Head", "hEAD", "HEADX", "HEA" };
+	struct http_response *resp;
+	struct http_framing f;
+	const char *err;
+	size_t i;
+
+	(void)state;
+	resp = malloc(sizeof(*resp));
+	assert_non_null(resp);
+	assert_int_equal(http_parse_response(raw, sizeof(raw) - 1, resp, &err), HTTP_PARSE_DONE);
+	assert_int_equal(http_response_framing(resp, "HEAD", 4, &f, &err), 0);
+	assert_int_equal(f.kind, HTTP_BODY_NONE);
+	for (i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		assert_int_equal(http_response_framing(resp, others[i], strlen(others[i]), &f,
+		    &err), 0);
+		if (f.kind != HTTP_BODY_LENGTH || f.length != 7)
+			fail_msg("response to \"%s\" not framed by its Content-Length", others[i]);
+	}
+	free(resp);
+}
+
+static void
+test_field_classify(void **state)
+{
+	static const struct {
+		const char *name;
+		enum http_field_kind kind;
+	} cases[] = {
+		{ "Content-Length", HTTP_FIELD_HOP },
+		{ "content-length", HTTP_FIELD_HOP },
+		{ "TRANSFER-ENCODING", HTTP_FIELD_HOP },
+		{ "Connection", HTTP_FIELD_HOP },
+		{ "Keep-Alive", HTTP_FIELD_HOP },
+		{ "Proxy-Authorization", HTTP_FIELD_HOP },
+		{ "TE", HTTP_FIELD_HOP },
+		{ "Trailer", HTTP_FIELD_HOP },
+		{ "Upgrade", HTTP_FIELD_HOP },
+		{ "Transfer_Encoding", HTTP_FIELD_LOOKALIKE },
+		{ "transfer_encoding", HTTP_FIELD_LOOKALIKE },
+		{ "Content_Length", HTTP_FIELD_LOOKALIKE },
+		{ "Keep_Alive", HTTP_FIELD_LOOKALIKE },
+		{ "Proxy_Connection", HTTP_FIELD_LOOKALIKE },
+		{ "Proxy_Authorization", HTTP_FIELD_LOOKALIKE },
+		{ "Proxy_Authenticate", HTTP_FIELD_LOOKALIKE },
+		{ "Host", HTTP_FIELD_PLAIN },
+		{ "X_Custom", HTTP_FIELD_PLAIN },
+		{ "Content_Type", HTTP_FIELD_PLAIN },
+		{ "Transfer_Encodings", HTTP_FIELD_PLAIN },
+		{ "Transfer__Encoding", HTTP_FIELD_PLAIN },
+		{ "Content-Lengt", HTTP_FIELD_PLAIN },
+		{ "X-Content-Length", HTTP_FIELD_PLAIN },
+		{ "_", HTTP_FIELD_PLAIN },
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (http_field_classify(cases[i].name, strlen(cases[i].name)) != cases[i].kind)
+			fail_msg("%s: classified %d, want %d", cases[i].name,
+			    http_field_classify(cases[i].name, strlen(cases[i].name)), cases[i].kind);
+}
+
+static void
+test_trailer_forwardable(void **state)
+{
+	static const char *const refused[] = {
+		"Proxy-Authorization: Basic YQ==", "Content-Length: 5", "Transfer-Encoding: chunked",
+		"transfer-encoding:chunked", "Transfer_Encoding: chunked", "Content_Length: 5",
+		"Connection: close", "Keep-Alive: 1", "TE: trailers", "Trailer: X-A", "Upgrade: h2c",
+		"Host: evil.example", "Authorization: Bearer x", "Cookie: a=b", "Set-Cookie: a=b",
+		"Set_Cookie: a=b", "Content-Type: text/html", "Content-Encoding: gzip",
+		"Content-Range: bytes 0-1/2", "Range: bytes=0-", "Cache-Control: no-store",
+		"WWW-Authenticate: Basic", "Proxy-Authenticate: Basic", "Location: /x",
+		"Expect: 100-continue", "If-None-Match: *", "Max-Forwards: 1", "Date: x", "Vary: *",
+		"", ":x",
+	};
+	static const char *const passed[] = {
+		"X-Ok: 1", "X-Checksum: abc", "Server-Timing: db;dur=1", "Digest: sha-256=x",
+		"X_Custom: 1", "ETag-X: y", "Content-MD5: q",
+	};
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		if (http_trailer_forwardable(refused[i], strlen(refused[i])))
+			fail_msg("trailer \"%s\" would be forwarded", refused[i]);
+	for (i = 0; i < sizeof(passed) / sizeof(passed[0]); i++)
+		if (!http_trailer_forwardable(passed[i], strlen(passed[i])))
+			fail_msg("trailer \"%s\" would be dropped", passed[i]);
+}
+
+/* A look-alike in a request head is refused; in a response head it is dropped. */
+static void
+test_lookalike_fields(void **state)
+{
+	static const char *const reqs[] = {
+		"POST http://a.example/ HTTP/1.1\r\nHost: a.example\r\n"
+		    "Transfer_Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+		"GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\nContent_Length: 5\r\n\r\n",
+		"GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\nkeep_alive: 5\r\n\r\n",
+		"GET http://a.example/ HTTP/1.0\r\nProxy_Authorization: Basic YQ==\r\n\r\n",
+	};
+	struct http_request *req;
+	struct http_framing f;
+	const char *err;
+	size_t i;
+	char *s;
+
+	(void)state;
+	req = malloc(sizeof(*req));
+	assert_non_null(req);
+	for (i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		assert_int_equal(http_parse_request(reqs[i], strlen(reqs[i]), req, &err),
+		    HTTP_PARSE_DONE);
+		err = NULL;
+		if (http_request_framing(req, &f, &err) != -1)
+			fail_msg("request %zu with a look-alike field was accepted", i);
+		assert_non_null(err);
+	}
+	free(req);
+
+	/* Other underscores are ordinary names, passed on. */
+	s = forward("GET http://a.example/ HTTP/1.1\r\nHost: a.example\r\nX_Trace: 1\r\n\r\n",
+	    "a.example");
+	assert_text(s, "GET / HTTP/1.1\r\nHost: a.example\r\nX_Trace: 1\r\n"
+	    "Via: 1.1 egressd\r\nConnection: keep-alive\r\n\r\n");
+	free(s);
+
+	s = respond("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer_Encoding: chunked\r\n"
+	    "Content_Length: 9\r\nKeep_Alive: 1\r\nPROXY_CONNECTION: close\r\nX_Ok: y\r\n\r\n",
+	    "GET", NULL, true);
+	assert_text(s, "HTTP/1.1 200 OK\r\nX_Ok: y\r\nVia: 1.1 egressd\r\n"
+	    "Content-Length: 3\r\nConnection: keep-alive\r\n\r\n");
+	free(s);
+}
+
 static void
 test_error_responses(void **state)
 {
@@ -346,6 +487,10 @@ main(void)
 		cmocka_unit_test(test_response_rechunk),
 		cmocka_unit_test(test_response_bodiless),
 		cmocka_unit_test(test_response_upgrade_not_switch),
+		cmocka_unit_test(test_response_head_exact),
+		cmocka_unit_test(test_field_classify),
+		cmocka_unit_test(test_trailer_forwardable),
+		cmocka_unit_test(test_lookalike_fields),
 		cmocka_unit_test(test_error_responses),
 		cmocka_unit_test(test_status_text),
 	};

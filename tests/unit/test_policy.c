@@ -134,7 +134,15 @@ test_parse_errors_each(void **state)
 	expect_error("allow any x 80,*\n", "t.rules:1: \"*\" must stand alone");
 	expect_error("allow any x 80 methods=\n", "t.rules:1: empty method list");
 	expect_error("allow any x 80 methods=GET,,HEAD\n", "t.rules:1: empty item in \"methods=");
-	expect_error("allow any x 80 methods=GET,get\n", "t.rules:1: method GET listed twice");
+	expect_error("allow any x 80 methods=GET,GET\n", "t.rules:1: method GET listed twice");
+	/* A lower-case method in the file is a slip: it would never match GET. */
+	expect_error("allow any x 80 methods=GET,get\n", "t.rules:1: method \"get\" in "
+	    "\"methods=GET,get\": methods are case-sensitive; did you mean GET?");
+	expect_error("deny any x 80 methods=post\n", "t.rules:1: method \"post\" in "
+	    "\"methods=post\": methods are case-sensitive; did you mean POST?");
+	expect_error("allow any x 443 methods=Connect sni=off\n",
+	    "t.rules:1: method \"Connect\" in \"methods=Connect\": methods are "
+	    "case-sensitive; did you mean CONNECT?");
 	expect_error("allow any x 80 methods=G(T\n", "t.rules:1: bad method \"G(T\"");
 	expect_error("allow any x 80 methods=GET methods=HEAD\n",
 	    "t.rules:1: option \"methods=\" given twice");
@@ -319,21 +327,44 @@ test_ports(void **state)
 static void
 test_methods(void **state)
 {
-	struct policy *p = load("allow any deb\\.debian\\.org 80 methods=GET,head\n"
-	    "deny any x * methods=post\n"
+	static const char *const lower[] = { "get", "Get", "gET", "head", "connect", "Connect" };
+	struct policy *p = load("allow any deb\\.debian\\.org 80 methods=GET,HEAD\n"
+	    "allow any tunnel\\.example 443 methods=CONNECT\n"
+	    "deny any x * methods=POST\n"
 	    "allow any x *\n");
 	struct policy_decision d;
+	size_t i;
 
 	assert_true(decide(p, NULL, NULL, 0, "GET", "deb.debian.org", 80).allow);
 	assert_true(decide(p, NULL, NULL, 0, "HEAD", "deb.debian.org", 80).allow);
 	assert_false(decide(p, NULL, NULL, 0, "POST", "deb.debian.org", 80).allow);
 	assert_false(decide(p, NULL, NULL, 0, "CONNECT", "deb.debian.org", 80).allow);
-	/* A deny for POST is not dodged by the case of the method. */
-	d = decide(p, NULL, NULL, 0, "post", "x", 80);
+	assert_true(decide(p, NULL, NULL, 0, "CONNECT", "tunnel.example", 443).allow);
+	/* Methods are case-sensitive: "get" is not GET, "connect" is not CONNECT. */
+	for (i = 0; i < sizeof(lower) / sizeof(lower[0]); i++) {
+		d = decide(p, NULL, NULL, 0, lower[i], "deb.debian.org", 80);
+		if (d.allow || strcmp(d.reason, "default_deny") != 0)
+			fail_msg("%s matched a methods=GET,HEAD rule", lower[i]);
+		d = decide(p, NULL, NULL, 0, lower[i], "tunnel.example", 443);
+		if (d.allow || strcmp(d.reason, "default_deny") != 0)
+			fail_msg("%s matched a methods=CONNECT rule", lower[i]);
+	}
+	d = decide(p, NULL, NULL, 0, "POST", "x", 80);
 	assert_false(d.allow);
-	assert_string_equal(d.reason, "policy");
-	assert_string_equal(d.rule, "t.rules:2");
+	assert_string_equal(d.rule, "t.rules:3");
+	/* "post" is another method: the POST deny does not name it. */
+	d = decide(p, NULL, NULL, 0, "post", "x", 80);
+	assert_true(d.allow);
+	assert_string_equal(d.rule, "t.rules:4");
 	assert_true(decide(p, NULL, NULL, 0, "PUT", "x", 80).allow);
+	policy_unref(p);
+
+	/* Extension methods are kept exactly as written. */
+	p = load("allow any x * methods=M-SEARCH,PURGE,X_1\n");
+	assert_true(decide(p, NULL, NULL, 0, "M-SEARCH", "x", 80).allow);
+	assert_true(decide(p, NULL, NULL, 0, "X_1", "x", 80).allow);
+	assert_false(decide(p, NULL, NULL, 0, "m-search", "x", 80).allow);
+	assert_false(decide(p, NULL, NULL, 0, "PURGEX", "x", 80).allow);
 	policy_unref(p);
 }
 

@@ -252,7 +252,7 @@ method_match(const struct policy_rule *r, const char *method)
 	if (r->methods == NULL)
 		return true;
 	for (i = 0; i < r->nmethods; i++)
-		if (strcasecmp(r->methods[i], method) == 0)
+		if (strcmp(r->methods[i], method) == 0)
 			return true;
 	return false;
 }
