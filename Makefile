@@ -31,11 +31,12 @@ FUZZ_FLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,u
 
 # Every module except the two program entry points goes into the core library that
 # the daemon, the unit tests and the fuzzers link.
-CORE_SRCS := $(sort $(filter-out gateway/main.c,$(wildcard gateway/*.c)) \
-               $(wildcard auth/*.c) $(wildcard policy/*.c) $(wildcard audit/*.c))
+CORE_SRCS := $(sort $(filter-out gateway/main.c,$(wildcard gateway/*.c)) $(wildcard gateway/http/*.c) \
+               $(wildcard config/*.c) $(wildcard auth/*.c) $(wildcard policy/*.c) $(wildcard audit/*.c))
 ADMIN_SRCS := $(sort $(wildcard admin/*.c))
-# egressctl reads the configuration and the policy with the daemon's own pure parsers.
-ADMIN_CORE := gateway/config.c gateway/config_check.c gateway/netaddr.c $(wildcard policy/*.c)
+# egressctl reads the configuration and the policy with the daemon's own pure parsers
+# (config/ and policy/); it links no gateway code.
+ADMIN_CORE := $(wildcard config/*.c) $(wildcard policy/*.c)
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
@@ -86,15 +87,18 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FZ_OBJS)
 	@mkdir -p $(dir $@)
 	$(CLANG) $(CPPFLAGS) $(CFLAGS) $(subst fuzzer-no-link,fuzzer,$(FUZZ_FLAGS)) -o $@ $(filter %.c %.o,$^) $(LDLIBS)
 
-# Layering: lib/ (header-only helpers) includes no module; policy/ and audit/
-# never see the gateway or auth internals; admin/
-# talks to the daemon over its socket only (it may read the configuration file
-# through gateway/config.h, a pure parser, for its offline checks).
+# Layering: lib/ (header-only helpers) includes no module; gateway/http/ (the pure
+# HTTP parsers) sees only itself and lib/; config/ (the configuration parser both
+# programs read) sees only itself, policy/ and lib/; policy/ and audit/ never see the
+# gateway or auth internals; admin/ includes no gateway/ or auth/ header: it reads
+# the files through config/ and policy/ and talks to the daemon over its socket.
 check-layers:
-	@! grep -n '#include "\(gateway\|auth\)/' policy/*.c policy/*.h || { echo "policy/ includes gateway/ or auth/"; exit 1; }
-	@! grep -n '#include "\(gateway\|auth\|policy\)/' audit/*.c audit/*.h || { echo "audit/ includes another module"; exit 1; }
-	@! grep -n '#include "gateway/' admin/*.c | grep -v 'gateway/config.h\|gateway/netaddr.h\|gateway/log.h' || { echo "admin/ includes gateway/"; exit 1; }
 	@! grep -n '#include "' lib/*.h | grep -v '#include "lib/' || { echo "lib/ includes a module"; exit 1; }
+	@! grep -n '#include "' gateway/http/*.c gateway/http/*.h | grep -v '#include "\(gateway/http\|lib\)/' || { echo "gateway/http/ includes outside itself"; exit 1; }
+	@! grep -n '#include "' config/*.c config/*.h | grep -v '#include "\(config\|policy\|lib\)/' || { echo "config/ includes gateway/, auth/ or audit/"; exit 1; }
+	@! grep -n '#include "\(gateway\|auth\|config\)/' policy/*.c policy/*.h || { echo "policy/ includes gateway/, auth/ or config/"; exit 1; }
+	@! grep -n '#include "\(gateway\|auth\|policy\|config\)/' audit/*.c audit/*.h || { echo "audit/ includes another module"; exit 1; }
+	@! grep -n '#include "\(gateway\|auth\|audit\)/' admin/*.c admin/*.h || { echo "admin/ includes gateway/, auth/ or audit/"; exit 1; }
 	@echo "layers: ok"
 
 unit: $(UNIT_BINS)

@@ -22,7 +22,7 @@
 
 #include <json-c/json.h>
 
-#include "gateway/config.h"
+#include "config/config.h"
 #include "policy/policy.h"
 
 #define EXPLAIN_GROUPS_MAX 64

@@ -27,7 +27,7 @@
 
 #include <json-c/json.h>
 
-#include "gateway/config.h"
+#include "config/config.h"
 
 #define ANSWER_MAX (64u * 1024 * 1024)  /* a daemon with very many tunnels */
 #define ANSWER_TIMEOUT 30               /* seconds (a reload compiles the policy) */

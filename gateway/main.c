@@ -31,7 +31,7 @@
 
 #include "audit/audit.h"
 #include "auth/auth.h"
-#include "gateway/config.h"
+#include "config/config.h"
 #include "gateway/control.h"
 #include "gateway/gateway.h"
 #include "gateway/log.h"

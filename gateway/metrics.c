@@ -31,7 +31,7 @@
 
 #include "gateway/control.h"
 #include "gateway/log.h"
-#include "gateway/netaddr.h"
+#include "config/netaddr.h"
 
 #define METRICS_TIMEOUT 5           /* seconds for a scrape's request and response */
 #define METRICS_HEADERS_MAX 8192

@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gateway/netaddr.h"
+#include "config/netaddr.h"
 #include "policy/policy.h"
 
 struct relay;

@@ -28,9 +28,9 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "gateway/config.h"
+#include "config/config.h"
 #include "gateway/log.h"
-#include "gateway/netaddr.h"
+#include "config/netaddr.h"
 #include "gateway/worker.h"
 
 #define UPSTREAM_ADDRS_MAX 16       /* addresses kept from one answer */

@@ -29,11 +29,11 @@
 #include <event2/listener.h>
 
 #include "auth/auth.h"
-#include "gateway/config.h"
+#include "config/config.h"
 #include "gateway/conn.h"
 #include "gateway/gateway.h"
 #include "gateway/log.h"
-#include "gateway/netaddr.h"
+#include "config/netaddr.h"
 #include "gateway/stats.h"
 #include "policy/policy.h"
 

@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/body.h"
-#include "gateway/http_msg.h"
+#include "gateway/http/body.h"
+#include "gateway/http/http_msg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

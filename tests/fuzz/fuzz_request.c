@@ -16,8 +16,8 @@
 
 #include <event2/buffer.h>
 
-#include "gateway/http_msg.h"
-#include "gateway/http_parse.h"
+#include "gateway/http/http_msg.h"
+#include "gateway/http/http_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gateway/http_parse.h"
+#include "gateway/http/http_parse.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

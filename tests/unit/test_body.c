@@ -16,7 +16,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "gateway/body.h"
+#include "gateway/http/body.h"
 
 #define R(s) s, sizeof(s) - 1
 

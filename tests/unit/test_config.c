@@ -4,7 +4,7 @@
  * and relative paths resolved against the file's folder.  Files are written
  * to a mkdtemp() directory.
  */
-#include "gateway/config.h"
+#include "config/config.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

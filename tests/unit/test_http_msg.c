@@ -17,8 +17,8 @@
 
 #include <event2/buffer.h>
 
-#include "gateway/http_msg.h"
-#include "gateway/http_parse.h"
+#include "gateway/http/http_msg.h"
+#include "gateway/http/http_parse.h"
 
 /* Drain out into a NUL-terminated string the caller frees. */
 static char *

@@ -18,8 +18,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "gateway/http_parse.h"
-#include "gateway/http_msg.h"
+#include "gateway/http/http_parse.h"
+#include "gateway/http/http_msg.h"
 
 #define R(s) s, sizeof(s) - 1
 #define OK 0

@@ -1,6 +1,6 @@
 /*
  * test_netaddr — internal ranges, embedded IPv4, allow_internal, CIDR and
- * listen-address parsing (gateway/netaddr.c).
+ * listen-address parsing (config/netaddr.c).
  *
  * The range table is checked at both edges of every block (first and last
  * address inside, the neighbours just outside), and every IPv6 form that
@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "gateway/netaddr.h"
+#include "config/netaddr.h"
 
 /* Build a sockaddr from an address literal (test input is trusted). */
 static void

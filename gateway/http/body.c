@@ -20,11 +20,11 @@
  * which is why they alone are consumed only once complete.
  */
 
-#include "gateway/body.h"
+#include "gateway/http/body.h"
 
 #include <string.h>
 
-#include "gateway/http_parse.h"
+#include "gateway/http/http_parse.h"
 
 #define CHUNK_SIZE_DIGITS 16
 #define CHUNK_SIZE_MAX ((uint64_t)1 << 62)

@@ -12,7 +12,7 @@
  * or hop-by-hop field through, so the next hop sees exactly one reading.
  */
 
-#include "gateway/http_msg.h"
+#include "gateway/http/http_msg.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -17,7 +17,7 @@
  * obs-fold, no leading empty lines, tokens validated byte by byte.
  */
 
-#include "gateway/http_parse.h"
+#include "gateway/http/http_parse.h"
 
 #include <string.h>
 

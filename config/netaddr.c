@@ -22,7 +22,7 @@
  * rule is a default deny: only global unicast (2000::/3) can be external, and
  * within it the documentation and special-purpose blocks are internal.
  */
-#include "gateway/netaddr.h"
+#include "config/netaddr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -32,7 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "policy/policy.h"
+#include "policy/policy.h" /* ip_literal_parse: the one strict IP-literal parser */
 
 /* An IPv4 range in host order, for the internal table. */
 struct v4range {

@@ -10,7 +10,7 @@
  * (the secret itself is read by auth/ldap.c, which repeats its own checks).
  * What only binding can tell (an address in use) is not tried.
  */
-#include "gateway/config.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <libgen.h>

@@ -61,7 +61,7 @@
  * parser is pure — it reads the one file and touches nothing else — so
  * egressd -t and egressctl check see exactly what the daemon would.
  */
-#include "gateway/config.h"
+#include "config/config.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -16,7 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "gateway/http_parse.h"
+#include "gateway/http/http_parse.h"
 
 struct evbuffer;
 

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "gateway/netaddr.h"
+#include "config/netaddr.h"
 
 #define CONFIG_LISTEN_MAX 16
 #define CONFIG_ALLOW_INTERNAL_MAX 64
