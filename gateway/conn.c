@@ -54,7 +54,6 @@
 #include "gateway/sni.h"
 #include "gateway/stats.h"
 #include "gateway/upstream.h"
-#include "gateway/worker.h"
 #include "lib/clock.h"
 #include "policy/policy.h"
 
@@ -102,8 +101,8 @@ struct body_pump {
 };
 
 struct conn {
-	struct conn_node node;          /* in the worker's list */
-	struct worker *w;
+	TAILQ_ENTRY(conn) entry;        /* in env->conns */
+	struct conn_env *env;           /* the loop's shared state (conn.h) */
 	struct event_base *base;
 	const struct config *conf;
 	uint64_t id;
@@ -283,7 +282,7 @@ conn_emit_record(struct conn *c, const char *close_why)
 	ev.client_tls = AUDIT_BOOL_FALSE;
 	ev.lost = -1;
 	audit_emit(&ev);
-	stats_record(worker_stats(c->w), c->is_connect, c->reason, c->bytes_up, c->bytes_down,
+	stats_record(c->env->stats, c->is_connect, c->reason, c->bytes_up, c->bytes_down,
 	    c->tunnel != NULL, strcmp(c->reason, "bad_request") == 0 &&
 	    strcmp(close_why, "client") == 0);
 	/* The audit record says it all; the log repeats it only when debugging. */
@@ -367,15 +366,21 @@ conn_reset_request(struct conn *c)
 static void
 conn_free(struct conn *c)
 {
+	struct conn_env *env = c->env;
+
 	if (c->timer != NULL)
 		event_free(c->timer);
 	if (c->client != NULL)
 		bufferevent_free(c->client);
 	if (c->cfd != -1)
 		close(c->cfd);
-	stats_conn_close(worker_stats(c->w));
-	worker_conn_remove(c->w, &c->node);
+	stats_conn_close(env->stats);
+	TAILQ_REMOVE(&env->conns, c, entry);
+	env->nconns--;
+	atomic_fetch_sub(&env->gw->open_conns, 1);
 	free(c);
+	if (env->on_removed != NULL)
+		env->on_removed(env->owner);
 }
 
 static void
@@ -478,7 +483,7 @@ conn_close(struct conn *c, const char *why)
 	if (c->tunnel != NULL) {
 		/* Out of the registry while the relay (whose counters it reads)
 		 * still exists; its final bytes join the totals. */
-		stats_tunnel_remove(worker_stats(c->w), c->tunnel, relay_bytes_up(c->relay),
+		stats_tunnel_remove(c->env->stats, c->tunnel, relay_bytes_up(c->relay),
 		    relay_bytes_down(c->relay));
 		c->tunnel = NULL;
 	}
@@ -654,7 +659,7 @@ conn_take_authz(struct conn *c, const struct http_request *req)
 			return -1;
 		found = &req->headers[i];
 	}
-	if (found == NULL || worker_auth(c->w) == NULL)
+	if (found == NULL || c->env->auth == NULL)
 		return 0;
 	if ((c->authz = malloc(found->value_len + 1)) == NULL)
 		return -1;
@@ -827,10 +832,10 @@ conn_authenticate(struct conn *c)
 
 	if (!c->auth_started) {
 		c->auth_started = true;
-		if (worker_auth(c->w) == NULL)
+		if (c->env->auth == NULL)
 			return STEP_DONE;
 		memset(&now, 0, sizeof(now));
-		c->auth_req = auth_begin_from(worker_auth(c->w), c->client_ip, c->authz,
+		c->auth_req = auth_begin_from(c->env->auth, c->client_ip, c->authz,
 		    c->authz_len, &now, on_auth_done, c);
 		conn_forget_authz(c);   /* auth_begin took what it needs */
 		if (c->auth_req != NULL) {
@@ -904,7 +909,7 @@ conn_decide(struct conn *c)
 {
 	struct policy_request pr;
 
-	c->policy = policy_ref(worker_policy(c->w));
+	c->policy = policy_ref(c->env->policy);
 	conn_policy_request(c, c->host, &pr);
 	policy_decide(c->policy, &pr, &c->decision);
 	if (c->decision.need_credentials) {
@@ -1436,7 +1441,7 @@ static void
 conn_start_resolve(struct conn *c)
 {
 	conn_arm_timer(c, c->conf->connect_timeout);
-	c->up_req = upstream_resolve(c->w, c->host, c->host_kind, c->port, on_resolved, c);
+	c->up_req = upstream_resolve(c->env->upstream, c->host, c->host_kind, c->port, on_resolved, c);
 	if (c->up_req == NULL)
 		conn_fail(c, 500, "connect_failed");
 }
@@ -1468,7 +1473,7 @@ conn_register_tunnel(struct conn *c)
 	clock_gettime(CLOCK_REALTIME, &now);
 	t.start_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
 	    (clock_mono_ms() - c->start_ms);
-	c->tunnel = stats_tunnel_add(worker_stats(c->w), &t, c->relay);
+	c->tunnel = stats_tunnel_add(c->env->stats, &t, c->relay);
 }
 
 static void
@@ -1569,7 +1574,7 @@ conn_run(struct conn *c)
 		/* on_resolved stored the addresses */
 		evtimer_del(c->timer);
 		conn_enter(c, CONN_CONNECTING);
-		c->up_req = upstream_connect(c->w, c->addrs, c->conf->connect_timeout,
+		c->up_req = upstream_connect(c->env->upstream, c->addrs, c->conf->connect_timeout,
 		    on_connected, c);
 		if (c->up_req == NULL)
 			conn_fail(c, 500, "connect_failed");
@@ -1581,7 +1586,7 @@ conn_run(struct conn *c)
 
 			c->status = 200;
 			evbuffer_add_printf(out, "HTTP/1.1 200 Connection established\r\n\r\n");
-			stats_setup_time(worker_stats(c->w), clock_mono_us() - c->start_us);
+			stats_setup_time(c->env->stats, clock_mono_us() - c->start_us);
 			if (c->decision.sni == POLICY_SNI_OFF) {
 				conn_enter(c, CONN_RELAYING);
 				conn_start_relay(c);
@@ -1705,7 +1710,7 @@ on_auth_done(const struct auth_result *res, void *arg)
 
 	c->auth_req = NULL;
 	/* auth/ keeps no timings: a directory exchange is measured from here. */
-	stats_ldap_time(worker_stats(c->w), clock_mono_us() - c->auth_began_us);
+	stats_ldap_time(c->env->stats, clock_mono_us() - c->auth_began_us);
 	conn_store_auth(c, res);
 	conn_run(c);
 }
@@ -1913,10 +1918,10 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- birth and shutdown ------------------------------------------------ */
 
 void
-conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t peerlen,
     bool proxy_protocol, bool over_capacity)
 {
-	struct gateway *gw = worker_gateway(w);
+	struct gateway *gw = env->gw;
 	struct conn *c;
 	int one = 1;
 
@@ -1925,10 +1930,9 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerle
 		atomic_fetch_sub(&gw->open_conns, 1);
 		return;
 	}
-	c->node.conn = c;
-	c->w = w;
-	c->base = worker_base(w);
-	c->conf = worker_config(w);
+	c->env = env;
+	c->base = env->base;
+	c->conf = env->conf;
 	c->id = gw->id_base + atomic_fetch_add(&gw->next_conn_id, 1);
 	c->cfd = fd;
 	c->sfd = -1;
@@ -1937,8 +1941,9 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerle
 	netaddr_ntop(peer, c->client_ip, sizeof(c->client_ip));
 	c->client_port = netaddr_port(peer);
 	(void)peerlen;
-	worker_conn_add(w, &c->node);
-	stats_conn_open(worker_stats(w));
+	TAILQ_INSERT_TAIL(&env->conns, c, entry);
+	env->nconns++;
+	stats_conn_open(env->stats);
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->timer = evtimer_new(c->base, on_timer, c);
@@ -1955,7 +1960,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerle
 	conn_arm_timer(c, c->conf->header_timeout);
 }
 
-void
+static void
 conn_shutdown(struct conn *c, bool now)
 {
 	if (c->closing)
@@ -1967,4 +1972,17 @@ conn_shutdown(struct conn *c, bool now)
 	}
 	if ((c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) && !c->in_request)
 		conn_close(c, "shutdown");
+}
+
+void
+conn_shutdown_all(struct conn_env *env, bool now)
+{
+	struct conn *c, *next;
+
+	/* Each one closed gets its audit record on the way out; its memory is
+	 * freed from the loop later, so the walk stays valid. */
+	for (c = TAILQ_FIRST(&env->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		conn_shutdown(c, now);
+	}
 }
