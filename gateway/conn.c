@@ -9,10 +9,13 @@
  *     absolute-form: -> FORWARDING (request out, response back) -> READ_REQUEST ...
  *   every failure:   conn_fail(status, reason) -> conn_close()
  *
- * conn_run() is the state machine: a switch in lifetime order whose cases
- * fall through when their work is done and return when they must wait.
- * Callbacks from libevent, upstream.c and relay.c only record what happened
- * and call conn_run(); they never decide.  conn_close() is the one exit: it
+ * conn_run() is the state machine and the only place a state changes (with
+ * conn_close()): a loop around a switch in lifetime order, whose cases enter
+ * the next state and continue when their work is done and break out when
+ * they must wait.  Callbacks from libevent, upstream.c, auth/ and relay.c
+ * only record what happened (timed_out, client_event, server_eof, the
+ * upstream answer, relay_ended, ...) and call conn_run(), which takes those
+ * facts first; they never decide.  conn_close() is the one exit: it
  * emits the pending audit record exactly once, cancels every outstanding
  * handle, and frees everything (after flushing an error response and a short
  * lingering read, so the client sees the response instead of a reset).
