@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,7 @@ struct worker {
 	struct policy *policy;          /* the worker's current snapshot (one reference) */
 	struct auth_loop *auth;         /* where authentications come back, NULL without auth */
 	bool draining;
+	atomic_bool finished;           /* the loop ended; read by the main thread */
 	struct stats *stats;            /* written by this thread only; read by main */
 	time_t refused_logged;          /* last proxy-refused log line (monotonic seconds) */
 	unsigned long refused_quiet;    /* refusals since then, not logged one by one */
@@ -540,6 +542,7 @@ worker_main(void *arg)
 	if (w->auth != NULL)
 		auth_loop_free(w->auth);
 	w->auth = NULL;
+	atomic_store(&w->finished, true);
 	return NULL;
 }
 
@@ -585,6 +588,12 @@ worker_free(struct worker *w)
 	stats_free(w->stats);
 	pthread_mutex_destroy(&w->mtx);
 	free(w);
+}
+
+bool
+worker_finished(struct worker *w)
+{
+	return atomic_load(&w->finished);
 }
 
 struct stats *

@@ -12,6 +12,8 @@
 #ifndef EGRESSD_GATEWAY_WORKER_H
 #define EGRESSD_GATEWAY_WORKER_H
 
+#include <stdbool.h>
+
 struct config_listen;
 struct gateway;
 struct policy;
@@ -35,6 +37,9 @@ void worker_free(struct worker *);
 void worker_post_policy(struct worker *, struct policy *);
 /* From the main thread: stop accepting, drain for shutdown_grace, then stop. */
 void worker_post_shutdown(struct worker *);
+
+/* From the main thread: has the worker's loop ended (drained or grace over)? */
+bool worker_finished(struct worker *);
 
 /* The worker's counters: written on its thread, read (stats_sum,
  * stats_tunnels) from the main thread; valid until worker_free. */
