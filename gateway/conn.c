@@ -1835,7 +1835,10 @@ conn_run(struct conn *c)
 			conn_enter(c, CONN_READ_REQUEST);
 			continue;
 		case CONN_READ_REQUEST:
-			if (c->draining && evbuffer_get_length(bufferevent_get_input(c->client)) == 0) {
+			if (c->draining && c->nrequests > 0 &&
+			    evbuffer_get_length(bufferevent_get_input(c->client)) == 0) {
+				/* Idle between requests while draining (a first
+				 * request is still awaited: see conn_shutdown). */
 				conn_close(c, "shutdown");
 				continue;
 			}
@@ -2164,7 +2167,11 @@ conn_shutdown(struct conn *c, bool now)
 		conn_close(c, "shutdown");
 		return;
 	}
-	if ((c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) && !c->in_request)
+	/* Idle between requests: nothing is lost by closing now.  A connection
+	 * that has not read its first request yet (taken from the backlog at
+	 * the drain) gets to make it, within header_timeout. */
+	if ((c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) && !c->in_request &&
+	    c->nrequests > 0)
 		conn_close(c, "shutdown");
 }
 

@@ -42,6 +42,7 @@
 #define ACCEPT_PAUSE_MS 200         /* listeners rest this long after EMFILE or a burst */
 #define REFUSED_LOG_SECONDS 10      /* at most one proxy-refused line this often per worker */
 #define ACCEPT_LOG_MS 10000         /* at most one accept-paused line this often */
+#define DRAIN_ACCEPT_MAX 4096       /* a listen backlog's worth, taken at the drain */
 
 static struct log_rate accept_log_rate;
 
@@ -287,6 +288,35 @@ worker_close_listeners(struct worker *w)
 	w->nlisteners = 0;
 }
 
+/*
+ * Before a draining worker closes its listeners: the connections the kernel
+ * has already completed in their queues would be reset by the close (a
+ * balancer would see a failure it cannot retry), so they are accepted and
+ * served like any other; only what arrives after the close is refused.
+ */
+static void
+worker_take_backlog(struct worker *w)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	size_t i;
+	int lfd, fd, n;
+
+	for (i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].lev == NULL)
+			continue;
+		lfd = evconnlistener_get_fd(w->listeners[i].lev);
+		for (n = 0; n < DRAIN_ACCEPT_MAX; n++) {
+			len = sizeof(ss);
+			fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd == -1)
+				break;          /* EAGAIN: the queue is empty */
+			on_accept(w->listeners[i].lev, fd, (struct sockaddr *)&ss, (int)len,
+			    &w->listeners[i]);
+		}
+	}
+}
+
 static void
 worker_maybe_finish(struct worker *w)
 {
@@ -314,6 +344,7 @@ worker_begin_drain(struct worker *w)
 	if (w->draining)
 		return;
 	w->draining = true;
+	worker_take_backlog(w);
 	worker_close_listeners(w);
 	evtimer_del(w->resume_timer);
 	/* Idle connections (no request under way) go now; the rest may finish. */
