@@ -47,6 +47,7 @@
 #include "auth/auth.h"
 #include "gateway/http/body.h"
 #include "config/config.h"
+#include "gateway/bigread.h"
 #include "gateway/gateway.h"
 #include "gateway/http/http_msg.h"
 #include "gateway/http/http_parse.h"
@@ -65,6 +66,8 @@
 
 #define BODY_HIGH_WM (256 * 1024)   /* stop reading a side when its peer's output passes this */
 #define BODY_LOW_WM (64 * 1024)     /* ... and resume when it drains below this */
+#define FORWARD_READ_MAX (256 * 1024)   /* one read from an origin at most (bigread.h) */
+#define FORWARD_WRITE_MAX (1024 * 1024) /* one write to either side at most */
 #define LINGER_SECONDS 2            /* reading and discarding after an error response */
 #define LINGER_MAX_BYTES (256 * 1024)
 #define METHOD_MAX 32               /* longest method kept */
@@ -118,7 +121,8 @@ struct conn {
 	int cfd;                        /* client socket (owned) */
 	struct bufferevent *client;     /* client I/O outside the relay */
 	int sfd;                        /* destination socket (owned), -1 if none */
-	struct bufferevent *server;     /* destination I/O when forwarding */
+	struct bufferevent *server;     /* destination I/O when forwarding (writes; reads: server_rev) */
+	struct event *server_rev;       /* the destination is readable: on_server_readable */
 	struct event *timer;            /* the deadline of the current wait */
 	struct event *free_ev;          /* frees the connection from the loop */
 	struct upstream_req *up_req;    /* pending resolve or connect */
@@ -204,7 +208,7 @@ static void conn_close(struct conn *, const char *why);
 static void on_client_read(struct bufferevent *, void *);
 static void on_client_write(struct bufferevent *, void *);
 static void on_client_event(struct bufferevent *, short, void *);
-static void on_server_read(struct bufferevent *, void *);
+static void on_server_readable(evutil_socket_t, short, void *);
 static void on_server_write(struct bufferevent *, void *);
 static void on_server_event(struct bufferevent *, short, void *);
 
@@ -427,6 +431,9 @@ conn_free_later(struct conn *c)
 static void
 conn_release_server(struct conn *c)
 {
+	if (c->server_rev != NULL)
+		event_free(c->server_rev);
+	c->server_rev = NULL;
 	if (c->server != NULL)
 		bufferevent_free(c->server);
 	c->server = NULL;
@@ -1053,6 +1060,18 @@ pump_body(struct body_pump *p, struct evbuffer *src, struct evbuffer *dst, bool 
 	return rc;
 }
 
+/* Watch the origin for bytes (on_server_readable), or stop (backpressure). */
+static void
+conn_server_reading(struct conn *c, bool on)
+{
+	if (c->server_rev == NULL)
+		return;
+	if (on)
+		event_add(c->server_rev, NULL);
+	else
+		event_del(c->server_rev);
+}
+
 /* Start forwarding on c->server: the head, then whatever body is ready. */
 static void
 conn_forward_start(struct conn *c)
@@ -1069,10 +1088,12 @@ conn_forward_start(struct conn *c)
 	c->resp_head_done = false;
 	c->resp_scan = 0;
 	c->server_eof = false;
-	bufferevent_setcb(c->server, on_server_read, on_server_write, on_server_event, c);
-	bufferevent_setwatermark(c->server, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_setcb(c->server, NULL, on_server_write, on_server_event, c);
 	bufferevent_setwatermark(c->server, EV_WRITE, BODY_LOW_WM, 0);
-	bufferevent_enable(c->server, EV_READ | EV_WRITE);
+	bufferevent_set_max_single_write(c->server, FORWARD_WRITE_MAX);
+	bufferevent_set_max_single_write(c->client, FORWARD_WRITE_MAX);
+	bufferevent_enable(c->server, EV_WRITE);
+	conn_server_reading(c, true);
 	bufferevent_enable(c->client, EV_READ);
 	c->last_activity_ms = clock_mono_coarse_ms();
 	conn_arm_timer(c, c->conf->idle_timeout);
@@ -1151,8 +1172,7 @@ conn_read_response_head(struct conn *c)
 	c->bytes_down += evbuffer_get_length(out) - before;
 	evbuffer_drain(in, resp.head_len);
 	pump_init(&c->resp_body, in_kind, out_kind, f.length);
-	c->resp_head_done = true;
-	bufferevent_setwatermark(c->server, EV_READ, 0, 0);
+	c->resp_head_done = true;       /* on_server_readable: reads are no longer capped */
 	bufferevent_setwatermark(c->client, EV_WRITE, BODY_LOW_WM, 0);
 	return STEP_DONE;
 bad:
@@ -1185,6 +1205,7 @@ conn_forward_finish(struct conn *c)
 		c->server_port = c->port;
 		snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
 		bufferevent_setwatermark(c->server, EV_WRITE, 0, 0);
+		conn_server_reading(c, true);   /* a byte or EOF from it retires it */
 	} else
 		conn_release_server(c);
 	conn_reset_request(c);
@@ -1275,9 +1296,9 @@ conn_forward(struct conn *c)
 		}
 		c->resp_bytes_seen += before - evbuffer_get_length(sin);
 		if (evbuffer_get_length(cout) >= BODY_HIGH_WM)
-			bufferevent_disable(c->server, EV_READ);
+			conn_server_reading(c, false);
 		else if (!c->resp_body.done)
-			bufferevent_enable(c->server, EV_READ);
+			conn_server_reading(c, true);
 	}
 	if (!c->resp_body.done)
 		return STEP_WAIT;
@@ -1507,7 +1528,8 @@ static enum step
 conn_open_server(struct conn *c)
 {
 	c->server = bufferevent_socket_new(c->base, c->sfd, 0);
-	if (c->server == NULL) {
+	c->server_rev = event_new(c->base, c->sfd, EV_READ | EV_PERSIST, on_server_readable, c);
+	if (c->server == NULL || c->server_rev == NULL) {
 		conn_fail(c, 500, "connect_failed");
 		return STEP_CLOSED;
 	}
@@ -2069,15 +2091,40 @@ on_sni_server_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 }
 
-/* The origin: response bytes, or (kept between requests) bytes out of turn. */
+/*
+ * The origin is readable: response bytes, or (kept between requests) bytes
+ * out of turn or its EOF.  Read in large pieces (bigread.h); until the head
+ * is complete the input holds at most one byte past HTTP_HEAD_MAX, which is
+ * how a head too large is told.
+ */
 static void
-on_server_read(struct bufferevent *bev, void *arg)
+on_server_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->server);
+	size_t len = evbuffer_get_length(in), max = FORWARD_READ_MAX;
+	ssize_t n;
 
-	c->last_activity_ms = clock_mono_coarse_ms();
+	if (!c->resp_head_done)
+		max = len > HTTP_HEAD_MAX ? 0 : HTTP_HEAD_MAX + 1 - len < max ?
+		    HTTP_HEAD_MAX + 1 - len : max;
+	/* A bufferevent keeps the end of its input frozen between its own reads;
+	 * this is one of them. */
+	evbuffer_unfreeze(in, 0);
+	n = max > 0 ? bigread(in, fd, max) : 0;
+	evbuffer_freeze(in, 0);
+	if (n > 0)
+		c->last_activity_ms = clock_mono_coarse_ms();
+	else if (n == -1 && errno == EAGAIN && max > 0)
+		return;
+	else if (max == 0)
+		conn_server_reading(c, false);  /* the head is too large: conn_run says so */
+	else {
+		c->server_eof = true;           /* EOF, or an error that ends it the same way */
+		conn_server_reading(c, false);
+	}
 	conn_run(c);
-	(void)bev;
+	(void)what;
 }
 
 static void
