@@ -36,6 +36,7 @@
 #include "gateway/gateway.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/privdrop.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/clock.h"
@@ -84,7 +85,7 @@ on_auth_log(int level, const char *msg)
 }
 
 static struct auth *
-start_auth(const struct config *conf, const char *conf_path)
+start_auth(const struct config *conf, const char *conf_path, long secret_owner)
 {
 	struct auth_config ac;
 	struct auth *a;
@@ -96,6 +97,7 @@ start_auth(const struct config *conf, const char *conf_path)
 	ac.starttls = conf->ldap_starttls;
 	ac.bind_dn = conf->ldap_bind_dn;
 	ac.bind_password_file = conf->ldap_bind_password_file;
+	ac.secret_owner = secret_owner;
 	ac.user_base = conf->ldap_user_base;
 	ac.user_filter = conf->ldap_user_filter;
 	ac.group_base = conf->ldap_group_base;
@@ -387,6 +389,7 @@ main(int argc, char *argv[])
 	struct daemon d;
 	struct audit_config acfg;
 	struct event *sig_hup, *sig_term, *sig_int;
+	struct privdrop *pd;
 	sigset_t sigs;
 	const char *conf_path = NULL;
 	char *errors = NULL, *err = NULL;
@@ -436,6 +439,11 @@ main(int argc, char *argv[])
 		config_free(d.conf);
 		return 1;
 	}
+	/* Before any thread: every thread inherits it. */
+	if (privdrop_harden(&err) == -1)
+		fatalx("%s", err != NULL ? err : "cannot harden the process");
+	if ((pd = privdrop_prepare(d.conf, &err)) == NULL)
+		fatalx("%s", err != NULL ? err : "cannot resolve user");
 	d.start_ms = clock_wall_ms();
 	d.policy = daemon_load_policy(&d, &errors);
 	if (d.policy == NULL) {
@@ -448,27 +456,13 @@ main(int argc, char *argv[])
 	log_lint_summary(d.conf, d.policy);
 
 	signal(SIGPIPE, SIG_IGN);
-	memset(&acfg, 0, sizeof(acfg));
-	acfg.socket_path = d.conf->audit_syslog_socket;
-	acfg.facility = d.conf->audit_facility;
-	acfg.tag = d.conf->audit_tag;
-	acfg.deny_on_failure = d.conf->audit_on_failure_deny;
-	acfg.mirror_stderr = d.conf->audit_stderr;
-	acfg.log = audit_log_line;
-	if (audit_open(&acfg) == -1)
-		fatalx("%s: cannot open the audit socket %s", conf_path,
-		    d.conf->audit_syslog_socket);
-
 	d.gw.conf = d.conf;
-	/* Before any thread exists: it sets LDAPNOINIT and reads the secret. */
-	if (d.conf->auth == CONFIG_AUTH_LDAP)
-		d.gw.auth = start_auth(d.conf, conf_path);
-	if (getrandom(&d.gw.id_base, sizeof(d.gw.id_base), 0) != sizeof(d.gw.id_base))
-		d.gw.id_base = (uint64_t)getpid() << 32;
-	d.gw.id_base &= ~(uint64_t)0xffffffff;  /* room to count up */
 
-	/* The main loop, the admin socket and /metrics exist before any worker
-	 * accepts, so that their errors stop the start before traffic flows. */
+	/* Everything that may need root comes first, before any thread exists:
+	 * the listeners (the workers bind them), the admin socket, /metrics.
+	 * The main loop, the admin socket and /metrics also exist before any
+	 * worker accepts, so that their errors stop the start before traffic
+	 * flows. */
 	raise_nofile(d.conf);
 	for (i = 0; i < (int)d.conf->nlisten; i++)
 		if (worker_probe_listen(&d.conf->listen[i], &err) == -1)
@@ -485,7 +479,8 @@ main(int argc, char *argv[])
 	    daemon_report, &d, &err)) == NULL)
 		fatalx("%s: %s", conf_path, err != NULL ? err : "cannot listen for metrics");
 
-	/* Workers inherit a mask that blocks the signals this thread handles. */
+	/* Workers (and the audit thread) inherit a mask that blocks the signals
+	 * this thread handles. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGTERM);
@@ -501,6 +496,32 @@ main(int argc, char *argv[])
 		if (d.workers[i] == NULL)
 			fatalx("%s: %s", conf_path, err != NULL ? err : "cannot start a worker");
 	}
+	if (privdrop_after_bind(pd, d.conf->admin_socket, &err) == -1)
+		fatalx("%s", err != NULL ? err : "cannot drop privileges");
+
+	memset(&acfg, 0, sizeof(acfg));
+	acfg.socket_path = d.conf->audit_syslog_socket;
+	acfg.facility = d.conf->audit_facility;
+	acfg.tag = d.conf->audit_tag;
+	acfg.deny_on_failure = d.conf->audit_on_failure_deny;
+	acfg.mirror_stderr = d.conf->audit_stderr;
+	acfg.log = audit_log_line;
+	if (audit_open(&acfg) == -1)
+		fatalx("%s: cannot open the audit socket %s", conf_path,
+		    d.conf->audit_syslog_socket);
+
+	/* Before any worker runs: it sets LDAPNOINIT and reads the secret. */
+	if (d.conf->auth == CONFIG_AUTH_LDAP)
+		d.gw.auth = start_auth(d.conf, conf_path,
+		    privdrop_switches(pd) ? (long)privdrop_uid(pd) : 0);
+	if (getrandom(&d.gw.id_base, sizeof(d.gw.id_base), 0) != sizeof(d.gw.id_base))
+		d.gw.id_base = (uint64_t)getpid() << 32;
+	d.gw.id_base &= ~(uint64_t)0xffffffff;  /* room to count up */
+
+	/* Secrets are in memory: become the user for good, before serving. */
+	if (privdrop_after_secrets(pd, &err) == -1)
+		fatalx("%s", err != NULL ? err : "cannot drop privileges");
+
 	for (i = 0; i < d.nworkers; i++)
 		if (worker_start(d.workers[i]) == -1)
 			fatal("pthread_create");
@@ -549,6 +570,7 @@ main(int argc, char *argv[])
 	event_base_free(d.base);
 	policy_unref(d.policy);
 	audit_close();
+	privdrop_free(pd);
 	config_free(d.conf);
 	return 0;
 }
