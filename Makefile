@@ -13,7 +13,7 @@ BUILD     ?= build
 CC        ?= cc
 CLANG     ?= clang
 PYTHON    ?= /usr/bin/python3
-PKGS      := libevent libevent_pthreads ldap libpcre2-8 json-c
+PKGS      := libevent libevent_pthreads ldap libpcre2-8 json-c libsystemd
 VERSION   := 0.1.0
 
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
@@ -61,6 +61,8 @@ deps-demo:
 $(BUILD)/egressd: $(BUILD)/obj/gateway/main.o $(CORE_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
+# egressctl never talks to systemd: it links without libsystemd.
+$(BUILD)/egressctl: PKGS := $(filter-out libsystemd,$(PKGS))
 $(BUILD)/egressctl: $(ADMIN_SRCS:%.c=$(BUILD)/obj/%.o) $(ADMIN_CORE:%.c=$(BUILD)/obj/%.o)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

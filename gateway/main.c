@@ -18,6 +18,7 @@
  * the numbers they see are summed from the workers' own counters on demand.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +37,7 @@
 #include "gateway/gateway.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/notify.h"
 #include "gateway/privdrop.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
@@ -52,6 +54,7 @@ struct daemon {
 	struct event_base *base;
 	struct control *control;        /* admin_socket, NULL if none */
 	struct metrics *metrics;        /* metrics_listen, NULL if none */
+	struct notify *notify;          /* systemd's NOTIFY_SOCKET, NULL if none */
 	int64_t start_ms;               /* wall clock at start */
 	int64_t policy_loaded_ms;       /* wall clock of the policy in force's load */
 	int64_t policy_load_us;         /* and how long it took */
@@ -176,6 +179,7 @@ daemon_reload(struct daemon *d, char **result)
 	char *errors = NULL, msg[128];
 	int i;
 
+	notify_reloading(d->notify);
 	p = daemon_load_policy(d, &errors);
 	if (p == NULL) {
 		log_warnx("event=reload-refused policy=%s (the old policy stays in force)",
@@ -187,6 +191,7 @@ daemon_reload(struct daemon *d, char **result)
 			*result = errors != NULL ? errors : strdup("refused");
 		else
 			free(errors);
+		notify_reloaded(d->notify);
 		return -1;
 	}
 	for (i = 0; i < d->nworkers; i++)
@@ -200,6 +205,7 @@ daemon_reload(struct daemon *d, char **result)
 	audit_simple("reload", "ok", msg);
 	if (result != NULL && asprintf(result, "ok (%zu rules)", policy_rule_count(p)) == -1)
 		*result = NULL;
+	notify_reloaded(d->notify);
 	return 0;
 }
 
@@ -249,6 +255,22 @@ daemon_reload_cmd(void *arg, char **msg)
 	return daemon_reload(arg, msg);
 }
 
+/* systemd's one-line STATUS=: what serves and what is open. */
+static void
+daemon_notify_status(void *arg, char *buf, size_t len)
+{
+	struct daemon *d = arg;
+	struct stats_totals t;
+	int i;
+
+	memset(&t, 0, sizeof(t));
+	for (i = 0; i < d->nworkers; i++)
+		stats_sum(worker_stats(d->workers[i]), &t);
+	snprintf(buf, len, "serving: %zu rules from %s (generation %u), %" PRIu64 " tunnels "
+	    "open, %" PRIu64 " connections", policy_rule_count(d->policy), d->conf->policy_file,
+	    d->generation, t.tunnels_open, t.conns_open);
+}
+
 static const struct control_ops daemon_control_ops = {
 	daemon_report, daemon_tunnels, daemon_reload_cmd,
 };
@@ -263,6 +285,7 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	log_info("event=shutdown signal=%d grace=%ds", (int)sig, d->conf->shutdown_grace);
+	notify_stopping(d->notify);
 	event_base_loopexit(d->base, NULL);
 	(void)what;
 }
@@ -542,6 +565,9 @@ main(int argc, char *argv[])
 	log_info("event=start version=%s workers=%d policy=%s rules=%zu", EGRESSD_VERSION,
 	    d.nworkers, d.conf->policy_file, policy_rule_count(d.policy));
 	audit_simple("start", "ok", NULL);
+	/* Every worker thread runs and its listeners accept: systemd may go on. */
+	d.notify = notify_new(d.base, daemon_notify_status, &d);
+	notify_ready(d.notify);
 
 	event_base_dispatch(d.base);
 
@@ -564,6 +590,7 @@ main(int argc, char *argv[])
 	free(d.workers);
 	if (d.gw.auth != NULL)
 		auth_free(d.gw.auth);
+	notify_free(d.notify);
 	event_free(sig_hup);
 	event_free(sig_term);
 	event_free(sig_int);
