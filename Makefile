@@ -1,7 +1,8 @@
 # egressd — one Makefile for the daemon, the admin tool, the tests and the fuzzers.
 #
 #   make            build/egressd and build/egressctl
-#   make check      deps, build, unit tests (ASan+UBSan), bounded fuzz runs, end-to-end tests
+#   make check      deps, build, unit tests (ASan+UBSan), bounded fuzz runs, the Debian
+#                   package, end-to-end tests (the package's among them)
 #   make demo       the demo's deps only, build, start a demo gateway on 127.0.0.1:3128
 #                   (DEMO_PORT=N for another port) in the foreground
 #   make fuzz       longer fuzz runs (FUZZ_SECONDS=300 by default)
@@ -121,6 +122,7 @@ check: deps
 	$(MAKE) check-layers
 	$(MAKE) unit
 	$(MAKE) fuzz-check
+	$(MAKE) deb
 	$(MAKE) integration
 
 demo: deps-demo all
