@@ -132,6 +132,77 @@ def _conf_dir(extra=""):
     return d
 
 
+def _low_port():
+    """A free port below 1024 on 127.0.0.1 (only CAP_NET_BIND_SERVICE may bind it)."""
+    import random
+    for _ in range(50):
+        port = random.randint(900, 1023)
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+        finally:
+            s.close()
+    pytest.fail("no free port below 1024")
+
+
+@pytest.mark.skipif(not os.access("/usr/bin/setpriv", os.X_OK), reason="needs setpriv")
+def test_started_as_user_with_ambient_capability_sheds_it(echo, dns, rule_opts):
+    """What the unit does: User=egressd with AmbientCapabilities=CAP_NET_BIND_SERVICE.
+    egressd binds a port below 1024 with it, then no thread keeps any capability."""
+    d = tempfile.mkdtemp(prefix="egw-svc-")
+    os.chmod(d, 0o755)
+    port = _low_port()
+    with open(os.path.join(d, "policy.rules"), "w") as f:
+        f.write("allow any echo\\.test *%s\n" % rule_opts)
+    with open(os.path.join(d, "hosts"), "w") as f:
+        f.write("127.0.0.2 echo.test\n")
+    with open(os.path.join(d, "resolv.conf"), "w") as f:
+        f.write("nameserver 127.0.0.1:%d\n" % dns.port)
+    with open(os.path.join(d, "egressd.conf"), "w") as f:
+        f.write("listen 127.0.0.1:%d\npolicy_file policy.rules\nworkers 2\nuser nobody\n"
+                "dns_hosts_file hosts\ndns_resolv_conf resolv.conf\n"
+                "allow_internal 127.0.0.2/32\naudit_syslog_socket audit.sock\n"
+                "shutdown_grace 1\n" % port)
+    log = open(os.path.join(d, "stderr.log"), "wb")
+    p = subprocess.Popen(["/usr/bin/setpriv", "--reuid=nobody", "--regid=%d" % NOBODY.pw_gid,
+                          "--clear-groups", "--inh-caps=+net_bind_service",
+                          "--ambient-caps=+net_bind_service", gwmod.BINARY, "-c",
+                          os.path.join(d, "egressd.conf")],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=d)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            assert p.poll() is None, open(os.path.join(d, "stderr.log")).read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        with Conn(port) as c:
+            c.send(connect_bytes("echo.test:%d" % echo.port))
+            assert c.read_head().status == 200
+            assert echo_through(c, b"low") == b"low"
+        for tid in os.listdir("/proc/%d/task" % p.pid):
+            st = proc_status(p.pid, tid)
+            assert st["Uid"] == [str(NOBODY.pw_uid)] * 4, (tid, st["Uid"])
+            for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+                assert int(st[cap][0], 16) == 0, (tid, cap, st[cap])
+    finally:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=5)
+        log.close()
+        import shutil
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def test_non_root_with_another_user_is_refused():
     d = _conf_dir("user root\n")
     try:
