@@ -106,7 +106,7 @@ EXPECTED = [
     "./etc/logrotate.d/egressd",
     "./usr/lib/tmpfiles.d/egressd.conf",
     "./usr/share/doc/egressd/copyright",
-    "./usr/share/doc/egressd/audit/record.schema.json.gz",
+    "./usr/share/doc/egressd/audit/record.schema.json",
     "./usr/share/doc/egressd/examples/rsyslog/egressd-audit.conf",
     "./usr/share/doc/egressd/examples/rsyslog/egressd-audit-mmjsonparse.conf",
 ]
