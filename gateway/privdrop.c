@@ -357,5 +357,11 @@ privdrop_after_secrets(struct privdrop *pd, char **err)
 	if (pd->switch_user)
 		log_info("event=privdrop user=%s uid=%u gid=%u", pd->name, (unsigned)pd->uid,
 		    (unsigned)pd->gid);
+	/* Read as root at start, the policy is re-read as the user on reload:
+	 * say now, not at the first reload, when that will fail. */
+	if (pd->switch_user && access(pd->conf->policy_path, R_OK) == -1)
+		log_warnx("event=policy-unreadable policy=%s user=%s: every reload will be refused "
+		    "(%s); let %s read it", pd->conf->policy_file, pd->name, strerror(errno),
+		    pd->name);
 	return 0;
 }

@@ -116,6 +116,16 @@ def test_reload_works_as_the_user(make_gateway, echo, rule_opts):
         assert c.read_head().status == 403
 
 
+def test_policy_unreadable_by_the_user_is_said_at_start(make_gateway):
+    g = make_gateway(conf={"user": "nobody"}, start=False)
+    open_for(g)
+    real_write = g.write_files
+    g.write_files = lambda: (real_write(), os.chmod(os.path.join(g.dir, "policy.rules"), 0o600))
+    g.start()
+    assert "event=policy-unreadable policy=policy.rules user=nobody" in g.stderr(), \
+        g.stderr()[-2000:]
+
+
 def test_root_without_user_warns(make_gateway):
     g = make_gateway()
     assert "event=running-as-root" in g.stderr(), g.stderr()[-2000:]
