@@ -103,6 +103,7 @@ check-layers:
 	@! grep -n '#include "\(gateway\|auth\|config\)/' policy/*.c policy/*.h || { echo "policy/ includes gateway/, auth/ or config/"; exit 1; }
 	@! grep -n '#include "\(gateway\|auth\|policy\|config\)/' audit/*.c audit/*.h || { echo "audit/ includes another module"; exit 1; }
 	@! grep -n '#include "\(gateway\|auth\|audit\)/' admin/*.c admin/*.h || { echo "admin/ includes gateway/, auth/ or audit/"; exit 1; }
+	@sh tests/check-cycles.sh
 	@echo "layers: ok"
 
 unit: $(UNIT_BINS)

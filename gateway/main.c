@@ -44,6 +44,8 @@
 #include "lib/clock.h"
 #include "policy/policy.h"
 
+#define DRAIN_CHECK_MS 50            /* how often the main loop looks for drained workers */
+
 struct daemon {
 	struct gateway gw;
 	struct config *conf;
@@ -55,6 +57,8 @@ struct daemon {
 	struct control *control;        /* admin_socket, NULL if none */
 	struct metrics *metrics;        /* metrics_listen, NULL if none */
 	struct notify *notify;          /* systemd's NOTIFY_SOCKET, NULL if none */
+	bool draining;                  /* SIGTERM: the workers drain, /healthz says 503 */
+	struct event *drain_check;      /* ends the main loop once every worker's has */
 	int64_t start_ms;               /* wall clock at start */
 	int64_t policy_loaded_ms;       /* wall clock of the policy in force's load */
 	int64_t policy_load_us;         /* and how long it took */
@@ -275,6 +279,59 @@ static const struct control_ops daemon_control_ops = {
 	daemon_report, daemon_tunnels, daemon_reload_cmd,
 };
 
+/*
+ * NULL while the gateway accepts and can serve; otherwise the one-line
+ * reason /healthz gives the load balancer with its 503.
+ */
+static const char *
+daemon_health(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->draining)
+		return "draining: shutting down, send new connections elsewhere";
+	if (d->conf->audit_on_failure_deny && !audit_available())
+		return "audit unavailable: audit_on_failure deny refuses every request";
+	return NULL;
+}
+
+static void
+on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	int i;
+
+	for (i = 0; i < d->nworkers; i++)
+		if (!worker_finished(d->workers[i]))
+			return;
+	event_base_loopexit(d->base, NULL);
+	(void)fd;
+	(void)what;
+}
+
+/*
+ * SIGTERM: the admin socket stops answering (egressctl then says the daemon
+ * is not running), every worker closes its listeners and drains for
+ * shutdown_grace, and this loop goes on serving /healthz (503 from now on)
+ * and /metrics until the last worker is done, so a balancer sees the drain.
+ */
+static void
+daemon_begin_drain(struct daemon *d)
+{
+	struct timeval tv = { 0, DRAIN_CHECK_MS * 1000 };
+	int i;
+
+	d->draining = true;
+	control_free(d->control);
+	d->control = NULL;
+	atomic_store(&d->gw.shutting_down, true);
+	for (i = 0; i < d->nworkers; i++)
+		worker_post_shutdown(d->workers[i]);
+	d->drain_check = event_new(d->base, -1, EV_PERSIST, on_drain_check, d);
+	if (d->drain_check == NULL || event_add(d->drain_check, &tv) == -1)
+		event_base_loopexit(d->base, NULL);     /* join below waits all the same */
+}
+
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
 {
@@ -284,9 +341,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		(void)daemon_reload(d, NULL);
 		return;
 	}
+	if (d->draining)
+		return;                 /* already draining: shutdown_grace bounds it */
 	log_info("event=shutdown signal=%d grace=%ds", (int)sig, d->conf->shutdown_grace);
 	notify_stopping(d->notify);
-	event_base_loopexit(d->base, NULL);
+	daemon_begin_drain(d);
 	(void)what;
 }
 
@@ -499,7 +558,7 @@ main(int argc, char *argv[])
 		fatalx("%s: %s", conf_path, err != NULL ? err : "cannot create admin_socket");
 	if (d.conf->has_metrics_listen && (d.metrics = metrics_new(d.base,
 	    (const struct sockaddr *)&d.conf->metrics_listen, d.conf->metrics_listen_len,
-	    daemon_report, &d, &err)) == NULL)
+	    daemon_report, daemon_health, &d, &err)) == NULL)
 		fatalx("%s: %s", conf_path, err != NULL ? err : "cannot listen for metrics");
 
 	/* Workers (and the audit thread) inherit a mask that blocks the signals
@@ -571,15 +630,13 @@ main(int argc, char *argv[])
 
 	event_base_dispatch(d.base);
 
-	/* The loop no longer runs: stop answering (egressctl then says the
-	 * daemon is not running) before the workers drain. */
+	/* The workers' loops have ended (daemon_begin_drain): reap them. */
 	control_free(d.control);
 	d.control = NULL;
 	metrics_free(d.metrics);
 	d.metrics = NULL;
-	atomic_store(&d.gw.shutting_down, true);
-	for (i = 0; i < d.nworkers; i++)
-		worker_post_shutdown(d.workers[i]);
+	if (d.drain_check != NULL)
+		event_free(d.drain_check);
 	for (i = 0; i < d.nworkers; i++)
 		worker_join(d.workers[i]);
 	audit_simple("stop", "ok", NULL);

@@ -30,6 +30,7 @@ struct notify {
 	struct event *watchdog_ev;
 	char last_status[NOTIFY_STATUS_MAX];
 	bool ready;
+	bool stopping;                  /* after STOPPING=1 only the watchdog speaks */
 	bool failed_logged;
 };
 
@@ -153,7 +154,7 @@ notify_reloading(struct notify *n)
 {
 	char msg[64];
 
-	if (n == NULL)
+	if (n == NULL || n->stopping)
 		return;
 	/* systemd >= 253 (Type=notify-reload) wants the timestamp with it. */
 	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%" PRId64, clock_mono_us());
@@ -163,7 +164,7 @@ notify_reloading(struct notify *n)
 void
 notify_reloaded(struct notify *n)
 {
-	if (n == NULL)
+	if (n == NULL || n->stopping)
 		return;
 	notify_ready_status(n);
 }
@@ -173,6 +174,7 @@ notify_stopping(struct notify *n)
 {
 	if (n == NULL)
 		return;
+	n->stopping = true;
 	event_del(n->status_ev);
 	notify_send(n, "STOPPING=1\nSTATUS=stopping: draining open tunnels and requests");
 }
