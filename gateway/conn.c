@@ -141,7 +141,7 @@ struct conn {
 	int version_minor;
 	char method[METHOD_MAX];
 	char *url;                      /* absolute-form target for the record */
-	char target[AUDIT_TARGET_MAX];  /* the request-target as sent, for bad_request records */
+	char *target;                   /* the request-target as sent, for bad_request records */
 	size_t target_len;
 	char host[HOST_BUF];            /* normalized */
 	enum host_kind host_kind;
@@ -387,6 +387,7 @@ conn_free(struct conn *c)
 {
 	struct conn_env *env = c->env;
 
+	free(c->target);
 	if (c->timer != NULL)
 		event_free(c->timer);
 	if (c->free_ev != NULL)
@@ -573,15 +574,18 @@ conn_fail(struct conn *c, int status, const char *reason)
 }
 
 /*
- * A head that never became a request: what was received of it counts as
- * bytes from the client, then the error goes out (or, status 0, nothing).
+ * Keep the first len bytes of the request-target for a bad_request record.
+ * The buffer is made on the first request and given back when a tunnel
+ * starts (a tunnel's record is never a bad_request): an open tunnel does not
+ * carry it.  Out of memory, the record just has no target.
  */
-/* Keep the first len bytes of the request-target for a bad_request record. */
 static void
 conn_note_target(struct conn *c, const char *target, size_t len)
 {
-	if (len > sizeof(c->target))
-		len = sizeof(c->target);
+	if (c->target == NULL && (c->target = malloc(AUDIT_TARGET_MAX)) == NULL)
+		return;
+	if (len > AUDIT_TARGET_MAX)
+		len = AUDIT_TARGET_MAX;
 	memcpy(c->target, target, len);
 	c->target_len = len;
 }
@@ -613,6 +617,10 @@ conn_note_raw_target(struct conn *c)
 		conn_note_target(c, p + start, i - start);
 }
 
+/*
+ * A head that never became a request: what was received of it counts as
+ * bytes from the client, then the error goes out (or, status 0, nothing).
+ */
 static void
 conn_fail_head(struct conn *c, int status, const char *close_why)
 {
@@ -1621,6 +1629,10 @@ conn_start_relay(struct conn *c)
 	uint64_t up_moved = c->bytes_up, down_moved = c->bytes_down;
 	size_t up_len, down_len;
 
+	free(c->target);                /* a tunnel's record is not a bad_request */
+	c->target = NULL;
+	c->target_len = 0;
+
 	/*
 	 * After an SNI check that watched the server's answer, what it has not
 	 * yet taken of the hellos goes first, and what it sent that the client
@@ -1903,6 +1915,10 @@ conn_run(struct conn *c)
 		case CONN_CONNECTING:
 			if (c->up_req != NULL)
 				break;                  /* on_connected tells */
+			/* The address list (2 KiB) is not needed past the connect:
+			 * a tunnel should cost only what it uses while it lasts. */
+			upstream_addrs_free(c->addrs);
+			c->addrs = NULL;
 			if (c->up_status != 0) {
 				conn_fail(c, c->up_status, c->up_reason);
 				continue;
