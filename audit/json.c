@@ -2,10 +2,9 @@
  * json — one audit event as one JSON object (pure: event in, string out).
  *
  * The difficulty is hostile strings and the size bound.  Host names, user
- * names, SNI and URLs come from the network and may hold any bytes; json-c
- * copies bytes above 0x7F unchanged and a C string stops at NUL, so every
- * string is first made valid UTF-8 here and handed to json-c with its length,
- * which escapes quotes, backslashes and control characters.  The rule for
+ * names, SNI and URLs come from the network and may hold any bytes, so every
+ * string is made valid UTF-8 as it is written, with quotes, backslashes and
+ * control characters escaped (json-c's exact output; see struct jbuf).  The rule for
  * invalid UTF-8 is one U+FFFD per byte that does not start a valid sequence
  * (stray continuation bytes, overlong forms, surrogates, code points above
  * U+10FFFF, sequences cut short), after which decoding resumes at the next
@@ -21,12 +20,13 @@
 #include "audit/audit.h"
 
 #include <assert.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include <json-c/json.h>
 
 /* The smallest limit audit_encode() falls back to; see the top comment. */
 #define AUDIT_VALUE_MIN 256
@@ -62,7 +62,7 @@ utf8_seq(const unsigned char *s, size_t len)
 	return n;
 }
 
-/* Bytes json-c writes for one byte c < 0x80 (JSON_C_TO_STRING_NOSLASHESCAPE). */
+/* Bytes the JSON form of one byte c < 0x80 takes (the escapes below). */
 static size_t
 json_cost(unsigned char c)
 {
@@ -75,80 +75,173 @@ json_cost(unsigned char c)
 }
 
 /*
- * A json string of s made valid UTF-8 (see the top comment) and cut so that
- * its escaped form stays within limit bytes, plus the marker if cut.
+ * The record is written straight into one growing buffer, in json-c's
+ * canonical form for JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE
+ * (no spaces; quote, backslash and \b \f \n \r \t escaped by name, other
+ * control characters as \u00xx in lower case, everything else as it is), so
+ * a record is byte for byte what json-c would print, without building an
+ * object and its hash table per record (the fuzz target fuzz_audit_json
+ * checks the equality against json-c itself).
  */
-static struct json_object *
-audit_string(const char *s, size_t limit)
+struct jbuf {
+	char *p;
+	size_t len, cap;
+	bool failed;                    /* out of memory: the record is dropped */
+	bool first;                     /* no member written yet */
+};
+
+static void
+jb_add(struct jbuf *b, const char *s, size_t n)
+{
+	char *np;
+	size_t cap;
+
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		cap = b->cap > 0 ? b->cap : 1024;
+		while (b->len + n + 1 > cap)
+			cap *= 2;
+		if ((np = realloc(b->p, cap)) == NULL) {
+			b->failed = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+jb_key(struct jbuf *b, const char *key)
+{
+	if (!b->first)
+		jb_add(b, ",", 1);
+	b->first = false;
+	jb_add(b, "\"", 1);
+	jb_add(b, key, strlen(key));
+	jb_add(b, "\":", 2);
+}
+
+/* One byte below 0x80, escaped. */
+static void
+jb_ascii(struct jbuf *b, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+	char e[6] = { '\\', 'u', '0', '0', 0, 0 };
+
+	switch (c) {
+	case '\b': jb_add(b, "\\b", 2); return;
+	case '\f': jb_add(b, "\\f", 2); return;
+	case '\n': jb_add(b, "\\n", 2); return;
+	case '\r': jb_add(b, "\\r", 2); return;
+	case '\t': jb_add(b, "\\t", 2); return;
+	case '"': jb_add(b, "\\\"", 2); return;
+	case '\\': jb_add(b, "\\\\", 2); return;
+	default:
+		if (c >= 0x20) {
+			jb_add(b, (const char *)&c, 1);
+			return;
+		}
+		e[4] = hex[c >> 4];
+		e[5] = hex[c & 0xf];
+		jb_add(b, e, 6);
+	}
+}
+
+/*
+ * s[0..len) as a JSON string, made valid UTF-8 (see the top comment) and cut
+ * so that its escaped form stays within limit bytes, plus the marker if cut.
+ */
+static void
+jb_string(struct jbuf *b, const char *s, size_t len, size_t limit)
 {
 	static const char replacement[] = "\xEF\xBF\xBD";
 	const unsigned char *p = (const unsigned char *)s;
-	char out[AUDIT_VALUE_MAX + sizeof(AUDIT_TRUNCATED_MARK) + 8];
-	size_t len = strlen(s), i = 0, o = 0, cost = 0, n, c;
-	bool truncated = false;
+	size_t i = 0, cost = 0, n, c;
 
 	if (limit > AUDIT_VALUE_MAX)
 		limit = AUDIT_VALUE_MAX;
+	jb_add(b, "\"", 1);
 	while (i < len) {
 		n = utf8_seq(p + i, len - i);
 		c = n == 0 ? 3 : n == 1 ? json_cost(p[i]) : n;
 		if (cost + c > limit) {
-			truncated = true;
+			jb_add(b, AUDIT_TRUNCATED_MARK, sizeof(AUDIT_TRUNCATED_MARK) - 1);
 			break;
 		}
 		cost += c;
-		if (n == 0) {
-			memcpy(out + o, replacement, 3);
-			o += 3;
-			i++;
-		} else {
-			memcpy(out + o, p + i, n);
-			o += n;
-			i += n;
-		}
+		if (n == 0)
+			jb_add(b, replacement, 3);
+		else if (n == 1)
+			jb_ascii(b, p[i]);
+		else
+			jb_add(b, s + i, n);
+		i += n == 0 ? 1 : n;
 	}
-	if (truncated) {
-		memcpy(out + o, AUDIT_TRUNCATED_MARK, sizeof(AUDIT_TRUNCATED_MARK) - 1);
-		o += sizeof(AUDIT_TRUNCATED_MARK) - 1;
-	}
-	return json_object_new_string_len(out, (int)o);
+	jb_add(b, "\"", 1);
 }
 
 static void
-add_string(struct json_object *o, const char *key, const char *value, size_t limit)
+add_string(struct jbuf *b, const char *key, const char *value, size_t limit)
 {
-	json_object_object_add(o, key, value == NULL ? NULL : audit_string(value, limit));
+	jb_key(b, key);
+	if (value == NULL)
+		jb_add(b, "null", 4);
+	else
+		jb_string(b, value, strlen(value), limit);
 }
 
 /*
  * The request-target of a refused request, as the client sent it: raw bytes
- * that may hold anything (NUL included), so the first AUDIT_TARGET_MAX bytes
- * are kept and escaped like every other attacker-supplied string.
+ * that may hold anything, so the first AUDIT_TARGET_MAX bytes are kept and
+ * escaped like every other attacker-supplied string.  A NUL (which would end
+ * a C string) is written as U+FFFD, like every byte that starts no valid
+ * UTF-8 sequence.
  */
 static void
-add_target(struct json_object *o, const char *target, size_t len, size_t limit)
+add_target(struct jbuf *b, const char *target, size_t len, size_t limit)
 {
-	char buf[AUDIT_TARGET_MAX + 1];
+	char buf[AUDIT_TARGET_MAX];
 	size_t i;
 
+	jb_key(b, "target");
 	if (target == NULL) {
-		json_object_object_add(o, "target", NULL);
+		jb_add(b, "null", 4);
 		return;
 	}
 	if (len > AUDIT_TARGET_MAX)
 		len = AUDIT_TARGET_MAX;
-	/* A NUL would end the string early: it becomes 0xff, which (like
-	 * every byte that starts no valid UTF-8 sequence) is written as U+FFFD. */
 	for (i = 0; i < len; i++)
 		buf[i] = target[i] != '\0' ? target[i] : (char)0xff;
-	buf[len] = '\0';
-	json_object_object_add(o, "target", audit_string(buf, limit));
+	jb_string(b, buf, len, limit);
 }
 
 static void
-add_int(struct json_object *o, const char *key, int64_t value)
+add_int(struct jbuf *b, const char *key, int64_t value)
 {
-	json_object_object_add(o, key, value < 0 ? NULL : json_object_new_int64(value));
+	char num[24];
+
+	jb_key(b, key);
+	if (value < 0) {
+		jb_add(b, "null", 4);
+		return;
+	}
+	jb_add(b, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, value));
+}
+
+static void
+add_bool(struct jbuf *b, const char *key, enum audit_bool v)
+{
+	jb_key(b, key);
+	if (v == AUDIT_BOOL_NULL)
+		jb_add(b, "null", 4);
+	else if (v == AUDIT_BOOL_TRUE)
+		jb_add(b, "true", 4);
+	else
+		jb_add(b, "false", 5);
 }
 
 static void
@@ -172,45 +265,44 @@ format_ts(int64_t end_ms, char *buf, size_t bufsz)
 char *
 audit_encode_limit(const struct audit_event *ev, size_t limit)
 {
-	struct json_object *o;
+	struct jbuf b = { NULL, 0, 0, false, true };
 	char ts[96];
-	char *out;
 
-	if ((o = json_object_new_object()) == NULL)
-		return NULL;
 	format_ts(ev->end_ms, ts, sizeof(ts));
-	add_string(o, "ts", ts, limit);
-	add_string(o, "event", ev->event, limit);
-	add_string(o, "id", ev->id, limit);
-	add_string(o, "client_ip", ev->client_ip, limit);
-	add_int(o, "client_port", ev->client_port);
-	add_string(o, "user", ev->user, limit);
-	add_string(o, "method", ev->method, limit);
-	add_string(o, "host", ev->host, limit);
-	add_int(o, "port", ev->port);
-	add_string(o, "url", ev->url, limit);
-	add_string(o, "dst_ip", ev->dst_ip, limit);
-	add_string(o, "sni", ev->sni, limit);
-	add_string(o, "decision", ev->decision, limit);
-	add_string(o, "reason", ev->reason, limit);
-	add_string(o, "rule", ev->rule, limit);
-	add_int(o, "status", ev->status);
-	add_int(o, "bytes_up", ev->bytes_up);
-	add_int(o, "bytes_down", ev->bytes_down);
-	add_int(o, "duration_ms", ev->duration_ms);
-	add_string(o, "close", ev->close, limit);
-	add_target(o, ev->target, ev->target_len, limit);
-	add_string(o, "report", ev->report, limit);
-	json_object_object_add(o, "client_tls", ev->client_tls == AUDIT_BOOL_NULL ? NULL :
-	    json_object_new_boolean(ev->client_tls == AUDIT_BOOL_TRUE));
+	jb_add(&b, "{", 1);
+	add_string(&b, "ts", ts, limit);
+	add_string(&b, "event", ev->event, limit);
+	add_string(&b, "id", ev->id, limit);
+	add_string(&b, "client_ip", ev->client_ip, limit);
+	add_int(&b, "client_port", ev->client_port);
+	add_string(&b, "user", ev->user, limit);
+	add_string(&b, "method", ev->method, limit);
+	add_string(&b, "host", ev->host, limit);
+	add_int(&b, "port", ev->port);
+	add_string(&b, "url", ev->url, limit);
+	add_string(&b, "dst_ip", ev->dst_ip, limit);
+	add_string(&b, "sni", ev->sni, limit);
+	add_string(&b, "decision", ev->decision, limit);
+	add_string(&b, "reason", ev->reason, limit);
+	add_string(&b, "rule", ev->rule, limit);
+	add_int(&b, "status", ev->status);
+	add_int(&b, "bytes_up", ev->bytes_up);
+	add_int(&b, "bytes_down", ev->bytes_down);
+	add_int(&b, "duration_ms", ev->duration_ms);
+	add_string(&b, "close", ev->close, limit);
+	add_target(&b, ev->target, ev->target_len, limit);
+	add_string(&b, "report", ev->report, limit);
+	add_bool(&b, "client_tls", ev->client_tls);
 	if (ev->lost >= 0)
-		add_int(o, "lost", ev->lost);
+		add_int(&b, "lost", ev->lost);
 	if (ev->message != NULL)
-		add_string(o, "message", ev->message, limit);
-	out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
-	    JSON_C_TO_STRING_NOSLASHESCAPE));
-	json_object_put(o);
-	return out;
+		add_string(&b, "message", ev->message, limit);
+	jb_add(&b, "}", 1);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
 }
 
 char *
