@@ -161,6 +161,7 @@ jb_string(struct jbuf *b, const char *s, size_t len, size_t limit)
 	static const char replacement[] = "\xEF\xBF\xBD";
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0, cost = 0, n, c;
+	size_t run = 0;                 /* start of the bytes kept as they are, not yet added */
 
 	if (limit > AUDIT_VALUE_MAX)
 		limit = AUDIT_VALUE_MAX;
@@ -169,18 +170,26 @@ jb_string(struct jbuf *b, const char *s, size_t len, size_t limit)
 		n = utf8_seq(p + i, len - i);
 		c = n == 0 ? 3 : n == 1 ? json_cost(p[i]) : n;
 		if (cost + c > limit) {
+			jb_add(b, s + run, i - run);
+			run = i;
 			jb_add(b, AUDIT_TRUNCATED_MARK, sizeof(AUDIT_TRUNCATED_MARK) - 1);
 			break;
 		}
 		cost += c;
-		if (n == 0)
-			jb_add(b, replacement, 3);
-		else if (n == 1)
-			jb_ascii(b, p[i]);
-		else
-			jb_add(b, s + i, n);
-		i += n == 0 ? 1 : n;
+		if (n == 0 || (n == 1 && c > 1)) {
+			/* a replacement or an escape: the plain run before it goes first */
+			jb_add(b, s + run, i - run);
+			if (n == 0)
+				jb_add(b, replacement, 3);
+			else
+				jb_ascii(b, p[i]);
+			i += 1;
+			run = i;
+			continue;
+		}
+		i += n;
 	}
+	jb_add(b, s + run, i - run);
 	jb_add(b, "\"", 1);
 }
 

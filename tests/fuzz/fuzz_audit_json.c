@@ -7,7 +7,8 @@
  * prints back byte for byte with the flags the records used to be made with
  * (PLAIN | NOSLASHESCAPE: the record is in json-c's canonical form, so it is
  * what the json-c encoder wrote), with every contract field present, and
- * within AUDIT_RECORD_MAX.
+ * within AUDIT_RECORD_MAX; the record is valid UTF-8, and a value that was
+ * valid UTF-8 and short reads back as it was given.
  *
  * Input: a control byte (which fields are NULL, the numbers' signs), then
  * the string values separated by 0x00 (target may hold anything).
@@ -22,6 +23,41 @@
 #include "audit/audit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Is s[0..len) valid UTF-8 (no overlong forms, surrogates or > U+10FFFF)? */
+static int
+valid_utf8(const unsigned char *s, size_t len)
+{
+	size_t i = 0, n, k;
+	unsigned cp;
+
+	while (i < len) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xC2 && s[i] <= 0xDF)
+			n = 2, cp = s[i] & 0x1F;
+		else if (s[i] >= 0xE0 && s[i] <= 0xEF)
+			n = 3, cp = s[i] & 0x0F;
+		else if (s[i] >= 0xF0 && s[i] <= 0xF4)
+			n = 4, cp = s[i] & 0x07;
+		else
+			return 0;
+		if (len - i < n)
+			return 0;
+		for (k = 1; k < n; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF))
+			return 0;
+		i += n;
+	}
+	return 1;
+}
 
 #define NFIELDS 15
 
@@ -84,8 +120,22 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	assert(strlen(text) <= AUDIT_RECORD_MAX);
 	o = json_tokener_parse(text);
 	assert(o != NULL && json_object_is_type(o, json_type_object));
+	assert(valid_utf8((const unsigned char *)text, strlen(text)));
 	for (i = 0; keys[i] != NULL; i++)
 		assert(json_object_object_get_ex(o, keys[i], &v));
+	/* A short, valid value reads back unchanged (event, host, user, sni). */
+	{
+		static const char *const names[] = { "event", "user", "host", "sni" };
+		const char *given[] = { ev.event, ev.user, ev.host, ev.sni };
+
+		for (i = 0; i < 4; i++) {
+			if (given[i] == NULL || strlen(given[i]) > 100 ||
+			    !valid_utf8((const unsigned char *)given[i], strlen(given[i])))
+				continue;
+			assert(json_object_object_get_ex(o, names[i], &v));
+			assert(strcmp(json_object_get_string(v), given[i]) == 0);
+		}
+	}
 	assert(strcmp(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
 	    JSON_C_TO_STRING_NOSLASHESCAPE), text) == 0);
 	json_object_put(o);
