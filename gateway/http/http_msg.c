@@ -349,42 +349,108 @@ http_response_framing(const struct http_response *resp, const char *method,
 	return 0;
 }
 
+/*
+ * A head is assembled in a per-thread scratch buffer and added to the output
+ * in one piece: every evbuffer_add on a bufferevent's output runs its
+ * callbacks, and a head is twenty small pieces.  A head is bounded by
+ * HTTP_HEAD_MAX (plus the few fields the gateway writes), so the scratch
+ * holds it; should one not fit, what is there is flushed and writing goes on.
+ */
+#define HEAD_SCRATCH (HTTP_HEAD_MAX + 4096)
+
+struct head_writer {
+	struct evbuffer *out;
+	char *buf;
+	size_t len;
+};
+
+static __thread char head_scratch[HEAD_SCRATCH];
+
+static void
+hw_begin(struct head_writer *w, struct evbuffer *out)
+{
+	w->out = out;
+	w->buf = head_scratch;
+	w->len = 0;
+}
+
+static void
+hw_flush(struct head_writer *w)
+{
+	if (w->len > 0)
+		evbuffer_add(w->out, w->buf, w->len);
+	w->len = 0;
+}
+
+static void
+hw_add(struct head_writer *w, const void *p, size_t n)
+{
+	if (w->len + n > HEAD_SCRATCH) {
+		hw_flush(w);
+		if (n > HEAD_SCRATCH) {
+			evbuffer_add(w->out, p, n);
+			return;
+		}
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+#define HW_LIT(w, lit) hw_add((w), (lit), sizeof(lit) - 1)
+
+/* v in decimal. */
+static void
+hw_uint(struct head_writer *w, unsigned long long v)
+{
+	char digits[24];
+	size_t i = sizeof(digits);
+
+	do
+		digits[--i] = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	hw_add(w, digits + i, sizeof(digits) - i);
+}
+
 /* "Via: <existing values>, 1.x egressd" as one field; x is the received version. */
 static void
-http_write_via(struct evbuffer *out, const struct http_header *hs, size_t n,
+http_write_via(struct head_writer *w, const struct http_header *hs, size_t n,
     int version_minor)
 {
 	size_t i;
 
-	evbuffer_add(out, "Via: ", 5);
+	HW_LIT(w, "Via: ");
 	for (i = 0; i < n; i++) {
 		if (!http_header_is(&hs[i], "Via") || hs[i].value_len == 0)
 			continue;
-		evbuffer_add(out, hs[i].value, hs[i].value_len);
-		evbuffer_add(out, ", ", 2);
+		hw_add(w, hs[i].value, hs[i].value_len);
+		HW_LIT(w, ", ");
 	}
-	evbuffer_add_printf(out, "1.%d egressd\r\n", version_minor == 0 ? 0 : 1);
+	if (version_minor == 0)
+		HW_LIT(w, "1.0 egressd\r\n");
+	else
+		HW_LIT(w, "1.1 egressd\r\n");
 }
 
 static void
-http_write_field(struct evbuffer *out, const struct http_header *h)
+http_write_field(struct head_writer *w, const struct http_header *h)
 {
-	evbuffer_add(out, h->name, h->name_len);
-	evbuffer_add(out, ": ", 2);
-	evbuffer_add(out, h->value, h->value_len);
-	evbuffer_add(out, "\r\n", 2);
+	hw_add(w, h->name, h->name_len);
+	HW_LIT(w, ": ");
+	hw_add(w, h->value, h->value_len);
+	HW_LIT(w, "\r\n");
 }
 
 static void
-http_write_body_framing(struct evbuffer *out, const struct http_framing *body)
+http_write_body_framing(struct head_writer *w, const struct http_framing *body)
 {
 	switch (body->kind) {
 	case HTTP_BODY_LENGTH:
-		evbuffer_add_printf(out, "Content-Length: %llu\r\n",
-		    (unsigned long long)body->length);
+		HW_LIT(w, "Content-Length: ");
+		hw_uint(w, (unsigned long long)body->length);
+		HW_LIT(w, "\r\n");
 		break;
 	case HTTP_BODY_CHUNKED:
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+		HW_LIT(w, "Transfer-Encoding: chunked\r\n");
 		break;
 	case HTTP_BODY_NONE:
 	case HTTP_BODY_CLOSE:
@@ -396,49 +462,61 @@ void
 http_write_request_head(struct evbuffer *out, const struct http_request *req,
     const struct http_target *target, const char *host, const struct http_framing *body)
 {
+	struct head_writer w;
 	const struct http_header *h;
 	size_t i;
 
-	evbuffer_add(out, req->method, req->method_len);
-	evbuffer_add(out, " ", 1);
+	hw_begin(&w, out);
+	hw_add(&w, req->method, req->method_len);
+	HW_LIT(&w, " ");
 	if (target->path != NULL && target->path_len > 0)
-		evbuffer_add(out, target->path, target->path_len);
+		hw_add(&w, target->path, target->path_len);
 	else
-		evbuffer_add(out, "/", 1);
-	evbuffer_add(out, " HTTP/1.1\r\n", 11);
+		HW_LIT(&w, "/");
+	HW_LIT(&w, " HTTP/1.1\r\n");
 
 	/* Host is rebuilt from the target: the origin must see what policy saw. */
-	if (strchr(host, ':') != NULL)
-		evbuffer_add_printf(out, "Host: [%s]", host);
-	else
-		evbuffer_add_printf(out, "Host: %s", host);
-	if (target->port != 80)
-		evbuffer_add_printf(out, ":%u", (unsigned)target->port);
-	evbuffer_add(out, "\r\n", 2);
+	HW_LIT(&w, "Host: ");
+	if (strchr(host, ':') != NULL) {
+		HW_LIT(&w, "[");
+		hw_add(&w, host, strlen(host));
+		HW_LIT(&w, "]");
+	} else
+		hw_add(&w, host, strlen(host));
+	if (target->port != 80) {
+		HW_LIT(&w, ":");
+		hw_uint(&w, target->port);
+	}
+	HW_LIT(&w, "\r\n");
 
 	for (i = 0; i < req->nheaders; i++) {
 		h = &req->headers[i];
 		if (http_header_is(h, "Host") || http_header_is(h, "Content-Length") ||
 		    http_header_is(h, "Via") || http_field_is_hop(req->headers, req->nheaders, h))
 			continue;
-		http_write_field(out, h);
+		http_write_field(&w, h);
 	}
-	http_write_via(out, req->headers, req->nheaders, req->version_minor);
-	http_write_body_framing(out, body);
-	evbuffer_add(out, "Connection: keep-alive\r\n\r\n", 26);
+	http_write_via(&w, req->headers, req->nheaders, req->version_minor);
+	http_write_body_framing(&w, body);
+	HW_LIT(&w, "Connection: keep-alive\r\n\r\n");
+	hw_flush(&w);
 }
 
 void
 http_write_response_head(struct evbuffer *out, const struct http_response *resp,
     const struct http_framing *body, bool keep_alive)
 {
+	struct head_writer w;
 	const struct http_header *h;
 	bool interim = resp->status < 200, keep_cl;
 	size_t i;
 
-	evbuffer_add_printf(out, "HTTP/1.1 %d ", resp->status);
-	evbuffer_add(out, resp->reason, resp->reason_len);
-	evbuffer_add(out, "\r\n", 2);
+	hw_begin(&w, out);
+	HW_LIT(&w, "HTTP/1.1 ");
+	hw_uint(&w, (unsigned)resp->status);
+	HW_LIT(&w, " ");
+	hw_add(&w, resp->reason, resp->reason_len);
+	HW_LIT(&w, "\r\n");
 
 	/*
 	 * A bodiless response to HEAD, or a 304, carries the Content-Length of
@@ -452,17 +530,18 @@ http_write_response_head(struct evbuffer *out, const struct http_response *resp,
 		    (http_header_is(h, "Content-Length") && !keep_cl) ||
 		    http_field_is_hop(resp->headers, resp->nheaders, h))
 			continue;
-		http_write_field(out, h);
+		http_write_field(&w, h);
 	}
-	http_write_via(out, resp->headers, resp->nheaders, resp->version_minor);
+	http_write_via(&w, resp->headers, resp->nheaders, resp->version_minor);
 	if (!interim) {
-		http_write_body_framing(out, body);
+		http_write_body_framing(&w, body);
 		if (keep_alive && body->kind != HTTP_BODY_CLOSE)
-			evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+			HW_LIT(&w, "Connection: keep-alive\r\n");
 		else
-			evbuffer_add(out, "Connection: close\r\n", 19);
+			HW_LIT(&w, "Connection: close\r\n");
 	}
-	evbuffer_add(out, "\r\n", 2);
+	HW_LIT(&w, "\r\n");
+	hw_flush(&w);
 }
 
 const char *
