@@ -167,11 +167,27 @@ audit_simple(const char *event, const char *reason, const char *message)
  * -1; with result non-NULL, *result is "ok (N rules)" or the error lines
  * (malloc'd) for the admin client.
  */
+/*
+ * ", M list entries in K lists" beside "ok (N rules)" when the policy has
+ * domain lists, "" otherwise (egressctl check prints the same).
+ */
+static const char *
+lists_summary(const struct policy *p, char *buf, size_t bufsz)
+{
+	size_t n = policy_list_count(p);
+
+	buf[0] = '\0';
+	if (n > 0)
+		snprintf(buf, bufsz, ", %zu list entries in %zu list%s", policy_entry_count(p), n,
+		    n == 1 ? "" : "s");
+	return buf;
+}
+
 static int
 daemon_reload(struct daemon *d, char **result)
 {
 	struct policy *p;
-	char *errors = NULL, msg[128];
+	char *errors = NULL, msg[512], lists[96];
 	int i;
 
 	p = daemon_load_policy(d, &errors);
@@ -192,11 +208,12 @@ daemon_reload(struct daemon *d, char **result)
 	policy_unref(d->policy);
 	d->policy = p;
 	d->generation++;
-	snprintf(msg, sizeof(msg), "%s: ok (%zu rules), generation %u", d->conf->policy_file,
-	    policy_rule_count(p), d->generation);
+	snprintf(msg, sizeof(msg), "%s: ok (%zu rules)%s, generation %u", d->conf->policy_file,
+	    policy_rule_count(p), lists_summary(p, lists, sizeof(lists)), d->generation);
 	log_info("event=reload %s", msg);
 	audit_simple("reload", "ok", msg);
-	if (result != NULL && asprintf(result, "ok (%zu rules)", policy_rule_count(p)) == -1)
+	if (result != NULL && asprintf(result, "ok (%zu rules)%s", policy_rule_count(p),
+	    lists) == -1)
 		*result = NULL;
 	return 0;
 }
@@ -225,6 +242,7 @@ daemon_report(void *arg, struct control_report *r)
 	r->policy_generation = d->generation;
 	r->policy_loaded_ms = d->policy_loaded_ms;
 	r->policy_load_us = d->policy_load_us;
+	r->policy = d->policy;
 }
 
 static int
@@ -311,7 +329,7 @@ static int
 check_only(const char *path, struct config *conf, bool strict)
 {
 	struct policy *p;
-	char *errors = NULL;
+	char *errors = NULL, lists[96];
 	int bad;
 
 	bad = check_files(conf);
@@ -328,7 +346,8 @@ check_only(const char *path, struct config *conf, bool strict)
 		policy_unref(p);
 		return 1;
 	}
-	printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
+	printf("%s: ok (%zu rules)%s\n", path, policy_rule_count(p),
+	    lists_summary(p, lists, sizeof(lists)));
 	policy_unref(p);
 	return 0;
 }
