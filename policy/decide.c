@@ -274,9 +274,8 @@ rule_eval(const struct policy *p, const struct policy_rule *r,
 	if (anonymous && policy_rule_needs_identity(r)) {
 		decision_set(d, false, "auth_required", r);
 		d->need_credentials = true;
-		return true;
-	}
-	decision_set(d, r->allow, r->allow ? "ok" : "policy", r);
+	} else
+		decision_set(d, r->allow, r->allow ? "ok" : "policy", r);
 	if (r->list >= 0) {
 		d->list = plists_name(p->lists, r->list);
 		d->list_line = line;
