@@ -361,6 +361,7 @@ entry_parse(struct lread *r, const char *e, size_t n, char *out, size_t *outlen,
 			lerr(r, "bad entry \".\": a .suffix entry needs a domain after the dot");
 			return -1;
 		}
+		show--;
 	}
 	if (host_normalize(e, n, out, HOST_BUF, &kind, &err) == -1) {
 		lerr(r, "bad entry \"%s%.*s\": %s", *suffix ? "." : "", show, e, err);
