@@ -292,6 +292,30 @@ entry_add(struct plists *p, uint32_t list, const char *name, size_t len, bool su
 	return 0;
 }
 
+/*
+ * Room for every line of text being an entry, before any is filed: no
+ * rehash or copy of a big array while a million entries go in (pages
+ * reserved but never written are not resident).
+ */
+static int
+reserve(struct plists *p, const char *text, size_t len)
+{
+	const char *q, *end = text + len;
+	size_t lines = 1, n;
+
+	for (q = text; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+		lines++;
+	if (grow(&p->hits, &p->hcap, p->nhits + lines, sizeof(*p->hits), 1024) == -1 ||
+	    grow(&p->arena, &p->acap, p->alen + len + 1, 1, 1 << 16) == -1)
+		return -1;
+	for (n = p->slots != NULL ? p->mask + 1 : 0; (p->used + lines) * 2 > n;) {
+		if (table_grow(p) == -1)
+			return -1;
+		n = p->mask + 1;
+	}
+	return 0;
+}
+
 /* One list being read. */
 struct lread {
 	const char *name;
@@ -436,6 +460,8 @@ plists_add(struct plists *p, const char *name, const char *text, size_t len,
 	p->lists[p->nlists].entries = 0;
 	list = (uint32_t)p->nlists++;
 
+	if (reserve(p, text, len) == -1)
+		return -2;
 	memset(&r, 0, sizeof(r));
 	r.name = name;
 	r.err = err;
