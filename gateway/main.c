@@ -210,7 +210,7 @@ daemon_reload(struct daemon *d, char **result)
 	d->generation++;
 	snprintf(msg, sizeof(msg), "%s: ok (%zu rules)%s, generation %u", d->conf->policy_file,
 	    policy_rule_count(p), lists_summary(p, lists, sizeof(lists)), d->generation);
-	log_info("event=reload %s", msg);
+	log_info("event=reload %s load_ms=%.1f", msg, (double)d->policy_load_us / 1000.0);
 	audit_simple("reload", "ok", msg);
 	if (result != NULL && asprintf(result, "ok (%zu rules)%s", policy_rule_count(p),
 	    lists) == -1)

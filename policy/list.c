@@ -30,6 +30,8 @@
  */
 #include "policy/list.h"
 
+#include <sys/mman.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,6 +125,32 @@ name_equal(const struct plists *p, uint32_t off, const char *s, size_t len)
 	return true;
 }
 
+/*
+ * The big arrays (names, entries, slots, duplicates) are mapped pages of
+ * their own, grown with mremap: growing never copies, and freeing gives the
+ * memory back to the system at once.  From malloc, a reload would leave the
+ * old policy's tens of megabytes in the allocator's heaps, and the daemon's
+ * RSS would climb with every reload.
+ */
+static void *
+big_resize(void *old, size_t oldsz, size_t newsz)
+{
+	void *p;
+
+	if (old == NULL)
+		p = mmap(NULL, newsz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	else
+		p = mremap(old, oldsz, newsz, MREMAP_MAYMOVE);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void
+big_free(void *p, size_t sz)
+{
+	if (p != NULL)
+		(void)munmap(p, sz);
+}
+
 struct plists *
 plists_new(void)
 {
@@ -139,10 +167,10 @@ plists_free(struct plists *p)
 	for (i = 0; i < p->nlists; i++)
 		free(p->lists[i].name);
 	free(p->lists);
-	free(p->arena);
-	free(p->hits);
-	free(p->slots);
-	free(p->dups);
+	big_free(p->arena, p->acap);
+	big_free(p->hits, p->hcap * sizeof(*p->hits));
+	big_free(p->slots, p->slots != NULL ? (p->mask + 1) * sizeof(*p->slots) : 0);
+	big_free(p->dups, p->dcap * sizeof(*p->dups));
 	free(p);
 }
 
@@ -183,7 +211,7 @@ plists_total(const struct plists *p)
 
 /* ---- building ----------------------------------------------------------- */
 
-/* Grow *buf (of *cap elements of size sz) to hold at least need; -1 out of memory. */
+/* Grow the malloc'd *buf (of *cap elements of size sz) to hold need; -1 out of memory. */
 static int
 grow(void *bufp, size_t *cap, size_t need, size_t sz, size_t first)
 {
@@ -195,6 +223,27 @@ grow(void *bufp, size_t *cap, size_t need, size_t sz, size_t first)
 	while (ncap < need)
 		ncap *= 2;
 	if ((nb = reallocarray(*buf, ncap, sz)) == NULL)
+		return -1;
+	*buf = nb;
+	*cap = ncap;
+	return 0;
+}
+
+/* The same for a big array (big_resize); capacities are whole pages. */
+static int
+big_grow(void *bufp, size_t *cap, size_t need, size_t sz)
+{
+	void **buf = bufp, *nb;
+	size_t ncap = *cap ? *cap : 65536 / sz;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2 / sz)
+			return -1;
+		ncap *= 2;
+	}
+	if ((nb = big_resize(*buf, *cap * sz, ncap * sz)) == NULL)
 		return -1;
 	*buf = nb;
 	*cap = ncap;
@@ -224,8 +273,8 @@ table_grow(struct plists *p)
 	struct lslot *old = p->slots, *ns;
 	size_t oldn = old != NULL ? p->mask + 1 : 0, n = oldn ? oldn * 2 : 1024, i, j;
 
-	if ((ns = calloc(n, sizeof(*ns))) == NULL)
-		return -1;
+	if ((ns = big_resize(NULL, 0, n * sizeof(*ns))) == NULL)
+		return -1;      /* fresh pages are zero: every slot empty */
 	for (i = 0; i < oldn; i++) {
 		if (old[i].hit == 0)
 			continue;
@@ -233,7 +282,7 @@ table_grow(struct plists *p)
 			;
 		ns[j] = old[i];
 	}
-	free(old);
+	big_free(old, oldn * sizeof(*old));
 	p->slots = ns;
 	p->mask = n - 1;
 	return 0;
@@ -258,7 +307,7 @@ entry_add(struct plists *p, uint32_t list, const char *name, size_t len, bool su
 		for (i = sl->hit; i != 0; i = p->hits[i - 1].next) {
 			h = &p->hits[i - 1];
 			if (h->list == list && ((h->line & SUFFIX_BIT) != 0) == suffix) {
-				if (grow(&p->dups, &p->dcap, p->ndups + 1, sizeof(*p->dups), 64) == -1)
+				if (big_grow(&p->dups, &p->dcap, p->ndups + 1, sizeof(*p->dups)) == -1)
 					return -1;
 				p->dups[p->ndups].list = list;
 				p->dups[p->ndups].line = line | (suffix ? SUFFIX_BIT : 0);
@@ -271,7 +320,7 @@ entry_add(struct plists *p, uint32_t list, const char *name, size_t len, bool su
 		off = p->hits[sl->hit - 1].name;
 	} else {
 		if (p->alen + len + 1 > UINT32_MAX ||
-		    grow(&p->arena, &p->acap, p->alen + len + 1, 1, 1 << 16) == -1)
+		    big_grow(&p->arena, &p->acap, p->alen + len + 1, 1) == -1)
 			return -1;
 		off = (uint32_t)p->alen;
 		p->arena[p->alen] = (char)len;
@@ -281,7 +330,7 @@ entry_add(struct plists *p, uint32_t list, const char *name, size_t len, bool su
 		p->used++;
 	}
 	if (p->nhits + 1 > UINT32_MAX - 1 ||
-	    grow(&p->hits, &p->hcap, p->nhits + 1, sizeof(*p->hits), 1024) == -1)
+	    big_grow(&p->hits, &p->hcap, p->nhits + 1, sizeof(*p->hits)) == -1)
 		return -1;
 	h = &p->hits[p->nhits];
 	h->name = off;
@@ -305,8 +354,8 @@ reserve(struct plists *p, const char *text, size_t len)
 
 	for (q = text; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
 		lines++;
-	if (grow(&p->hits, &p->hcap, p->nhits + lines, sizeof(*p->hits), 1024) == -1 ||
-	    grow(&p->arena, &p->acap, p->alen + len + 1, 1, 1 << 16) == -1)
+	if (big_grow(&p->hits, &p->hcap, p->nhits + lines, sizeof(*p->hits)) == -1 ||
+	    big_grow(&p->arena, &p->acap, p->alen + len + 1, 1) == -1)
 		return -1;
 	for (n = p->slots != NULL ? p->mask + 1 : 0; (p->used + lines) * 2 > n;) {
 		if (table_grow(p) == -1)
