@@ -342,20 +342,17 @@ entry_add(struct plists *p, uint32_t list, const char *name, size_t len, bool su
 }
 
 /*
- * Room for every line of text being an entry, before any is filed: no
- * rehash or copy of a big array while a million entries go in (pages
- * reserved but never written are not resident).
+ * Room for about `lines` more entries of `bytes` bytes of names, before any
+ * is filed: no rehash or copy of a big array while a million entries go in
+ * (pages reserved but never written are not resident).
  */
 static int
-reserve(struct plists *p, const char *text, size_t len)
+reserve(struct plists *p, size_t lines, size_t bytes)
 {
-	const char *q, *end = text + len;
-	size_t lines = 1, n;
+	size_t n;
 
-	for (q = text; (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
-		lines++;
 	if (big_grow(&p->hits, &p->hcap, p->nhits + lines, sizeof(*p->hits)) == -1 ||
-	    big_grow(&p->arena, &p->acap, p->alen + len + 1, 1) == -1)
+	    big_grow(&p->arena, &p->acap, p->alen + bytes + 1, 1) == -1)
 		return -1;
 	for (n = p->slots != NULL ? p->mask + 1 : 0; (p->used + lines) * 2 > n;) {
 		if (table_grow(p) == -1)
@@ -492,52 +489,149 @@ line_parse(struct plists *p, struct lread *r, uint32_t list, const char *s, size
 	return 0;
 }
 
+/* One list being read, in pieces. */
+struct plist_reader {
+	struct plists *p;
+	struct lread r;
+	uint32_t list;
+	size_t size_hint;               /* the whole text's size, if known */
+	bool started;                   /* the first bytes were seen (BOM, estimate) */
+	bool overlong;                  /* the line being read passed PLIST_LINE_MAX */
+	bool stopped;                   /* too many lines: the rest is not read */
+	bool oom;
+	size_t ncarry;                  /* bytes of an unfinished line kept in carry */
+	char carry[PLIST_LINE_MAX];
+};
+
+struct plist_reader *
+plists_open(struct plists *p, const char *name, size_t size_hint, plist_error_fn *err,
+    void *arg)
+{
+	struct plist_reader *rd;
+
+	if (p->nlists >= UINT32_MAX / 2 ||
+	    grow(&p->lists, &p->lists_cap, p->nlists + 1, sizeof(*p->lists), 4) == -1)
+		return NULL;
+	if ((rd = calloc(1, sizeof(*rd))) == NULL)
+		return NULL;
+	if ((p->lists[p->nlists].name = strdup(name)) == NULL) {
+		free(rd);
+		return NULL;
+	}
+	p->lists[p->nlists].entries = 0;
+	rd->list = (uint32_t)p->nlists++;
+	rd->p = p;
+	rd->size_hint = size_hint;
+	rd->r.name = p->lists[rd->list].name;
+	rd->r.err = err;
+	rd->r.arg = arg;
+	return rd;
+}
+
+/* One whole line s[0..n), without its LF. */
+static void
+reader_line(struct plist_reader *rd, const char *s, size_t n)
+{
+	if (rd->stopped || rd->oom)
+		return;
+	if (++rd->r.line > LINE_MASK) {
+		lerr(&rd->r, "too many lines");
+		rd->stopped = true;
+		return;
+	}
+	if (rd->overlong) {
+		rd->overlong = false;
+		lerr(&rd->r, "line longer than %d bytes (a list holds one host name a line)",
+		    PLIST_LINE_MAX);
+		return;
+	}
+	if (memchr(s, '\0', n) != NULL) {
+		lerr(&rd->r, "NUL byte in line (is this a text file?)");
+		return;
+	}
+	if (line_parse(rd->p, &rd->r, rd->list, s, n) == -1)
+		rd->oom = true;
+}
+
+/* Keep s[0..n), part of a line not finished yet. */
+static void
+reader_carry(struct plist_reader *rd, const char *s, size_t n)
+{
+	if (rd->overlong)
+		return;
+	if (rd->ncarry + n > sizeof(rd->carry)) {
+		rd->overlong = true;
+		rd->ncarry = 0;
+		return;
+	}
+	memcpy(rd->carry + rd->ncarry, s, n);
+	rd->ncarry += n;
+}
+
+int
+plists_feed(struct plist_reader *rd, const char *buf, size_t len)
+{
+	const char *q = buf, *end = buf + len, *nl;
+	size_t lines = 1, est;
+
+	if (!rd->started && len > 0) {
+		rd->started = true;
+		if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
+			q += 3;
+		/* The lines to expect, from the first piece's: reserve once for all. */
+		for (nl = q; (nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL; nl++)
+			lines++;
+		est = rd->size_hint > len ? (size_t)((double)lines * (double)rd->size_hint /
+		    (double)len) : lines;
+		if (est > rd->size_hint / 2 + 1)
+			est = rd->size_hint / 2 + 1;
+		if (reserve(rd->p, est, rd->size_hint > len ? rd->size_hint : len) == -1)
+			rd->oom = true;
+	}
+	while (q < end && !rd->oom) {
+		if ((nl = memchr(q, '\n', (size_t)(end - q))) == NULL) {
+			reader_carry(rd, q, (size_t)(end - q));
+			break;
+		}
+		if (rd->ncarry > 0 || rd->overlong) {
+			reader_carry(rd, q, (size_t)(nl - q));
+			reader_line(rd, rd->carry, rd->ncarry);
+			rd->ncarry = 0;
+		} else
+			reader_line(rd, q, (size_t)(nl - q));
+		q = nl + 1;
+	}
+	return rd->oom ? -1 : 0;
+}
+
+int
+plists_close(struct plist_reader *rd)
+{
+	char msg[128];
+	int rc;
+
+	if (!rd->oom && (rd->ncarry > 0 || rd->overlong))
+		reader_line(rd, rd->carry, rd->ncarry);         /* a last line without LF */
+	if (rd->r.nerr > PLIST_ERRORS_MAX) {
+		snprintf(msg, sizeof(msg), "%zu more bad entries in %s not shown (the first %d are)",
+		    rd->r.nerr - PLIST_ERRORS_MAX, rd->r.name, PLIST_ERRORS_MAX);
+		rd->r.err(rd->r.arg, rd->r.name, rd->r.first_hidden, msg);
+	}
+	rc = rd->oom ? -2 : rd->r.nerr > 0 ? -1 : (int)rd->list;
+	free(rd);
+	return rc;
+}
+
 int
 plists_add(struct plists *p, const char *name, const char *text, size_t len,
     plist_error_fn *err, void *arg)
 {
-	const char *q, *end = text + len, *nl;
-	struct lread r;
-	uint32_t list;
-	char msg[128];
+	struct plist_reader *rd;
 
-	if (p->nlists >= UINT32_MAX / 2 ||
-	    grow(&p->lists, &p->lists_cap, p->nlists + 1, sizeof(*p->lists), 4) == -1)
+	if ((rd = plists_open(p, name, len, err, arg)) == NULL)
 		return -2;
-	if ((p->lists[p->nlists].name = strdup(name)) == NULL)
-		return -2;
-	p->lists[p->nlists].entries = 0;
-	list = (uint32_t)p->nlists++;
-
-	if (reserve(p, text, len) == -1)
-		return -2;
-	memset(&r, 0, sizeof(r));
-	r.name = name;
-	r.err = err;
-	r.arg = arg;
-	if (len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0)
-		text += 3;
-	for (q = text; q < end; q = nl + 1) {
-		r.line++;
-		if (r.line > LINE_MASK) {
-			lerr(&r, "too many lines");
-			break;
-		}
-		if ((nl = memchr(q, '\n', (size_t)(end - q))) == NULL)
-			nl = end;
-		if (memchr(q, '\0', (size_t)(nl - q)) != NULL) {
-			lerr(&r, "NUL byte in line (is this a text file?)");
-			continue;
-		}
-		if (line_parse(p, &r, list, q, (size_t)(nl - q)) == -1)
-			return -2;
-	}
-	if (r.nerr > PLIST_ERRORS_MAX) {
-		snprintf(msg, sizeof(msg), "%zu more bad entries in %s not shown (the first %d are)",
-		    r.nerr - PLIST_ERRORS_MAX, name, PLIST_ERRORS_MAX);
-		err(arg, name, r.first_hidden, msg);
-	}
-	return r.nerr > 0 ? -1 : (int)list;
+	(void)plists_feed(rd, text, len);
+	return plists_close(rd);
 }
 
 /* ---- lookup ------------------------------------------------------------- */

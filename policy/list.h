@@ -42,6 +42,21 @@ int plists_find(const struct plists *, const char *name);
 int plists_add(struct plists *, const char *name, const char *text, size_t len,
     plist_error_fn *err, void *arg);
 
+/*
+ * The same in pieces, for a file read a block at a time (so that a list of a
+ * million names is never held whole in memory): open with the text's size if
+ * known (to reserve room once), feed the bytes as they come (lines may span
+ * pieces; a line over PLIST_LINE_MAX bytes is an error), close for the
+ * result as plists_add gives it.  feed returns -1 out of memory (close then
+ * says -2); close frees the reader.
+ */
+#define PLIST_LINE_MAX 4096
+struct plist_reader;
+struct plist_reader *plists_open(struct plists *, const char *name, size_t size_hint,
+    plist_error_fn *err, void *arg);
+int plists_feed(struct plist_reader *, const char *buf, size_t len);
+int plists_close(struct plist_reader *);
+
 size_t plists_count(const struct plists *);                 /* lists */
 const char *plists_name(const struct plists *, int list);
 size_t plists_entries(const struct plists *, int list);     /* entries kept (duplicates not) */

@@ -37,7 +37,7 @@
 #include "policy/rule.h"
 
 #define POLICY_FILE_MAX (64u * 1024 * 1024)     /* a bigger rule file is a mistake */
-#define POLICY_LIST_MAX (1024u * 1024 * 1024)   /* a list: tens of millions of names */
+#define POLICY_LIST_MAX (4ull * 1024 * 1024 * 1024) /* a list: tens of millions of names */
 #define POLICY_FIELDS_MAX 16                    /* 4 fixed fields + options */
 
 /* The growing "FILE:LINE: message\n" text of one load. */
@@ -56,9 +56,18 @@ struct pload {
 	struct perr err;
 	struct policy *p;
 	size_t rules_cap;
-	policy_list_reader *read_list;  /* how @FILE lists are read */
+	policy_list_reader *read_list;  /* how @FILE lists are read; NULL: files, from dir */
 	void *read_arg;
+	const struct list_dir *dir;
 };
+
+/* The folder lists are relative to: the policy file's, or the current one. */
+struct list_dir {
+	const char *dir;                /* NULL: the current folder */
+	size_t len;
+};
+
+static int stream_list(struct pload *, const char *name, int *id, const char **why);
 
 static void perr_vadd(struct perr *, const char *, va_list) __attribute__((format(printf, 2, 0)));
 static void perr_add(struct perr *, const char *, ...) __attribute__((format(printf, 2, 3)));
@@ -310,13 +319,22 @@ parse_list(struct pload *l, const struct field *f, struct policy_rule *r)
 		r->list = id;
 		return 0;
 	}
-	if (l->read_list(l->read_arg, name, &text, &len, &why) == -1) {
-		line_error(l, "cannot read list %s: %s", name, why != NULL ? why : "error");
-		free(name);
-		return -1;
+	if (l->read_list == NULL) {
+		/* A file, read a block at a time: never held whole in memory. */
+		if (stream_list(l, name, &id, &why) == -1) {
+			line_error(l, "cannot read list %s: %s", name, why);
+			free(name);
+			return -1;
+		}
+	} else {
+		if (l->read_list(l->read_arg, name, &text, &len, &why) == -1) {
+			line_error(l, "cannot read list %s: %s", name, why != NULL ? why : "error");
+			free(name);
+			return -1;
+		}
+		id = plists_add(l->p->lists, name, text, len, list_error, l);
+		free(text);
 	}
-	id = plists_add(l->p->lists, name, text, len, list_error, l);
-	free(text);
 	free(name);
 	if (id == -2)
 		l->err.oom = true;
@@ -748,9 +766,9 @@ report_rules_build(struct policy *p)
 	return 0;
 }
 
-struct policy *
-policy_load_buffer_with(const char *text, size_t len, const char *display_name,
-    policy_list_reader *read_list, void *arg, char **errors)
+static struct policy *
+load_buffer(const char *text, size_t len, const char *display_name,
+    policy_list_reader *read_list, void *arg, const struct list_dir *dir, char **errors)
 {
 	struct pload l;
 	const char *p, *end = text + len, *nl;
@@ -760,6 +778,7 @@ policy_load_buffer_with(const char *text, size_t len, const char *display_name,
 	l.name = display_name;
 	l.read_list = read_list;
 	l.read_arg = arg;
+	l.dir = dir;
 	if ((l.p = calloc(1, sizeof(*l.p))) == NULL) {
 		l.err.oom = true;
 		*errors = perr_take(&l.err, display_name);
@@ -856,36 +875,81 @@ read_file(const char *path, size_t max, char **buf, size_t *len, const char **wh
 	return 0;
 }
 
-/* The folder lists are relative to: the policy file's, or the current one. */
-struct list_dir {
-	const char *dir;                /* NULL: the current folder */
-	size_t len;
-};
+#define LIST_BLOCK (1024u * 1024)            /* a list is read this much at a time */
 
+/*
+ * Read list `name` (relative to l->dir) into the policy's lists a block at a
+ * time.  0 with *id as plists_add gives it, or -1 with *why: the file could
+ * not be read (not opened, not a regular file, too large, a read error).
+ */
 static int
-read_list_file(void *arg, const char *name, char **text, size_t *len, const char **why)
+stream_list(struct pload *l, const char *name, int *id, const char **why)
 {
-	const struct list_dir *d = arg;
-	char *path;
-	int rc;
+	struct plist_reader *rd;
+	struct stat st;
+	char *path = NULL, *buf = NULL;
+	ssize_t n;
+	int fd, rc = -1;
 
-	if (name[0] == '/' || d->dir == NULL)
-		return read_file(name, POLICY_LIST_MAX, text, len, why);
-	if (asprintf(&path, "%.*s/%s", (int)d->len, d->dir, name) == -1) {
+	if (name[0] != '/' && l->dir->dir != NULL &&
+	    asprintf(&path, "%.*s/%s", (int)l->dir->len, l->dir->dir, name) == -1) {
 		*why = "out of memory";
 		return -1;
 	}
-	rc = read_file(path, POLICY_LIST_MAX, text, len, why);
+	fd = open(path != NULL ? path : name, O_RDONLY | O_CLOEXEC);
 	free(path);
+	if (fd == -1) {
+		*why = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		*why = not_regular;
+		goto out;
+	}
+	if ((uintmax_t)st.st_size > POLICY_LIST_MAX) {
+		*why = too_large;
+		goto out;
+	}
+	if ((buf = malloc(LIST_BLOCK)) == NULL ||
+	    (rd = plists_open(l->p->lists, name, (size_t)st.st_size, list_error, l)) == NULL) {
+		*why = "out of memory";
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, buf, LIST_BLOCK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (plists_feed(rd, buf, (size_t)n) == -1)
+			break;
+	}
+	if (n == -1) {
+		*why = strerror(errno);
+		(void)plists_close(rd);
+		goto out;
+	}
+	*id = plists_close(rd);
+	rc = 0;
+out:
+	free(buf);
+	close(fd);
 	return rc;
+}
+
+struct policy *
+policy_load_buffer_with(const char *text, size_t len, const char *display_name,
+    policy_list_reader *read_list, void *arg, char **errors)
+{
+	return load_buffer(text, len, display_name, read_list, arg, NULL, errors);
 }
 
 struct policy *
 policy_load_buffer(const char *text, size_t len, const char *display_name, char **errors)
 {
-	struct list_dir d = { NULL, 0 };
+	static const struct list_dir here = { NULL, 0 };
 
-	return policy_load_buffer_with(text, len, display_name, read_list_file, &d, errors);
+	return load_buffer(text, len, display_name, NULL, NULL, &here, errors);
 }
 
 struct policy *
@@ -913,7 +977,7 @@ policy_load(const char *path, const char *display_name, char **errors)
 		if (slash == path)
 			d.dir = "/";
 	}
-	p = policy_load_buffer_with(buf, got, display_name, read_list_file, &d, errors);
+	p = load_buffer(buf, got, display_name, NULL, NULL, &d, errors);
 	free(buf);
 	return p;
 }

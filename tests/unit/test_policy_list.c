@@ -300,6 +300,65 @@ test_files_relative_to_policy(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/*
+ * A list file bigger than the blocks it is read in: lines that span two
+ * blocks, a CRLF split between them, a last line without LF, a line too long
+ * to be an entry.
+ */
+static void
+test_big_file_in_blocks(void **state)
+{
+	char dir[] = "/tmp/test_policy_list.XXXXXX", path[256], host[64], want[96];
+	const size_t n = 150000;
+	struct policy *p;
+	char *err = NULL, *line;
+	size_t i;
+	FILE *f;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/big.list", dir);
+	assert_non_null(f = fopen(path, "w"));
+	for (i = 0; i < n; i++)
+		fprintf(f, i % 7 == 0 ? "h%zu.example.test\r\n" : "h%zu.example.test\n", i);
+	fprintf(f, "last.example.test");                /* no LF */
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/policy.rules", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("allow any @big.list 443\n", f);
+	fclose(f);
+	if ((p = policy_load(path, "policy.rules", &err)) == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(policy_entry_count(p), n + 1);
+	for (i = 0; i < n; i++) {
+		snprintf(host, sizeof(host), "h%zu.example.test", i);
+		snprintf(want, sizeof(want), "policy.rules:1 via big.list:%zu", i + 1);
+		if (strcmp(who_decides(p, host), want) != 0)
+			fail_msg("%s: %s, want %s", host, who_decides(p, host), want);
+	}
+	assert_string_equal(who_decides(p, "last.example.test"),
+	    "policy.rules:1 via big.list:150001");
+	policy_unref(p);
+
+	/* A line longer than any entry can be is an error at its line, the rest is read. */
+	snprintf(path, sizeof(path), "%s/big.list", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("ok.example.test\n", f);
+	assert_non_null(line = malloc(3 * 1024 * 1024));
+	memset(line, 'a', 3 * 1024 * 1024);
+	fwrite(line, 1, 3 * 1024 * 1024, f);
+	free(line);
+	fputs("\nbad..example\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/policy.rules", dir);
+	assert_null(policy_load(path, "policy.rules", &err));
+	if (strstr(err, "big.list:2: line longer than 4096 bytes") == NULL ||
+	    strstr(err, "big.list:3: bad entry \"bad..example\"") == NULL)
+		fail_msg("%s", err);
+	free(err);
+	snprintf(path, sizeof(path), "rm -rf %s", dir);
+	assert_int_equal(system(path), 0);
+}
+
 /* List rules and pattern rules: the first in file order decides. */
 static void
 test_first_match_mixed(void **state)
@@ -528,6 +587,7 @@ main(void)
 		cmocka_unit_test(test_bad_entries),
 		cmocka_unit_test(test_list_file_errors),
 		cmocka_unit_test(test_files_relative_to_policy),
+		cmocka_unit_test(test_big_file_in_blocks),
 		cmocka_unit_test(test_first_match_mixed),
 		cmocka_unit_test(test_list_needs_credentials),
 		cmocka_unit_test(test_many_lists_one_host),
