@@ -545,6 +545,11 @@ reader_line(struct plist_reader *rd, const char *s, size_t n)
 		    PLIST_LINE_MAX);
 		return;
 	}
+	/* An invisible UTF-8 BOM (Windows editors) is not part of the first entry. */
+	if (rd->r.line == 1 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0) {
+		s += 3;
+		n -= 3;
+	}
 	if (memchr(s, '\0', n) != NULL) {
 		lerr(&rd->r, "NUL byte in line (is this a text file?)");
 		return;
@@ -576,8 +581,6 @@ plists_feed(struct plist_reader *rd, const char *buf, size_t len)
 
 	if (!rd->started && len > 0) {
 		rd->started = true;
-		if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-			q += 3;
 		/* The lines to expect, from the first piece's: reserve once for all. */
 		for (nl = q; (nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL; nl++)
 			lines++;

@@ -23,6 +23,7 @@
 
 #include <cmocka.h>
 
+#include "policy/list.h"                /* the list store itself */
 #include "policy/rule.h"                /* POLICY_LIST_HITS_MAX */
 
 /* In-memory lists for policy_load_buffer_with: name -> text. */
@@ -359,6 +360,65 @@ test_big_file_in_blocks(void **state)
 	assert_int_equal(system(path), 0);
 }
 
+/* Errors of a list read through list.c directly, as text. */
+static void
+collect(void *arg, const char *name, size_t line, const char *msg)
+{
+	char *buf = arg;
+	size_t n = strlen(buf);
+
+	snprintf(buf + n, 8192 - n, "%s:%zu: %s\n", name, line, msg);
+}
+
+/* Read in pieces of any size, a list gives what it gives read whole. */
+static void
+test_pieces_equal_whole(void **state)
+{
+	static const char text[] = "\xef\xbb\xbf# a list\r\nexample.com\r\n.sub.example\n"
+	    "\n  192.0.2.1  # addr\nbad..name\nexample.com\nx.sub.example\ttwo\n"
+	    "::ffff:192.0.2.7\nlast.example";
+	static const char *const hosts[] = { "example.com", "a.sub.example", "192.0.2.1",
+	    "192.0.2.7", "last.example", "x.sub.example", "nothing.example" };
+	char whole_err[8192] = "", err[8192];
+	struct plist_reader *rd;
+	struct plists *a, *b;
+	struct plist_hit ha[4], hb[4];
+	size_t k, i, na, nb;
+	bool of;
+	int ra, rb;
+
+	assert_non_null(a = plists_new());
+	ra = plists_add(a, "p.list", text, sizeof(text) - 1, collect, whole_err);
+	assert_int_equal(ra, -1);                   /* bad..name and the two-entry line */
+	assert_non_null(strstr(whole_err, "p.list:6: bad entry \"bad..name\""));
+	assert_non_null(strstr(whole_err, "p.list:8: more than one entry"));
+	for (k = 1; k <= sizeof(text); k++) {
+		err[0] = '\0';
+		assert_non_null(b = plists_new());
+		assert_non_null(rd = plists_open(b, "p.list", sizeof(text) - 1, collect, err));
+		for (i = 0; i < sizeof(text) - 1; i += k)
+			assert_int_equal(plists_feed(rd, text + i, i + k < sizeof(text) - 1 ? k :
+			    sizeof(text) - 1 - i), 0);
+		rb = plists_close(rd);
+		assert_int_equal(rb, ra);
+		if (strcmp(err, whole_err) != 0)
+			fail_msg("pieces of %zu:\n%s\nwhole:\n%s", k, err, whole_err);
+		assert_int_equal(plists_entries(b, 0), plists_entries(a, 0));
+		for (i = 0; i < sizeof(hosts) / sizeof(hosts[0]); i++) {
+			na = plists_match(a, hosts[i], strlen(hosts[i]), ha, 4, &of);
+			nb = plists_match(b, hosts[i], strlen(hosts[i]), hb, 4, &of);
+			assert_int_equal(na, nb);
+			if (na > 0)
+				assert_int_equal(ha[0].line, hb[0].line);
+		}
+		plists_free(b);
+	}
+	/* What was filed before the errors is what a lookup finds. */
+	assert_int_equal(plists_match(a, "example.com", 11, ha, 4, &of), 1);
+	assert_int_equal(ha[0].line, 2);
+	plists_free(a);
+}
+
 /* List rules and pattern rules: the first in file order decides. */
 static void
 test_first_match_mixed(void **state)
@@ -588,6 +648,7 @@ main(void)
 		cmocka_unit_test(test_list_file_errors),
 		cmocka_unit_test(test_files_relative_to_policy),
 		cmocka_unit_test(test_big_file_in_blocks),
+		cmocka_unit_test(test_pieces_equal_whole),
 		cmocka_unit_test(test_first_match_mixed),
 		cmocka_unit_test(test_list_needs_credentials),
 		cmocka_unit_test(test_many_lists_one_host),
