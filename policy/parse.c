@@ -21,6 +21,12 @@
  * compile options (not by wrapping the text in "^(?:...)$", which a pattern
  * with an unbalanced ")(" could escape) and JIT-compiled when the platform
  * allows it.
+ *
+ * A host field "@FILE" names a domain list instead (list.c), read here with
+ * the policy, relative to the policy file's folder: its bad entries are
+ * errors of the load like any other ("LIST:LINE: message"), so a policy and
+ * its lists are taken or refused together.  "mode=report" marks a deny rule
+ * that never decides (decide.c); on an allow rule it is an error.
  */
 #include "policy/policy.h"
 
