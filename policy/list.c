@@ -344,17 +344,20 @@ entry_add(struct plists *p, uint32_t list, const char *name, size_t len, bool su
 /*
  * Room for about `lines` more entries of `bytes` bytes of names, before any
  * is filed: no rehash or copy of a big array while a million entries go in
- * (pages reserved but never written are not resident).
+ * (pages reserved but never written are not resident).  The hash table is
+ * another matter: probes touch its pages at random, so one twice too big
+ * costs its size in RSS.  It is sized for table_lines (a cautious estimate)
+ * and doubles if the list turns out longer.
  */
 static int
-reserve(struct plists *p, size_t lines, size_t bytes)
+reserve(struct plists *p, size_t lines, size_t table_lines, size_t bytes)
 {
 	size_t n;
 
 	if (big_grow(&p->hits, &p->hcap, p->nhits + lines, sizeof(*p->hits)) == -1 ||
 	    big_grow(&p->arena, &p->acap, p->alen + bytes + 1, 1) == -1)
 		return -1;
-	for (n = p->slots != NULL ? p->mask + 1 : 0; (p->used + lines) * 2 > n;) {
+	for (n = p->slots != NULL ? p->mask + 1 : 0; (p->used + table_lines) * 2 > n;) {
 		if (table_grow(p) == -1)
 			return -1;
 		n = p->mask + 1;
@@ -588,7 +591,8 @@ plists_feed(struct plist_reader *rd, const char *buf, size_t len)
 		    (double)len) : lines;
 		if (est > rd->size_hint / 2 + 1)
 			est = rd->size_hint / 2 + 1;
-		if (reserve(rd->p, est, rd->size_hint > len ? rd->size_hint : len) == -1)
+		if (reserve(rd->p, est, rd->size_hint > len ? est / 4 * 3 : est,
+		    rd->size_hint > len ? rd->size_hint : len) == -1)
 			rd->oom = true;
 	}
 	while (q < end && !rd->oom) {
