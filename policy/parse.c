@@ -33,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -988,6 +989,38 @@ policy_load(const char *path, const char *display_name, char **errors)
 	return p;
 }
 
+#define POLICY_FREE_ASIDE 200000    /* list entries past which a free is done aside */
+
+static void *
+policy_free_thread(void *arg)
+{
+	policy_free(arg);
+	return NULL;
+}
+
+/*
+ * The last reference to an old policy is usually dropped by a worker, on its
+ * event loop, after a reload.  Giving back a million list entries (some
+ * 65 MB of mapped pages) takes milliseconds that no request should wait for,
+ * so a big policy is freed on a short-lived thread of its own; a small one,
+ * or when no thread can be had, right here.
+ */
+static void
+policy_free_soon(struct policy *p)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	bool aside = false;
+
+	if (policy_entry_count(p) >= POLICY_FREE_ASIDE && pthread_attr_init(&attr) == 0) {
+		aside = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+		    pthread_create(&t, &attr, policy_free_thread, p) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!aside)
+		policy_free(p);
+}
+
 struct policy *
 policy_ref(struct policy *p)
 {
@@ -1007,7 +1040,7 @@ policy_unref(struct policy *p)
 	 */
 	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_release) == 1) {
 		atomic_thread_fence(memory_order_acquire);
-		policy_free(p);
+		policy_free_soon(p);
 	}
 }
 
