@@ -163,11 +163,6 @@ audit_simple(const char *event, const char *reason, const char *message)
 }
 
 /*
- * Re-read the policy (SIGHUP, and `reload` on the admin socket).  Returns 0 or
- * -1; with result non-NULL, *result is "ok (N rules)" or the error lines
- * (malloc'd) for the admin client.
- */
-/*
  * ", M list entries in K lists" beside "ok (N rules)" when the policy has
  * domain lists, "" otherwise (egressctl check prints the same).
  */
@@ -183,6 +178,11 @@ lists_summary(const struct policy *p, char *buf, size_t bufsz)
 	return buf;
 }
 
+/*
+ * Re-read the policy (SIGHUP, and `reload` on the admin socket).  Returns 0 or
+ * -1; with result non-NULL, *result is "ok (N rules)" (with the list entries
+ * beside it) or the error lines (malloc'd) for the admin client.
+ */
 static int
 daemon_reload(struct daemon *d, char **result)
 {
