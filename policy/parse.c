@@ -842,7 +842,7 @@ read_file(const char *path, size_t max, char **buf, size_t *len, const char **wh
 	int fd;
 
 	*buf = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
 		*why = strerror(errno);
 		return -1;
 	}
@@ -903,7 +903,8 @@ stream_list(struct pload *l, const char *name, int *id, const char **why)
 		*why = "out of memory";
 		return -1;
 	}
-	fd = open(path != NULL ? path : name, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named by mistake must not hang the load (files ignore it). */
+	fd = open(path != NULL ? path : name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	free(path);
 	if (fd == -1) {
 		*why = strerror(errno);

@@ -295,6 +295,18 @@ test_files_relative_to_policy(void **state)
 	assert_non_null(strstr(err, "sub/allow.list:2: bad entry \"three..example\""));
 	free(err);
 
+	/* A FIFO (or anything but a file) is refused, not waited on. */
+	snprintf(path, sizeof(path), "%s/sub/fifo.list", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	snprintf(path, sizeof(path), "%s/policy.rules", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("allow any @sub/fifo.list 443\n", f);
+	fclose(f);
+	assert_null(policy_load(path, "policy.rules", &err));
+	assert_non_null(strstr(err, "policy.rules:1: cannot read list sub/fifo.list: not a "
+	    "regular file"));
+	free(err);
+
 	policy_unref(p);
 	policy_unref(q);
 	snprintf(path, sizeof(path), "rm -rf %s", dir);
