@@ -1,12 +1,14 @@
 # egressd — one Makefile for the daemon, the admin tool, the tests and the fuzzers.
 #
 #   make            build/egressd and build/egressctl
-#   make check      deps, build, unit tests (ASan+UBSan), bounded fuzz runs, end-to-end tests
+#   make check      deps, build, unit tests (ASan+UBSan), bounded fuzz runs, the Debian
+#                   package, end-to-end tests (the package's among them)
 #   make demo       the demo's deps only, build, start a demo gateway on 127.0.0.1:3128
 #                   (DEMO_PORT=N for another port) in the foreground
 #   make fuzz       longer fuzz runs (FUZZ_SECONDS=300 by default)
 #   make bench      egressd against Squid; make policy-bench: domain lists at a million entries
 #   make install    PREFIX=/usr/local DESTDIR=
+#   make deb        build/egressd_VERSION_ARCH.deb (dpkg-buildpackage from packaging/debian/)
 
 PREFIX    ?= /usr/local
 DESTDIR   ?=
@@ -14,7 +16,7 @@ BUILD     ?= build
 CC        ?= cc
 CLANG     ?= clang
 PYTHON    ?= /usr/bin/python3
-PKGS      := libevent libevent_pthreads ldap libpcre2-8 json-c
+PKGS      := libevent libevent_pthreads ldap libpcre2-8 json-c libsystemd
 VERSION   := 0.1.0
 
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
@@ -50,7 +52,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 300
 CHECK_FUZZ_SECONDS ?= 15
 
-.PHONY: all deps deps-demo check unit fuzz-check fuzz integration demo install clean check-layers bench policy-bench
+.PHONY: all deps deps-demo check unit fuzz-check fuzz integration demo install clean check-layers bench policy-bench deb
 all: $(BUILD)/egressd $(BUILD)/egressctl
 
 deps:
@@ -62,6 +64,8 @@ deps-demo:
 $(BUILD)/egressd: $(BUILD)/obj/gateway/main.o $(CORE_OBJS)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LDLIBS)
 
+# egressctl never talks to systemd: it links without libsystemd.
+$(BUILD)/egressctl: PKGS := $(filter-out libsystemd,$(PKGS))
 $(BUILD)/egressctl: $(ADMIN_SRCS:%.c=$(BUILD)/obj/%.o) $(ADMIN_CORE:%.c=$(BUILD)/obj/%.o)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -100,6 +104,7 @@ check-layers:
 	@! grep -n '#include "\(gateway\|auth\|config\)/' policy/*.c policy/*.h || { echo "policy/ includes gateway/, auth/ or config/"; exit 1; }
 	@! grep -n '#include "\(gateway\|auth\|policy\|config\)/' audit/*.c audit/*.h || { echo "audit/ includes another module"; exit 1; }
 	@! grep -n '#include "\(gateway\|auth\|audit\)/' admin/*.c admin/*.h || { echo "admin/ includes gateway/, auth/ or audit/"; exit 1; }
+	@sh tests/check-cycles.sh
 	@echo "layers: ok"
 
 unit: $(UNIT_BINS)
@@ -119,6 +124,7 @@ check: deps
 	$(MAKE) check-layers
 	$(MAKE) unit
 	$(MAKE) fuzz-check
+	$(MAKE) deb
 	$(MAKE) integration
 
 demo: deps-demo all
@@ -143,6 +149,22 @@ install: all
 	  for m in packaging/*.5; do [ -e "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man5/; done; \
 	  for m in packaging/*.8; do [ -e "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man8/; done; \
 	fi
+
+# The Debian package.  dpkg-buildpackage wants debian/ at the top of a source
+# tree: the working tree (build/ and .git left out) is copied to
+# build/deb/egressd-VERSION/ with packaging/debian/ as its debian/, built
+# there, and the results moved to build/.
+DEB_STAGE := $(BUILD)/deb/egressd-$(VERSION)
+deb:
+	rm -rf $(BUILD)/deb $(BUILD)/egressd_$(VERSION)_* $(BUILD)/egressd-dbgsym_$(VERSION)_*
+	mkdir -p $(DEB_STAGE)
+	tar --exclude=./$(BUILD) --exclude=./.git -cf - . | tar -xf - -C $(DEB_STAGE)
+	rm -rf $(DEB_STAGE)/debian
+	cp -R packaging/debian $(DEB_STAGE)/debian
+	cd $(DEB_STAGE) && dpkg-buildpackage -b -us -uc -j2 >../build.log 2>&1 || { tail -40 ../build.log; exit 1; }
+	mv $(BUILD)/deb/egressd_$(VERSION)_* $(BUILD)/deb/egressd-dbgsym_$(VERSION)_* $(BUILD)/
+	rm -rf $(DEB_STAGE)
+	@ls $(BUILD)/egressd_$(VERSION)_*.deb
 
 clean:
 	rm -rf $(BUILD)

@@ -34,6 +34,7 @@ struct auth_config {
 	bool starttls;                  /* ldap_starttls */
 	const char *bind_dn;            /* service account, NULL = anonymous search */
 	const char *bind_password_file; /* its password file (refused if others can read it) */
+	long secret_owner;              /* besides root, the uid it may belong to; 0 = ours */
 	const char *user_base;          /* ldap_user_base */
 	const char *user_filter;        /* ldap_user_filter, with %u */
 	const char *group_base;         /* ldap_group_base, NULL = no group lookup */

@@ -129,8 +129,9 @@ ldapx_log(struct auth_ldap *cfg, int level, const char *fmt, ...)
  * CRLF) dropped.
  */
 static int
-ldapx_read_secret(const char *path, char **pw, size_t *pwlen, char **err)
+ldapx_read_secret(const char *path, long owner, char **pw, size_t *pwlen, char **err)
 {
+	uid_t may_own = owner > 0 ? (uid_t)owner : getuid();
 	char buf[LDAP_PASSWORD_MAX + 2];
 	struct stat st;
 	ssize_t n;
@@ -148,7 +149,7 @@ ldapx_read_secret(const char *path, char **pw, size_t *pwlen, char **err)
 		close(fd);
 		return -1;
 	}
-	if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != getuid()) ||
+	if (!S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != may_own) ||
 	    (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		if (asprintf(err, "%s: must be a regular file owned by root or this user, "
 		    "with no group or other permissions (chmod 600)", path) == -1)
@@ -291,7 +292,7 @@ auth_ldap_new(const struct auth_config *conf, char **err)
 			*err = strdup("ldap_bind_dn needs ldap_bind_password_file");
 			goto fail;
 		}
-		if (ldapx_read_secret(conf->bind_password_file, &cfg->bind_pw,
+		if (ldapx_read_secret(conf->bind_password_file, conf->secret_owner, &cfg->bind_pw,
 		    &cfg->bind_pwlen, err) == -1)
 			goto fail;
 	}

@@ -13,6 +13,8 @@
  *	proxy_protocol_from     ADDR[/PREFIX]           (anyone)            repeatable, max 64; needs a
  *	                                                                    proxy_protocol listener
  *	workers                 auto | 1..256           auto                auto = online CPUs
+ *	user                    NAME                    (none)              started as root: drop to it
+ *	group                   NAME                    user's login group  with user only
  *	policy_file             PATH                    (required)
  *	dns_hosts_file          PATH                    /etc/hosts
  *	dns_resolv_conf         PATH                    /etc/resolv.conf
@@ -489,6 +491,31 @@ d_filter(struct cparse *cp, const struct directive *d, char **args, size_t n)
 	return 0;
 }
 
+/*
+ * A user or group name as the system tools accept it (useradd's
+ * NAME_REGEX without the '$' of machine accounts): letters, digits, '_', '-',
+ * '.', not starting with '-', at most 32 bytes.  Whether it exists is
+ * config_check_files()'s business: the parser reads no system database.
+ */
+static int
+d_account(struct cparse *cp, const struct directive *d, char **args, size_t n)
+{
+	const char *s = args[0];
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '-' || s[i] == '.'))
+			break;
+	if (s[i] != '\0' || i == 0 || i > 32 || s[0] == '-') {
+		cfg_error(cp, cp->line, "%s: bad %s name \"%s\" (letters, digits, '_', '-', '.'; "
+		    "at most 32)", d->name, d->name, s);
+		return -1;
+	}
+	set_string(cp, d, xstrdup(cp, s));
+	return 0;
+}
+
 /* The realm goes into a quoted-string of Proxy-Authenticate: keep it plain. */
 static int
 d_realm(struct cparse *cp, const struct directive *d, char **args, size_t n)
@@ -583,6 +610,8 @@ static const struct directive directives[] = {
 	{ "listen", d_listen, D_REPEAT, 1, 2, 0, 0, 0 },
 	{ "proxy_protocol_from", d_proxy_from, D_REPEAT, 1, 1, 0, 0, 0 },
 	{ "workers", d_workers, 0, 1, 1, 1, 256, OFF(workers) },
+	{ "user", d_account, 0, 1, 1, 0, 0, OFF(user) },
+	{ "group", d_account, 0, 1, 1, 0, 0, OFF(group) },
 	{ "policy_file", d_policy_file, 0, 1, 1, 0, 0, 0 },
 	{ "dns_hosts_file", d_path, 0, 1, 1, 0, 0, OFF(dns_hosts_file) },
 	{ "dns_resolv_conf", d_path, 0, 1, 1, 0, 0, OFF(dns_resolv_conf) },
@@ -801,6 +830,9 @@ check_whole(struct cparse *cp)
 	if ((line = first_line(cp, "ldap_bind_password_file")) != 0 &&
 	    first_line(cp, "ldap_bind_dn") == 0)
 		cfg_error(cp, line, "ldap_bind_password_file needs \"ldap_bind_dn\"");
+	/* A group alone would leave the daemon root with another group: say so. */
+	if ((line = first_line(cp, "group")) != 0 && first_line(cp, "user") == 0)
+		cfg_error(cp, line, "group needs \"user\"");
 	/* A range with no PROXY listener to guard is a mistake about what is protected. */
 	if ((line = first_line(cp, "proxy_protocol_from")) != 0) {
 		for (i = 0; i < c->nlisten && !c->listen[i].proxy_protocol; i++)
@@ -977,6 +1009,8 @@ config_free(struct config *c)
 	free(c->audit_syslog_socket);
 	free(c->audit_tag);
 	free(c->admin_socket);
+	free(c->user);
+	free(c->group);
 	free(c->key_lines);
 	free(c);
 }

@@ -38,6 +38,8 @@ struct config {
 	struct cidr proxy_protocol_from[CONFIG_PROXY_FROM_MAX]; /* none = PROXY headers from anyone */
 	size_t nproxy_protocol_from;
 	int workers;                    /* >= 1; "auto" (the default) = online CPUs, max 256 */
+	char *user;                     /* started as root: switch to it (NULL = none) */
+	char *group;                    /* with user: this group instead of the user's own */
 	char *policy_file;              /* as written (rule references use this name) */
 	char *policy_path;              /* resolved against the config file's folder */
 	char *dns_hosts_file;           /* resolved; default /etc/hosts */

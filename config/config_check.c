@@ -13,7 +13,9 @@
 #include "config/config.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <libgen.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,11 +75,37 @@ check_readable(struct checker *ck, const char *key, const char *path)
 		problem(ck, key, "%s %s: cannot be read: %s", key, path, strerror(errno));
 }
 
+/*
+ * Who the daemon will be once it serves: `user` when it names one (root
+ * switches to it), else whoever runs it.  A secret may belong to root or
+ * to that user.
+ */
+static uid_t
+daemon_uid(const struct config *c)
+{
+	struct passwd *pw;
+
+	if (c->user != NULL && (pw = getpwnam(c->user)) != NULL)
+		return pw->pw_uid;
+	return getuid();
+}
+
+/* user and group must exist: the daemon could not switch to them otherwise. */
+static void
+check_accounts(struct checker *ck, const struct config *c)
+{
+	if (c->user != NULL && getpwnam(c->user) == NULL)
+		problem(ck, "user", "user %s: no such user", c->user);
+	if (c->group != NULL && getgrnam(c->group) == NULL)
+		problem(ck, "group", "group %s: no such group", c->group);
+}
+
 /* The rules auth/ldap.c applies when it reads the secret (httpd check_file_secrecy). */
 static void
 check_secret(struct checker *ck, const char *key, const char *path)
 {
 	struct stat st;
+	uid_t uid = daemon_uid(ck->c);
 
 	if (stat(path, &st) == -1) {
 		problem(ck, key, "%s %s: %s", key, path, strerror(errno));
@@ -87,9 +115,9 @@ check_secret(struct checker *ck, const char *key, const char *path)
 		problem(ck, key, "%s %s: not a regular file", key, path);
 		return;
 	}
-	if (st.st_uid != 0 && st.st_uid != getuid())
+	if (st.st_uid != 0 && st.st_uid != uid)
 		problem(ck, key, "%s %s: owned by uid %u, must be owned by root or uid %u", key,
-		    path, (unsigned)st.st_uid, (unsigned)getuid());
+		    path, (unsigned)st.st_uid, (unsigned)uid);
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
 		problem(ck, key, "%s %s: mode %04o gives group or others access (chmod 600)",
 		    key, path, (unsigned)(st.st_mode & 07777));
@@ -137,6 +165,7 @@ config_check_files(const struct config *c, char **errors)
 	ck.c = c;
 	*errors = NULL;
 	ck.f = open_memstream(&ck.buf, &ck.len);
+	check_accounts(&ck, c);
 	check_readable(&ck, "dns_hosts_file", c->dns_hosts_file);
 	check_readable(&ck, "dns_resolv_conf", c->dns_resolv_conf);
 	if (c->auth == CONFIG_AUTH_LDAP) {

@@ -9,10 +9,13 @@
  *     absolute-form: -> FORWARDING (request out, response back) -> READ_REQUEST ...
  *   every failure:   conn_fail(status, reason) -> conn_close()
  *
- * conn_run() is the state machine: a switch in lifetime order whose cases
- * fall through when their work is done and return when they must wait.
- * Callbacks from libevent, upstream.c and relay.c only record what happened
- * and call conn_run(); they never decide.  conn_close() is the one exit: it
+ * conn_run() is the state machine and the only place a state changes (with
+ * conn_close()): a loop around a switch in lifetime order, whose cases enter
+ * the next state and continue when their work is done and break out when
+ * they must wait.  Callbacks from libevent, upstream.c, auth/ and relay.c
+ * only record what happened (timed_out, client_event, server_eof, the
+ * upstream answer, relay_ended, ...) and call conn_run(), which takes those
+ * facts first; they never decide.  conn_close() is the one exit: it
  * emits the pending audit record exactly once, cancels every outstanding
  * handle, and frees everything (after flushing an error response and a short
  * lingering read, so the client sees the response instead of a reset).
@@ -44,6 +47,7 @@
 #include "auth/auth.h"
 #include "gateway/http/body.h"
 #include "config/config.h"
+#include "gateway/bigread.h"
 #include "gateway/gateway.h"
 #include "gateway/http/http_msg.h"
 #include "gateway/http/http_parse.h"
@@ -54,7 +58,6 @@
 #include "gateway/sni.h"
 #include "gateway/stats.h"
 #include "gateway/upstream.h"
-#include "gateway/worker.h"
 #include "lib/clock.h"
 #include "policy/policy.h"
 
@@ -63,6 +66,8 @@
 
 #define BODY_HIGH_WM (256 * 1024)   /* stop reading a side when its peer's output passes this */
 #define BODY_LOW_WM (64 * 1024)     /* ... and resume when it drains below this */
+#define FORWARD_READ_MAX (256 * 1024)   /* one read from an origin at most (bigread.h) */
+#define FORWARD_WRITE_MAX (1024 * 1024) /* one write to either side at most */
 #define LINGER_SECONDS 2            /* reading and discarding after an error response */
 #define LINGER_MAX_BYTES (256 * 1024)
 #define METHOD_MAX 32               /* longest method kept */
@@ -102,8 +107,8 @@ struct body_pump {
 };
 
 struct conn {
-	struct conn_node node;          /* in the worker's list */
-	struct worker *w;
+	TAILQ_ENTRY(conn) entry;        /* in env->conns */
+	struct conn_env *env;           /* the loop's shared state (conn.h) */
 	struct event_base *base;
 	const struct config *conf;
 	uint64_t id;
@@ -116,8 +121,10 @@ struct conn {
 	int cfd;                        /* client socket (owned) */
 	struct bufferevent *client;     /* client I/O outside the relay */
 	int sfd;                        /* destination socket (owned), -1 if none */
-	struct bufferevent *server;     /* destination I/O when forwarding */
+	struct bufferevent *server;     /* destination I/O when forwarding (writes; reads: server_rev) */
+	struct event *server_rev;       /* the destination is readable: on_server_readable */
 	struct event *timer;            /* the deadline of the current wait */
+	struct event *free_ev;          /* frees the connection from the loop */
 	struct upstream_req *up_req;    /* pending resolve or connect */
 	struct upstream_addrs *addrs;   /* resolved, checked addresses */
 	struct relay *relay;            /* CONNECT tunnel */
@@ -134,7 +141,7 @@ struct conn {
 	int version_minor;
 	char method[METHOD_MAX];
 	char *url;                      /* absolute-form target for the record */
-	char target[AUDIT_TARGET_MAX];  /* the request-target as sent, for bad_request records */
+	char *target;                   /* the request-target as sent, for bad_request records */
 	size_t target_len;
 	char host[HOST_BUF];            /* normalized */
 	enum host_kind host_kind;
@@ -183,6 +190,17 @@ struct conn {
 	uint16_t server_port;
 	char server_ip[NETADDR_TEXT_MAX];
 	size_t resp_scan;
+
+	/* facts recorded by the callbacks, taken by conn_run() */
+	bool running;                   /* conn_run() is on the stack */
+	bool rerun;                     /* ... and was asked to look again */
+	bool timed_out;                 /* the current wait's deadline passed */
+	short client_event;             /* BEV_EVENT_* from the client socket, 0 if none */
+	short sni_server_event;         /* ... from the destination during the SNI check */
+	bool relay_ended;               /* the tunnel ended, relay_end says how */
+	enum relay_end relay_end;
+	int up_status;                  /* upstream's answer: 0, or the HTTP status to send */
+	const char *up_reason;          /* ... and the audit reason */
 };
 
 static void conn_run(struct conn *);
@@ -190,7 +208,7 @@ static void conn_close(struct conn *, const char *why);
 static void on_client_read(struct bufferevent *, void *);
 static void on_client_write(struct bufferevent *, void *);
 static void on_client_event(struct bufferevent *, short, void *);
-static void on_server_read(struct bufferevent *, void *);
+static void on_server_readable(evutil_socket_t, short, void *);
 static void on_server_write(struct bufferevent *, void *);
 static void on_server_event(struct bufferevent *, short, void *);
 
@@ -285,7 +303,7 @@ conn_emit_record(struct conn *c, const char *close_why)
 	ev.client_tls = AUDIT_BOOL_FALSE;
 	ev.lost = -1;
 	audit_emit(&ev);
-	stats_record(worker_stats(c->w), c->is_connect, c->reason, c->bytes_up, c->bytes_down,
+	stats_record(c->env->stats, c->is_connect, c->reason, c->bytes_up, c->bytes_down,
 	    c->tunnel != NULL, strcmp(c->reason, "bad_request") == 0 &&
 	    strcmp(close_why, "client") == 0);
 	/* The audit record says it all; the log repeats it only when debugging. */
@@ -369,15 +387,24 @@ conn_reset_request(struct conn *c)
 static void
 conn_free(struct conn *c)
 {
+	struct conn_env *env = c->env;
+
+	free(c->target);
 	if (c->timer != NULL)
 		event_free(c->timer);
+	if (c->free_ev != NULL)
+		event_free(c->free_ev);
 	if (c->client != NULL)
 		bufferevent_free(c->client);
 	if (c->cfd != -1)
 		close(c->cfd);
-	stats_conn_close(worker_stats(c->w));
-	worker_conn_remove(c->w, &c->node);
+	stats_conn_close(env->stats);
+	TAILQ_REMOVE(&env->conns, c, entry);
+	env->nconns--;
+	atomic_fetch_sub(&env->gw->open_conns, 1);
 	free(c);
+	if (env->on_removed != NULL)
+		env->on_removed(env->owner);
 }
 
 static void
@@ -399,13 +426,17 @@ conn_free_later(struct conn *c)
 		evtimer_del(c->timer);
 	if (c->client != NULL)
 		bufferevent_disable(c->client, EV_READ | EV_WRITE);
-	if (event_base_once(c->base, -1, EV_TIMEOUT, on_free_deferred, c, NULL) == -1)
-		conn_free(c);
+	/* Made with the connection, so this cannot fail: nothing frees it
+	 * under a caller (conn_run's loop reads c after every step). */
+	event_active(c->free_ev, EV_TIMEOUT, 0);
 }
 
 static void
 conn_release_server(struct conn *c)
 {
+	if (c->server_rev != NULL)
+		event_free(c->server_rev);
+	c->server_rev = NULL;
 	if (c->server != NULL)
 		bufferevent_free(c->server);
 	c->server = NULL;
@@ -414,6 +445,7 @@ conn_release_server(struct conn *c)
 	c->sfd = -1;
 	c->server_host[0] = '\0';
 	c->server_port = 0;
+	c->server_eof = false;
 }
 
 static void
@@ -480,7 +512,7 @@ conn_close(struct conn *c, const char *why)
 	if (c->tunnel != NULL) {
 		/* Out of the registry while the relay (whose counters it reads)
 		 * still exists; its final bytes join the totals. */
-		stats_tunnel_remove(worker_stats(c->w), c->tunnel, relay_bytes_up(c->relay),
+		stats_tunnel_remove(c->env->stats, c->tunnel, relay_bytes_up(c->relay),
 		    relay_bytes_down(c->relay));
 		c->tunnel = NULL;
 	}
@@ -544,15 +576,18 @@ conn_fail(struct conn *c, int status, const char *reason)
 }
 
 /*
- * A head that never became a request: what was received of it counts as
- * bytes from the client, then the error goes out (or, status 0, nothing).
+ * Keep the first len bytes of the request-target for a bad_request record.
+ * The buffer is made on the first request and given back when a tunnel
+ * starts (a tunnel's record is never a bad_request): an open tunnel does not
+ * carry it.  Out of memory, the record just has no target.
  */
-/* Keep the first len bytes of the request-target for a bad_request record. */
 static void
 conn_note_target(struct conn *c, const char *target, size_t len)
 {
-	if (len > sizeof(c->target))
-		len = sizeof(c->target);
+	if (c->target == NULL && (c->target = malloc(AUDIT_TARGET_MAX)) == NULL)
+		return;
+	if (len > AUDIT_TARGET_MAX)
+		len = AUDIT_TARGET_MAX;
 	memcpy(c->target, target, len);
 	c->target_len = len;
 }
@@ -584,6 +619,10 @@ conn_note_raw_target(struct conn *c)
 		conn_note_target(c, p + start, i - start);
 }
 
+/*
+ * A head that never became a request: what was received of it counts as
+ * bytes from the client, then the error goes out (or, status 0, nothing).
+ */
 static void
 conn_fail_head(struct conn *c, int status, const char *close_why)
 {
@@ -656,7 +695,7 @@ conn_take_authz(struct conn *c, const struct http_request *req)
 			return -1;
 		found = &req->headers[i];
 	}
-	if (found == NULL || worker_auth(c->w) == NULL)
+	if (found == NULL || c->env->auth == NULL)
 		return 0;
 	if ((c->authz = malloc(found->value_len + 1)) == NULL)
 		return -1;
@@ -829,10 +868,10 @@ conn_authenticate(struct conn *c)
 
 	if (!c->auth_started) {
 		c->auth_started = true;
-		if (worker_auth(c->w) == NULL)
+		if (c->env->auth == NULL)
 			return STEP_DONE;
 		memset(&now, 0, sizeof(now));
-		c->auth_req = auth_begin_from(worker_auth(c->w), c->client_ip, c->authz,
+		c->auth_req = auth_begin_from(c->env->auth, c->client_ip, c->authz,
 		    c->authz_len, &now, on_auth_done, c);
 		conn_forget_authz(c);   /* auth_begin took what it needs */
 		if (c->auth_req != NULL) {
@@ -906,7 +945,7 @@ conn_decide(struct conn *c)
 {
 	struct policy_request pr;
 
-	c->policy = policy_ref(worker_policy(c->w));
+	c->policy = policy_ref(c->env->policy);
 	conn_policy_request(c, c->host, &pr);
 	policy_decide(c->policy, &pr, &c->decision);
 	if (c->decision.need_credentials) {
@@ -1031,6 +1070,18 @@ pump_body(struct body_pump *p, struct evbuffer *src, struct evbuffer *dst, bool 
 	return rc;
 }
 
+/* Watch the origin for bytes (on_server_readable), or stop (backpressure). */
+static void
+conn_server_reading(struct conn *c, bool on)
+{
+	if (c->server_rev == NULL)
+		return;
+	if (on)
+		event_add(c->server_rev, NULL);
+	else
+		event_del(c->server_rev);
+}
+
 /* Start forwarding on c->server: the head, then whatever body is ready. */
 static void
 conn_forward_start(struct conn *c)
@@ -1047,10 +1098,12 @@ conn_forward_start(struct conn *c)
 	c->resp_head_done = false;
 	c->resp_scan = 0;
 	c->server_eof = false;
-	bufferevent_setcb(c->server, on_server_read, on_server_write, on_server_event, c);
-	bufferevent_setwatermark(c->server, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_setcb(c->server, NULL, on_server_write, on_server_event, c);
 	bufferevent_setwatermark(c->server, EV_WRITE, BODY_LOW_WM, 0);
-	bufferevent_enable(c->server, EV_READ | EV_WRITE);
+	bufferevent_set_max_single_write(c->server, FORWARD_WRITE_MAX);
+	bufferevent_set_max_single_write(c->client, FORWARD_WRITE_MAX);
+	bufferevent_enable(c->server, EV_WRITE);
+	conn_server_reading(c, true);
 	bufferevent_enable(c->client, EV_READ);
 	c->last_activity_ms = clock_mono_coarse_ms();
 	conn_arm_timer(c, c->conf->idle_timeout);
@@ -1129,8 +1182,7 @@ conn_read_response_head(struct conn *c)
 	c->bytes_down += evbuffer_get_length(out) - before;
 	evbuffer_drain(in, resp.head_len);
 	pump_init(&c->resp_body, in_kind, out_kind, f.length);
-	c->resp_head_done = true;
-	bufferevent_setwatermark(c->server, EV_READ, 0, 0);
+	c->resp_head_done = true;       /* on_server_readable: reads are no longer capped */
 	bufferevent_setwatermark(c->client, EV_WRITE, BODY_LOW_WM, 0);
 	return STEP_DONE;
 bad:
@@ -1145,7 +1197,7 @@ bad:
 	return STEP_CLOSED;
 }
 
-/* The request and its response are both complete: record it and go on. */
+/* The request and its response are both complete: record it, ready the next one. */
 static enum step
 conn_forward_finish(struct conn *c)
 {
@@ -1163,15 +1215,15 @@ conn_forward_finish(struct conn *c)
 		c->server_port = c->port;
 		snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
 		bufferevent_setwatermark(c->server, EV_WRITE, 0, 0);
+		conn_server_reading(c, true);   /* a byte or EOF from it retires it */
 	} else
 		conn_release_server(c);
 	conn_reset_request(c);
 	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
 	bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
 	bufferevent_enable(c->client, EV_READ);
-	conn_enter(c, CONN_READ_REQUEST);
 	conn_arm_timer(c, c->conf->idle_timeout);
-	return STEP_DONE;
+	return STEP_DONE;       /* conn_run() reads the next request */
 }
 
 /*
@@ -1254,9 +1306,9 @@ conn_forward(struct conn *c)
 		}
 		c->resp_bytes_seen += before - evbuffer_get_length(sin);
 		if (evbuffer_get_length(cout) >= BODY_HIGH_WM)
-			bufferevent_disable(c->server, EV_READ);
+			conn_server_reading(c, false);
 		else if (!c->resp_body.done)
-			bufferevent_enable(c->server, EV_READ);
+			conn_server_reading(c, true);
 	}
 	if (!c->resp_body.done)
 		return STEP_WAIT;
@@ -1428,20 +1480,42 @@ conn_sni_pass_down(struct conn *c)
 	evbuffer_add_buffer(bufferevent_get_output(c->client), in);
 }
 
-/* ---- the state machine ------------------------------------------------ */
+/* ---- starting the waits ------------------------------------------------ */
 
 static void on_resolved(const struct upstream_result *, void *);
 static void on_connected(const struct upstream_result *, void *);
 static void on_relay_done(enum relay_end, void *);
 
 /* Look the destination up; connect_timeout bounds the lookup too. */
-static void
+static enum step
 conn_start_resolve(struct conn *c)
 {
+	c->up_status = 0;
+	c->up_reason = NULL;
 	conn_arm_timer(c, c->conf->connect_timeout);
-	c->up_req = upstream_resolve(c->w, c->host, c->host_kind, c->port, on_resolved, c);
-	if (c->up_req == NULL)
+	c->up_req = upstream_resolve(c->env->upstream, c->host, c->host_kind, c->port,
+	    on_resolved, c);
+	if (c->up_req == NULL) {
 		conn_fail(c, 500, "connect_failed");
+		return STEP_CLOSED;
+	}
+	return STEP_DONE;
+}
+
+/* Connect to the checked addresses; upstream.c keeps connect_timeout itself. */
+static enum step
+conn_start_connect(struct conn *c)
+{
+	evtimer_del(c->timer);
+	c->up_status = 0;
+	c->up_reason = NULL;
+	c->up_req = upstream_connect(c->env->upstream, c->addrs, c->conf->connect_timeout,
+	    on_connected, c);
+	if (c->up_req == NULL) {
+		conn_fail(c, 500, "connect_failed");
+		return STEP_CLOSED;
+	}
+	return STEP_DONE;
 }
 
 static bool
@@ -1449,6 +1523,81 @@ conn_server_reusable(struct conn *c)
 {
 	return c->server != NULL && !c->is_connect && c->server_port == c->port &&
 	    strcmp(c->server_host, c->host) == 0;
+}
+
+/* The request goes out on the origin connection the last one left open. */
+static void
+conn_reuse_server(struct conn *c)
+{
+	c->server_reused = true;
+	snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", c->server_ip);
+	conn_forward_start(c);
+}
+
+/* Absolute-form: the socket upstream.c connected becomes the origin connection. */
+static enum step
+conn_open_server(struct conn *c)
+{
+	c->server = bufferevent_socket_new(c->base, c->sfd, 0);
+	c->server_rev = event_new(c->base, c->sfd, EV_READ | EV_PERSIST, on_server_readable, c);
+	if (c->server == NULL || c->server_rev == NULL) {
+		conn_fail(c, 500, "connect_failed");
+		return STEP_CLOSED;
+	}
+	snprintf(c->server_host, sizeof(c->server_host), "%s", c->host);
+	c->server_port = c->port;
+	snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
+	conn_forward_start(c);
+	return STEP_DONE;
+}
+
+/* A kept origin connection closed under the request: set up to send it again. */
+static enum step
+conn_start_retry(struct conn *c)
+{
+	conn_release_server(c);
+	c->server_reused = false;
+	return conn_start_resolve(c);
+}
+
+/* CONNECT: the tunnel is open for the client. */
+static void
+conn_answer_connect(struct conn *c)
+{
+	c->status = 200;
+	evbuffer_add_printf(bufferevent_get_output(c->client),
+	    "HTTP/1.1 200 Connection established\r\n\r\n");
+	stats_setup_time(c->env->stats, clock_mono_us() - c->start_us);
+}
+
+/* Hold the client's bytes (those that came with the head first): the
+ * destination gets none until they are judged, within sni_timeout. */
+static void
+conn_start_sni_peek(struct conn *c)
+{
+	bufferevent_setwatermark(c->client, EV_READ, 0, SNI_MAX_HELLO);
+	bufferevent_enable(c->client, EV_READ);
+	conn_arm_timer(c, c->conf->sni_timeout);
+}
+
+/* The hello went on: the server's first message is awaited for sni_timeout. */
+static void
+conn_start_server_hello_wait(struct conn *c)
+{
+	evtimer_del(c->timer);
+	conn_arm_timer(c, c->conf->sni_timeout);
+	bufferevent_enable(c->sni_server, EV_READ | EV_WRITE);
+}
+
+/* A HelloRetryRequest: the client answers with another ClientHello, held
+ * (the server hears nothing more) until it is judged. */
+static void
+conn_start_second_hello_wait(struct conn *c)
+{
+	bufferevent_disable(c->sni_server, EV_READ);
+	conn_sni_pass_down(c);
+	evtimer_del(c->timer);
+	conn_arm_timer(c, c->conf->sni_timeout);
 }
 
 /* List the tunnel for egressctl; a failure only hides it from the list. */
@@ -1471,7 +1620,7 @@ conn_register_tunnel(struct conn *c)
 	clock_gettime(CLOCK_REALTIME, &now);
 	t.start_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
 	    (clock_mono_ms() - c->start_ms);
-	c->tunnel = stats_tunnel_add(worker_stats(c->w), &t, c->relay);
+	c->tunnel = stats_tunnel_add(c->env->stats, &t, c->relay);
 }
 
 static void
@@ -1482,6 +1631,10 @@ conn_start_relay(struct conn *c)
 	struct timeval tv = { c->conf->idle_timeout, 0 };
 	uint64_t up_moved = c->bytes_up, down_moved = c->bytes_down;
 	size_t up_len, down_len;
+
+	free(c->target);                /* a tunnel's record is not a bad_request */
+	c->target = NULL;
+	c->target_len = 0;
 
 	/*
 	 * After an SNI check that watched the server's answer, what it has not
@@ -1523,333 +1676,17 @@ conn_start_relay(struct conn *c)
 	conn_register_tunnel(c);
 }
 
+/* ---- what the callbacks recorded ---------------------------------------- */
+
+/*
+ * The current wait's deadline passed.  Most waits end here with their
+ * answer; the SNI check judges what it has; an active tunnel or exchange
+ * only ends when it has been idle for idle_timeout (activity does not re-arm
+ * the timer on every byte, it is compared here).
+ */
 static void
-conn_run(struct conn *c)
+conn_deadline_passed(struct conn *c)
 {
-	enum step s;
-
-	if (c->closing)
-		return;
-	switch (c->state) {
-	case CONN_PROXY_HEADER:
-		if ((s = conn_read_proxy_header(c)) != STEP_DONE)
-			return;
-		conn_enter(c, CONN_READ_REQUEST);
-		FALLTHROUGH;
-	case CONN_READ_REQUEST:
-		if (c->draining && evbuffer_get_length(bufferevent_get_input(c->client)) == 0) {
-			conn_close(c, "shutdown");
-			return;
-		}
-		if ((s = conn_read_request(c)) != STEP_DONE)
-			return;
-		bufferevent_disable(c->client, EV_READ);
-		if (conn_admit(c) != STEP_DONE)
-			return;
-		conn_enter(c, CONN_AUTHENTICATING);
-		FALLTHROUGH;
-	case CONN_AUTHENTICATING:
-		if (conn_authenticate(c) != STEP_DONE)
-			return;
-		conn_enter(c, CONN_DECIDING);
-		FALLTHROUGH;
-	case CONN_DECIDING:
-		if (conn_decide(c) != STEP_DONE)
-			return;
-		if (conn_server_reusable(c)) {
-			c->server_reused = true;
-			snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", c->server_ip);
-			conn_enter(c, CONN_FORWARDING);
-			conn_forward_start(c);
-			conn_run(c);
-			return;
-		}
-		conn_release_server(c);
-		conn_enter(c, CONN_RESOLVING);
-		conn_start_resolve(c);
-		return;
-	case CONN_RESOLVING:
-		/* on_resolved stored the addresses */
-		evtimer_del(c->timer);
-		conn_enter(c, CONN_CONNECTING);
-		c->up_req = upstream_connect(c->w, c->addrs, c->conf->connect_timeout,
-		    on_connected, c);
-		if (c->up_req == NULL)
-			conn_fail(c, 500, "connect_failed");
-		return;
-	case CONN_CONNECTING:
-		/* on_connected stored the socket */
-		if (c->is_connect) {
-			struct evbuffer *out = bufferevent_get_output(c->client);
-
-			c->status = 200;
-			evbuffer_add_printf(out, "HTTP/1.1 200 Connection established\r\n\r\n");
-			stats_setup_time(worker_stats(c->w), clock_mono_us() - c->start_us);
-			if (c->decision.sni == POLICY_SNI_OFF) {
-				conn_enter(c, CONN_RELAYING);
-				conn_start_relay(c);
-				return;
-			}
-			/* Hold the client's bytes (those that came with the head
-			 * first); the destination gets none until they are judged. */
-			conn_enter(c, CONN_SNI_PEEK);
-			bufferevent_setwatermark(c->client, EV_READ, 0, SNI_MAX_HELLO);
-			bufferevent_enable(c->client, EV_READ);
-			conn_arm_timer(c, c->conf->sni_timeout);
-			goto sni_peek;
-		}
-		c->server = bufferevent_socket_new(c->base, c->sfd, 0);
-		if (c->server == NULL) {
-			conn_fail(c, 500, "connect_failed");
-			return;
-		}
-		snprintf(c->server_host, sizeof(c->server_host), "%s", c->host);
-		c->server_port = c->port;
-		snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
-		conn_enter(c, CONN_FORWARDING);
-		conn_forward_start(c);
-		FALLTHROUGH;
-	case CONN_FORWARDING:
-		s = conn_forward(c);
-		if (s == STEP_RETRY) {
-			/* A kept connection the origin had closed: the request goes
-			 * out again on a new one (safe methods only, see there). */
-			conn_release_server(c);
-			c->server_reused = false;
-			c->server_eof = false;
-			conn_enter(c, CONN_RESOLVING);
-			conn_start_resolve(c);
-			return;
-		}
-		if (s != STEP_DONE)
-			return;
-		/* The next request may already be buffered (pipelining). */
-		conn_run(c);
-		return;
-	case CONN_SNI_PEEK:
-	sni_peek:
-		if (conn_sni_judge(c, false) != STEP_DONE)
-			return;
-		if (!c->sni_hello)
-			goto relay;
-		if (conn_sni_pass_hello(c) != STEP_DONE)
-			return;
-		/* The server's first message is awaited for sni_timeout at most. */
-		evtimer_del(c->timer);
-		conn_arm_timer(c, c->conf->sni_timeout);
-		bufferevent_enable(c->sni_server, EV_READ | EV_WRITE);
-		conn_enter(c, CONN_SNI_SERVER_HELLO);
-		FALLTHROUGH;
-	case CONN_SNI_SERVER_HELLO:
-		if (conn_sni_server_hello(c) != STEP_DONE)
-			return;
-		if (!c->sni_hrr)
-			goto relay;
-		/* The client answers a HelloRetryRequest with another ClientHello:
-		 * hold it (the server hears nothing more) until it is judged. */
-		bufferevent_disable(c->sni_server, EV_READ);
-		conn_sni_pass_down(c);
-		evtimer_del(c->timer);
-		conn_arm_timer(c, c->conf->sni_timeout);
-		conn_enter(c, CONN_SNI_SECOND_HELLO);
-		FALLTHROUGH;
-	case CONN_SNI_SECOND_HELLO:
-		if (conn_sni_judge(c, true) != STEP_DONE)
-			return;
-		if (conn_sni_pass_hello(c) != STEP_DONE)
-			return;
-	relay:
-		evtimer_del(c->timer);
-		conn_enter(c, CONN_RELAYING);
-		conn_start_relay(c);
-		return;
-	case CONN_RELAYING:
-	case CONN_LINGER:
-		return;
-	}
-}
-
-/* ---- callbacks: record the fact, then conn_run() ---------------------- */
-
-static void
-on_resolved(const struct upstream_result *res, void *arg)
-{
-	struct conn *c = arg;
-
-	c->up_req = NULL;
-	if (res->status != 0) {
-		snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", res->dst_ip);
-		conn_fail(c, res->status, res->reason);
-		return;
-	}
-	c->addrs = res->addrs;
-	conn_run(c);
-}
-
-static void
-on_connected(const struct upstream_result *res, void *arg)
-{
-	struct conn *c = arg;
-
-	c->up_req = NULL;
-	snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", res->dst_ip);
-	if (res->status != 0) {
-		conn_fail(c, res->status, res->reason);
-		return;
-	}
-	c->sfd = res->fd;
-	conn_run(c);
-}
-
-static void
-on_auth_done(const struct auth_result *res, void *arg)
-{
-	struct conn *c = arg;
-
-	c->auth_req = NULL;
-	/* auth/ keeps no timings: a directory exchange is measured from here. */
-	stats_ldap_time(worker_stats(c->w), clock_mono_us() - c->auth_began_us);
-	conn_store_auth(c, res);
-	conn_run(c);
-}
-
-static void
-on_relay_done(enum relay_end who, void *arg)
-{
-	conn_close(arg, who == RELAY_END_CLIENT ? "client" : "server");
-}
-
-static void
-on_client_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	c->last_activity_ms = clock_mono_coarse_ms();
-	conn_run(c);
-	(void)bev;
-}
-
-static void
-on_client_write(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	/* The client drained below the low watermark: the response may go on. */
-	if (c->state == CONN_FORWARDING)
-		conn_run(c);
-	(void)bev;
-}
-
-static void
-on_client_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	if (c->state == CONN_READ_REQUEST && !c->in_request) {
-		/* Between requests: a plain goodbye, nothing to record. */
-		conn_close(c, "client");
-		return;
-	}
-	if (c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) {
-		conn_fail_head(c, 0, "client");
-		return;
-	}
-	if ((c->state == CONN_SNI_PEEK || c->state == CONN_SNI_SERVER_HELLO ||
-	    c->state == CONN_SNI_SECOND_HELLO) && (what & BEV_EVENT_EOF) &&
-	    !(what & BEV_EVENT_ERROR)) {
-		/* No more ClientHello bytes will come: judge what there is. */
-		c->sni_final = true;
-		bufferevent_disable(c->client, EV_READ);
-		conn_run(c);
-		return;
-	}
-	/*
-	 * A client may half-close once its request is sent (`printf ... | nc`);
-	 * the response still goes out, then the connection ends.  An error, or
-	 * EOF in the middle of a request body, ends it now.
-	 */
-	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
-	    (c->state == CONN_AUTHENTICATING || c->state == CONN_DECIDING ||
-	    c->state == CONN_RESOLVING ||
-	    c->state == CONN_CONNECTING || (c->state == CONN_FORWARDING &&
-	    c->req_body.done))) {
-		c->client_eof = true;
-		c->client_keep_alive = false;
-		bufferevent_disable(c->client, EV_READ);
-		return;
-	}
-	conn_close(c, "client");
-	(void)bev;
-	(void)what;
-}
-
-/* The destination during the SNI check: its first message, or its end. */
-static void
-on_sni_server_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	c->last_activity_ms = clock_mono_coarse_ms();
-	conn_run(c);
-	(void)bev;
-}
-
-static void
-on_sni_server_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	/* It left before the check was done: what it said reaches the client
-	 * (conn_close flushes it), nothing more of the client's reaches it. */
-	conn_sni_pass_down(c);
-	conn_close(c, (what & BEV_EVENT_ERROR) && !(what & BEV_EVENT_EOF) ? "error" : "server");
-	(void)bev;
-}
-
-static void
-on_server_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	c->last_activity_ms = clock_mono_coarse_ms();
-	if (c->state != CONN_FORWARDING) {
-		/* A kept connection spoke out of turn: retire it. */
-		conn_release_server(c);
-		return;
-	}
-	conn_run(c);
-	(void)bev;
-}
-
-static void
-on_server_write(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	if (c->state == CONN_FORWARDING)
-		conn_run(c);
-	(void)bev;
-}
-
-static void
-on_server_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct conn *c = arg;
-
-	if (c->state != CONN_FORWARDING) {
-		conn_release_server(c);
-		return;
-	}
-	c->server_eof = true;
-	conn_run(c);
-	(void)bev;
-	(void)what;
-}
-
-static void
-on_timer(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
 	int64_t idle_ms, left;
 	struct timeval tv;
 
@@ -1864,7 +1701,6 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 	case CONN_SNI_PEEK:
 	case CONN_SNI_SECOND_HELLO:
 		c->sni_final = true;
-		conn_run(c);
 		return;
 	case CONN_AUTHENTICATING:
 		log_warnx("conn=%016" PRIx64 " event=auth-timeout reason=\"no answer from the "
@@ -1906,9 +1742,435 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 		}
 		conn_close(c, "idle_timeout");
 		return;
-	default:
+	case CONN_DECIDING:
+	case CONN_CONNECTING:           /* upstream.c keeps connect_timeout */
+	case CONN_LINGER:
 		return;
 	}
+}
+
+/*
+ * The client's socket reported EOF or an error (what: BEV_EVENT_*).
+ * Between requests that is a plain goodbye; in a head, a broken request; in
+ * the SNI check, the end of the ClientHello bytes.  A client may half-close
+ * once its request is sent (`printf ... | nc`): the response still goes out,
+ * then the connection ends.  An error, or EOF in the middle of a request
+ * body, ends it now.
+ */
+static void
+conn_client_ended(struct conn *c, short what)
+{
+	bool eof = (what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR);
+
+	switch (c->state) {
+	case CONN_READ_REQUEST:
+		if (!c->in_request) {
+			conn_close(c, "client");
+			return;
+		}
+		FALLTHROUGH;
+	case CONN_PROXY_HEADER:
+		conn_fail_head(c, 0, "client");
+		return;
+	case CONN_SNI_PEEK:
+	case CONN_SNI_SERVER_HELLO:
+	case CONN_SNI_SECOND_HELLO:
+		if (!eof)
+			break;
+		c->sni_final = true;    /* no more ClientHello bytes: judge what there is */
+		bufferevent_disable(c->client, EV_READ);
+		return;
+	case CONN_FORWARDING:
+		if (!eof || !c->req_body.done)
+			break;
+		FALLTHROUGH;
+	case CONN_AUTHENTICATING:
+	case CONN_DECIDING:
+	case CONN_RESOLVING:
+	case CONN_CONNECTING:
+		if (!eof)
+			break;
+		c->client_eof = true;
+		c->client_keep_alive = false;
+		bufferevent_disable(c->client, EV_READ);
+		return;
+	case CONN_RELAYING:
+	case CONN_LINGER:
+		break;
+	}
+	conn_close(c, "client");
+}
+
+/*
+ * Act on what the callbacks recorded since the last look.  Returns true if
+ * something was done (the states are looked at again), false if nothing
+ * was pending.
+ */
+static bool
+conn_take_facts(struct conn *c)
+{
+	short what;
+
+	if (c->timed_out) {
+		c->timed_out = false;
+		conn_deadline_passed(c);
+		return true;
+	}
+	if (c->client_event != 0) {
+		what = c->client_event;
+		c->client_event = 0;
+		conn_client_ended(c, what);
+		return true;
+	}
+	if (c->sni_server_event != 0) {
+		/* The destination left before the check was done: what it said
+		 * reaches the client (conn_close flushes it), nothing more of the
+		 * client's reaches it. */
+		what = c->sni_server_event;
+		c->sni_server_event = 0;
+		conn_sni_pass_down(c);
+		conn_close(c, (what & BEV_EVENT_ERROR) && !(what & BEV_EVENT_EOF) ?
+		    "error" : "server");
+		return true;
+	}
+	if (c->server != NULL && c->state != CONN_FORWARDING && (c->server_eof ||
+	    evbuffer_get_length(bufferevent_get_input(c->server)) > 0)) {
+		/* The kept origin connection spoke out of turn or left: retire it. */
+		conn_release_server(c);
+		return true;
+	}
+	return false;
+}
+
+/* ---- the state machine ------------------------------------------------ */
+
+/*
+ * The only place a connection's state changes (besides conn_close).  Each
+ * case does its state's work; when the work is done it enters the next
+ * state and the loop goes on, when it must wait it breaks out of the switch
+ * and the loop ends (unless a callback fired meanwhile).  Facts recorded by
+ * the callbacks are taken first.  A call made while the loop runs (a step set
+ * off a callback) only asks the running loop to look again.
+ */
+static void
+conn_run(struct conn *c)
+{
+	enum step s;
+
+	if (c->running) {
+		c->rerun = true;
+		return;
+	}
+	c->running = true;
+	while (!c->closing) {
+		if (conn_take_facts(c))
+			continue;
+		switch (c->state) {
+		case CONN_PROXY_HEADER:
+			if (conn_read_proxy_header(c) != STEP_DONE)
+				break;
+			conn_enter(c, CONN_READ_REQUEST);
+			continue;
+		case CONN_READ_REQUEST:
+			if (c->draining && c->nrequests > 0 &&
+			    evbuffer_get_length(bufferevent_get_input(c->client)) == 0) {
+				/* Idle between requests while draining (a first
+				 * request is still awaited: see conn_shutdown). */
+				conn_close(c, "shutdown");
+				continue;
+			}
+			if (conn_read_request(c) != STEP_DONE)
+				break;
+			bufferevent_disable(c->client, EV_READ);
+			if (conn_admit(c) != STEP_DONE)
+				continue;
+			conn_enter(c, CONN_AUTHENTICATING);
+			continue;
+		case CONN_AUTHENTICATING:
+			if (conn_authenticate(c) != STEP_DONE)
+				break;
+			conn_enter(c, CONN_DECIDING);
+			continue;
+		case CONN_DECIDING:
+			if (conn_decide(c) != STEP_DONE)
+				continue;
+			if (conn_server_reusable(c)) {
+				conn_reuse_server(c);
+				conn_enter(c, CONN_FORWARDING);
+				continue;
+			}
+			conn_release_server(c);
+			if (conn_start_resolve(c) != STEP_DONE)
+				continue;
+			conn_enter(c, CONN_RESOLVING);
+			continue;
+		case CONN_RESOLVING:
+			if (c->up_req != NULL)
+				break;                  /* on_resolved tells */
+			if (c->up_status != 0) {
+				conn_fail(c, c->up_status, c->up_reason);
+				continue;
+			}
+			if (conn_start_connect(c) != STEP_DONE)
+				continue;
+			conn_enter(c, CONN_CONNECTING);
+			continue;
+		case CONN_CONNECTING:
+			if (c->up_req != NULL)
+				break;                  /* on_connected tells */
+			/* The address list (2 KiB) is not needed past the connect:
+			 * a tunnel should cost only what it uses while it lasts. */
+			upstream_addrs_free(c->addrs);
+			c->addrs = NULL;
+			if (c->up_status != 0) {
+				conn_fail(c, c->up_status, c->up_reason);
+				continue;
+			}
+			if (!c->is_connect) {
+				/* absolute-form */
+				if (conn_open_server(c) != STEP_DONE)
+					continue;
+				conn_enter(c, CONN_FORWARDING);
+				continue;
+			}
+			conn_answer_connect(c);
+			if (c->decision.sni == POLICY_SNI_OFF) {
+				conn_enter(c, CONN_RELAYING);
+				conn_start_relay(c);
+				continue;
+			}
+			conn_start_sni_peek(c);
+			conn_enter(c, CONN_SNI_PEEK);
+			continue;
+		case CONN_FORWARDING:
+			s = conn_forward(c);
+			if (s == STEP_RETRY) {
+				/* The kept connection was closed by the origin: the
+				 * request goes out again on a new one (safe methods
+				 * only, see conn_may_retry). */
+				if (conn_start_retry(c) != STEP_DONE)
+					continue;
+				conn_enter(c, CONN_RESOLVING);
+				continue;
+			}
+			if (s != STEP_DONE)
+				break;
+			/* The next request may already be buffered (pipelining). */
+			conn_enter(c, CONN_READ_REQUEST);
+			continue;
+		case CONN_SNI_PEEK:
+			if (conn_sni_judge(c, false) != STEP_DONE)
+				break;
+			if (!c->sni_hello) {
+				/* sni=optional and plainly not TLS, or nothing came */
+				conn_enter(c, CONN_RELAYING);
+				conn_start_relay(c);
+				continue;
+			}
+			if (conn_sni_pass_hello(c) != STEP_DONE)
+				continue;
+			conn_start_server_hello_wait(c);
+			conn_enter(c, CONN_SNI_SERVER_HELLO);
+			continue;
+		case CONN_SNI_SERVER_HELLO:
+			if (conn_sni_server_hello(c) != STEP_DONE)
+				break;
+			if (!c->sni_hrr) {
+				conn_enter(c, CONN_RELAYING);
+				conn_start_relay(c);
+				continue;
+			}
+			conn_start_second_hello_wait(c);
+			conn_enter(c, CONN_SNI_SECOND_HELLO);
+			continue;
+		case CONN_SNI_SECOND_HELLO:
+			if (conn_sni_judge(c, true) != STEP_DONE)
+				break;
+			if (conn_sni_pass_hello(c) != STEP_DONE)
+				continue;
+			conn_enter(c, CONN_RELAYING);
+			conn_start_relay(c);
+			continue;
+		case CONN_RELAYING:
+			if (c->relay_ended) {
+				conn_close(c, c->relay_end == RELAY_END_CLIENT ? "client" : "server");
+				continue;
+			}
+			break;
+		case CONN_LINGER:
+			break;
+		}
+		/* Waiting.  Unless a callback fired while the loop ran. */
+		if (!c->rerun)
+			break;
+		c->rerun = false;
+	}
+	c->running = false;
+}
+
+/* ---- callbacks: record the fact, then conn_run() ---------------------- */
+
+static void
+on_resolved(const struct upstream_result *res, void *arg)
+{
+	struct conn *c = arg;
+
+	c->up_req = NULL;
+	c->up_status = res->status;
+	c->up_reason = res->reason;
+	if (res->status != 0)
+		snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", res->dst_ip);
+	else
+		c->addrs = res->addrs;
+	conn_run(c);
+}
+
+static void
+on_connected(const struct upstream_result *res, void *arg)
+{
+	struct conn *c = arg;
+
+	c->up_req = NULL;
+	c->up_status = res->status;
+	c->up_reason = res->reason;
+	snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", res->dst_ip);
+	if (res->status == 0)
+		c->sfd = res->fd;
+	conn_run(c);
+}
+
+static void
+on_auth_done(const struct auth_result *res, void *arg)
+{
+	struct conn *c = arg;
+
+	c->auth_req = NULL;
+	/* auth/ keeps no timings: a directory exchange is measured from here. */
+	stats_ldap_time(c->env->stats, clock_mono_us() - c->auth_began_us);
+	conn_store_auth(c, res);
+	conn_run(c);
+}
+
+static void
+on_relay_done(enum relay_end who, void *arg)
+{
+	struct conn *c = arg;
+
+	c->relay_ended = true;
+	c->relay_end = who;
+	conn_run(c);
+}
+
+static void
+on_client_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->last_activity_ms = clock_mono_coarse_ms();
+	conn_run(c);
+	(void)bev;
+}
+
+/* The client drained below the low watermark: a response may go on. */
+static void
+on_client_write(struct bufferevent *bev, void *arg)
+{
+	conn_run(arg);
+	(void)bev;
+}
+
+static void
+on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	c->client_event = what;
+	conn_run(c);
+	(void)bev;
+}
+
+/* The destination during the SNI check: its first message, or its end. */
+static void
+on_sni_server_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+
+	c->last_activity_ms = clock_mono_coarse_ms();
+	conn_run(c);
+	(void)bev;
+}
+
+static void
+on_sni_server_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	c->sni_server_event = what;
+	conn_run(c);
+	(void)bev;
+}
+
+/*
+ * The origin is readable: response bytes, or (kept between requests) bytes
+ * out of turn or its EOF.  Read in large pieces (bigread.h); until the head
+ * is complete the input holds at most one byte past HTTP_HEAD_MAX, which is
+ * how a head too large is told.
+ */
+static void
+on_server_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->server);
+	size_t len = evbuffer_get_length(in), max = FORWARD_READ_MAX;
+	ssize_t n;
+
+	if (!c->resp_head_done)
+		max = len > HTTP_HEAD_MAX ? 0 : HTTP_HEAD_MAX + 1 - len < max ?
+		    HTTP_HEAD_MAX + 1 - len : max;
+	/* A bufferevent keeps the end of its input frozen between its own reads;
+	 * this is one of them. */
+	evbuffer_unfreeze(in, 0);
+	n = max > 0 ? bigread(in, fd, max) : 0;
+	evbuffer_freeze(in, 0);
+	if (n > 0)
+		c->last_activity_ms = clock_mono_coarse_ms();
+	else if (n == -1 && errno == EAGAIN && max > 0)
+		return;
+	else if (max == 0)
+		conn_server_reading(c, false);  /* the head is too large: conn_run says so */
+	else {
+		c->server_eof = true;           /* EOF, or an error that ends it the same way */
+		conn_server_reading(c, false);
+	}
+	conn_run(c);
+	(void)what;
+}
+
+static void
+on_server_write(struct bufferevent *bev, void *arg)
+{
+	conn_run(arg);
+	(void)bev;
+}
+
+static void
+on_server_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	c->server_eof = true;
+	conn_run(c);
+	(void)bev;
+	(void)what;
+}
+
+static void
+on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	c->timed_out = true;
+	conn_run(c);
 	(void)fd;
 	(void)what;
 }
@@ -1916,22 +2178,24 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 /* ---- birth and shutdown ------------------------------------------------ */
 
 void
-conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
+conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t peerlen,
     bool proxy_protocol, bool over_capacity)
 {
-	struct gateway *gw = worker_gateway(w);
+	struct gateway *gw = env->gw;
 	struct conn *c;
 	int one = 1;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL) {
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->free_ev = event_new(env->base, -1, 0, on_free_deferred, c)) == NULL) {
+		log_warnx("event=conn-refused reason=\"out of memory\"");
+		free(c);
 		close(fd);
 		atomic_fetch_sub(&gw->open_conns, 1);
 		return;
 	}
-	c->node.conn = c;
-	c->w = w;
-	c->base = worker_base(w);
-	c->conf = worker_config(w);
+	c->env = env;
+	c->base = env->base;
+	c->conf = env->conf;
 	c->id = gw->id_base + atomic_fetch_add(&gw->next_conn_id, 1);
 	c->cfd = fd;
 	c->sfd = -1;
@@ -1940,8 +2204,9 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerle
 	netaddr_ntop(peer, c->client_ip, sizeof(c->client_ip));
 	c->client_port = netaddr_port(peer);
 	(void)peerlen;
-	worker_conn_add(w, &c->node);
-	stats_conn_open(worker_stats(w));
+	TAILQ_INSERT_TAIL(&env->conns, c, entry);
+	env->nconns++;
+	stats_conn_open(env->stats);
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->timer = evtimer_new(c->base, on_timer, c);
@@ -1958,7 +2223,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerle
 	conn_arm_timer(c, c->conf->header_timeout);
 }
 
-void
+static void
 conn_shutdown(struct conn *c, bool now)
 {
 	if (c->closing)
@@ -1968,6 +2233,23 @@ conn_shutdown(struct conn *c, bool now)
 		conn_close(c, "shutdown");
 		return;
 	}
-	if ((c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) && !c->in_request)
+	/* Idle between requests: nothing is lost by closing now.  A connection
+	 * that has not read its first request yet (taken from the backlog at
+	 * the drain) gets to make it, within header_timeout. */
+	if ((c->state == CONN_READ_REQUEST || c->state == CONN_PROXY_HEADER) && !c->in_request &&
+	    c->nrequests > 0)
 		conn_close(c, "shutdown");
+}
+
+void
+conn_shutdown_all(struct conn_env *env, bool now)
+{
+	struct conn *c, *next;
+
+	/* Each one closed gets its audit record on the way out; its memory is
+	 * freed from the loop later, so the walk stays valid. */
+	for (c = TAILQ_FIRST(&env->conns); c != NULL; c = next) {
+		next = TAILQ_NEXT(c, entry);
+		conn_shutdown(c, now);
+	}
 }

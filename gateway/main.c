@@ -18,6 +18,7 @@
  * the numbers they see are summed from the workers' own counters on demand.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,10 +37,14 @@
 #include "gateway/gateway.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/notify.h"
+#include "gateway/privdrop.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/clock.h"
 #include "policy/policy.h"
+
+#define DRAIN_CHECK_MS 50            /* how often the main loop looks for drained workers */
 
 struct daemon {
 	struct gateway gw;
@@ -51,6 +56,9 @@ struct daemon {
 	struct event_base *base;
 	struct control *control;        /* admin_socket, NULL if none */
 	struct metrics *metrics;        /* metrics_listen, NULL if none */
+	struct notify *notify;          /* systemd's NOTIFY_SOCKET, NULL if none */
+	bool draining;                  /* SIGTERM: the workers drain, /healthz says 503 */
+	struct event *drain_check;      /* ends the main loop once every worker's has */
 	int64_t start_ms;               /* wall clock at start */
 	int64_t policy_loaded_ms;       /* wall clock of the policy in force's load */
 	int64_t policy_load_us;         /* and how long it took */
@@ -84,7 +92,7 @@ on_auth_log(int level, const char *msg)
 }
 
 static struct auth *
-start_auth(const struct config *conf, const char *conf_path)
+start_auth(const struct config *conf, const char *conf_path, long secret_owner)
 {
 	struct auth_config ac;
 	struct auth *a;
@@ -96,6 +104,7 @@ start_auth(const struct config *conf, const char *conf_path)
 	ac.starttls = conf->ldap_starttls;
 	ac.bind_dn = conf->ldap_bind_dn;
 	ac.bind_password_file = conf->ldap_bind_password_file;
+	ac.secret_owner = secret_owner;
 	ac.user_base = conf->ldap_user_base;
 	ac.user_filter = conf->ldap_user_filter;
 	ac.group_base = conf->ldap_group_base;
@@ -190,6 +199,7 @@ daemon_reload(struct daemon *d, char **result)
 	char *errors = NULL, msg[512], lists[96];
 	int i;
 
+	notify_reloading(d->notify);
 	p = daemon_load_policy(d, &errors);
 	if (p == NULL) {
 		log_warnx("event=reload-refused policy=%s (the old policy stays in force)",
@@ -201,6 +211,7 @@ daemon_reload(struct daemon *d, char **result)
 			*result = errors != NULL ? errors : strdup("refused");
 		else
 			free(errors);
+		notify_reloaded(d->notify);
 		return -1;
 	}
 	for (i = 0; i < d->nworkers; i++)
@@ -215,6 +226,7 @@ daemon_reload(struct daemon *d, char **result)
 	if (result != NULL && asprintf(result, "ok (%zu rules)%s", policy_rule_count(p),
 	    lists) == -1)
 		*result = NULL;
+	notify_reloaded(d->notify);
 	return 0;
 }
 
@@ -265,9 +277,78 @@ daemon_reload_cmd(void *arg, char **msg)
 	return daemon_reload(arg, msg);
 }
 
+/* systemd's one-line STATUS=: what serves and what is open. */
+static void
+daemon_notify_status(void *arg, char *buf, size_t len)
+{
+	struct daemon *d = arg;
+	struct stats_totals t;
+	int i;
+
+	memset(&t, 0, sizeof(t));
+	for (i = 0; i < d->nworkers; i++)
+		stats_sum(worker_stats(d->workers[i]), &t);
+	snprintf(buf, len, "serving: %zu rules from %s (generation %u), %" PRIu64 " tunnels "
+	    "open, %" PRIu64 " connections", policy_rule_count(d->policy), d->conf->policy_file,
+	    d->generation, t.tunnels_open, t.conns_open);
+}
+
 static const struct control_ops daemon_control_ops = {
 	daemon_report, daemon_tunnels, daemon_reload_cmd,
 };
+
+/*
+ * NULL while the gateway accepts and can serve; otherwise the one-line
+ * reason /healthz gives the load balancer with its 503.
+ */
+static const char *
+daemon_health(void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->draining)
+		return "draining: shutting down, send new connections elsewhere";
+	if (d->conf->audit_on_failure_deny && !audit_available())
+		return "audit unavailable: audit_on_failure deny refuses every request";
+	return NULL;
+}
+
+static void
+on_drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	struct daemon *d = arg;
+	int i;
+
+	for (i = 0; i < d->nworkers; i++)
+		if (!worker_finished(d->workers[i]))
+			return;
+	event_base_loopexit(d->base, NULL);
+	(void)fd;
+	(void)what;
+}
+
+/*
+ * SIGTERM: the admin socket stops answering (egressctl then says the daemon
+ * is not running), every worker closes its listeners and drains for
+ * shutdown_grace, and this loop goes on serving /healthz (503 from now on)
+ * and /metrics until the last worker is done, so a balancer sees the drain.
+ */
+static void
+daemon_begin_drain(struct daemon *d)
+{
+	struct timeval tv = { 0, DRAIN_CHECK_MS * 1000 };
+	int i;
+
+	d->draining = true;
+	control_free(d->control);
+	d->control = NULL;
+	atomic_store(&d->gw.shutting_down, true);
+	for (i = 0; i < d->nworkers; i++)
+		worker_post_shutdown(d->workers[i]);
+	d->drain_check = event_new(d->base, -1, EV_PERSIST, on_drain_check, d);
+	if (d->drain_check == NULL || event_add(d->drain_check, &tv) == -1)
+		event_base_loopexit(d->base, NULL);     /* join below waits all the same */
+}
 
 static void
 on_signal(evutil_socket_t sig, short what, void *arg)
@@ -278,8 +359,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 		(void)daemon_reload(d, NULL);
 		return;
 	}
+	if (d->draining)
+		return;                 /* already draining: shutdown_grace bounds it */
 	log_info("event=shutdown signal=%d grace=%ds", (int)sig, d->conf->shutdown_grace);
-	event_base_loopexit(d->base, NULL);
+	notify_stopping(d->notify);
+	daemon_begin_drain(d);
 	(void)what;
 }
 
@@ -406,6 +490,7 @@ main(int argc, char *argv[])
 	struct daemon d;
 	struct audit_config acfg;
 	struct event *sig_hup, *sig_term, *sig_int;
+	struct privdrop *pd;
 	sigset_t sigs;
 	const char *conf_path = NULL;
 	char *errors = NULL, *err = NULL;
@@ -455,6 +540,11 @@ main(int argc, char *argv[])
 		config_free(d.conf);
 		return 1;
 	}
+	/* Before any thread: every thread inherits it. */
+	if (privdrop_harden(&err) == -1)
+		fatalx("%s", err != NULL ? err : "cannot harden the process");
+	if ((pd = privdrop_prepare(d.conf, &err)) == NULL)
+		fatalx("%s", err != NULL ? err : "cannot resolve user");
 	d.start_ms = clock_wall_ms();
 	d.policy = daemon_load_policy(&d, &errors);
 	if (d.policy == NULL) {
@@ -467,27 +557,13 @@ main(int argc, char *argv[])
 	log_lint_summary(d.conf, d.policy);
 
 	signal(SIGPIPE, SIG_IGN);
-	memset(&acfg, 0, sizeof(acfg));
-	acfg.socket_path = d.conf->audit_syslog_socket;
-	acfg.facility = d.conf->audit_facility;
-	acfg.tag = d.conf->audit_tag;
-	acfg.deny_on_failure = d.conf->audit_on_failure_deny;
-	acfg.mirror_stderr = d.conf->audit_stderr;
-	acfg.log = audit_log_line;
-	if (audit_open(&acfg) == -1)
-		fatalx("%s: cannot open the audit socket %s", conf_path,
-		    d.conf->audit_syslog_socket);
-
 	d.gw.conf = d.conf;
-	/* Before any thread exists: it sets LDAPNOINIT and reads the secret. */
-	if (d.conf->auth == CONFIG_AUTH_LDAP)
-		d.gw.auth = start_auth(d.conf, conf_path);
-	if (getrandom(&d.gw.id_base, sizeof(d.gw.id_base), 0) != sizeof(d.gw.id_base))
-		d.gw.id_base = (uint64_t)getpid() << 32;
-	d.gw.id_base &= ~(uint64_t)0xffffffff;  /* room to count up */
 
-	/* The main loop, the admin socket and /metrics exist before any worker
-	 * accepts, so that their errors stop the start before traffic flows. */
+	/* Everything that may need root comes first, before any thread exists:
+	 * the listeners (the workers bind them), the admin socket, /metrics.
+	 * The main loop, the admin socket and /metrics also exist before any
+	 * worker accepts, so that their errors stop the start before traffic
+	 * flows. */
 	raise_nofile(d.conf);
 	for (i = 0; i < (int)d.conf->nlisten; i++)
 		if (worker_probe_listen(&d.conf->listen[i], &err) == -1)
@@ -501,10 +577,11 @@ main(int argc, char *argv[])
 		fatalx("%s: %s", conf_path, err != NULL ? err : "cannot create admin_socket");
 	if (d.conf->has_metrics_listen && (d.metrics = metrics_new(d.base,
 	    (const struct sockaddr *)&d.conf->metrics_listen, d.conf->metrics_listen_len,
-	    daemon_report, &d, &err)) == NULL)
+	    daemon_report, daemon_health, &d, &err)) == NULL)
 		fatalx("%s: %s", conf_path, err != NULL ? err : "cannot listen for metrics");
 
-	/* Workers inherit a mask that blocks the signals this thread handles. */
+	/* Workers (and the audit thread) inherit a mask that blocks the signals
+	 * this thread handles. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGHUP);
 	sigaddset(&sigs, SIGTERM);
@@ -520,6 +597,32 @@ main(int argc, char *argv[])
 		if (d.workers[i] == NULL)
 			fatalx("%s: %s", conf_path, err != NULL ? err : "cannot start a worker");
 	}
+	if (privdrop_after_bind(pd, d.conf->admin_socket, &err) == -1)
+		fatalx("%s", err != NULL ? err : "cannot drop privileges");
+
+	memset(&acfg, 0, sizeof(acfg));
+	acfg.socket_path = d.conf->audit_syslog_socket;
+	acfg.facility = d.conf->audit_facility;
+	acfg.tag = d.conf->audit_tag;
+	acfg.deny_on_failure = d.conf->audit_on_failure_deny;
+	acfg.mirror_stderr = d.conf->audit_stderr;
+	acfg.log = audit_log_line;
+	if (audit_open(&acfg) == -1)
+		fatalx("%s: cannot open the audit socket %s", conf_path,
+		    d.conf->audit_syslog_socket);
+
+	/* Before any worker runs: it sets LDAPNOINIT and reads the secret. */
+	if (d.conf->auth == CONFIG_AUTH_LDAP)
+		d.gw.auth = start_auth(d.conf, conf_path,
+		    privdrop_switches(pd) ? (long)privdrop_uid(pd) : 0);
+	if (getrandom(&d.gw.id_base, sizeof(d.gw.id_base), 0) != sizeof(d.gw.id_base))
+		d.gw.id_base = (uint64_t)getpid() << 32;
+	d.gw.id_base &= ~(uint64_t)0xffffffff;  /* room to count up */
+
+	/* Secrets are in memory: become the user for good, before serving. */
+	if (privdrop_after_secrets(pd, &err) == -1)
+		fatalx("%s", err != NULL ? err : "cannot drop privileges");
+
 	for (i = 0; i < d.nworkers; i++)
 		if (worker_start(d.workers[i]) == -1)
 			fatal("pthread_create");
@@ -540,18 +643,19 @@ main(int argc, char *argv[])
 	log_info("event=start version=%s workers=%d policy=%s rules=%zu", EGRESSD_VERSION,
 	    d.nworkers, d.conf->policy_file, policy_rule_count(d.policy));
 	audit_simple("start", "ok", NULL);
+	/* Every worker thread runs and its listeners accept: systemd may go on. */
+	d.notify = notify_new(d.base, daemon_notify_status, &d);
+	notify_ready(d.notify);
 
 	event_base_dispatch(d.base);
 
-	/* The loop no longer runs: stop answering (egressctl then says the
-	 * daemon is not running) before the workers drain. */
+	/* The workers' loops have ended (daemon_begin_drain): reap them. */
 	control_free(d.control);
 	d.control = NULL;
 	metrics_free(d.metrics);
 	d.metrics = NULL;
-	atomic_store(&d.gw.shutting_down, true);
-	for (i = 0; i < d.nworkers; i++)
-		worker_post_shutdown(d.workers[i]);
+	if (d.drain_check != NULL)
+		event_free(d.drain_check);
 	for (i = 0; i < d.nworkers; i++)
 		worker_join(d.workers[i]);
 	audit_simple("stop", "ok", NULL);
@@ -562,12 +666,14 @@ main(int argc, char *argv[])
 	free(d.workers);
 	if (d.gw.auth != NULL)
 		auth_free(d.gw.auth);
+	notify_free(d.notify);
 	event_free(sig_hup);
 	event_free(sig_term);
 	event_free(sig_int);
 	event_base_free(d.base);
 	policy_unref(d.policy);
 	audit_close();
+	privdrop_free(pd);
 	config_free(d.conf);
 	return 0;
 }

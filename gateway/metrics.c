@@ -56,6 +56,7 @@ struct metrics {
 	TAILQ_HEAD(, metrics_client) clients;
 	size_t nclients;
 	metrics_report_fn *report;
+	metrics_health_fn *health;
 	void *arg;
 };
 
@@ -295,6 +296,21 @@ head_has_body(const char *head)
 	return false;
 }
 
+/* A load balancer's check: as cheap as an answer can be, and silent. */
+static void
+client_health(struct metrics_client *cl, bool head_only)
+{
+	const char *why = cl->m->health(cl->m->arg);
+	char body[256];
+
+	if (why == NULL) {
+		client_reply(cl, 200, "OK", "text/plain; charset=utf-8", "ok\n", head_only);
+		return;
+	}
+	snprintf(body, sizeof(body), "%s\n", why);
+	client_reply(cl, 503, "Service Unavailable", "text/plain; charset=utf-8", body, head_only);
+}
+
 static void
 client_request(struct metrics_client *cl, char *head)
 {
@@ -314,8 +330,14 @@ client_request(struct metrics_client *cl, char *head)
 	if ((q = strchr(target, '?')) != NULL)
 		*q = '\0';
 	head_only = strcmp(method, "HEAD") == 0;
-	if ((strcmp(method, "GET") != 0 && !head_only) || strcmp(target, "/metrics") != 0) {
-		client_error(cl, 404, "Not Found", "not found: only GET /metrics is served here\n");
+	if ((strcmp(method, "GET") != 0 && !head_only) ||
+	    (strcmp(target, "/metrics") != 0 && strcmp(target, "/healthz") != 0)) {
+		client_error(cl, 404, "Not Found",
+		    "not found: only GET /metrics and GET /healthz are served here\n");
+		return;
+	}
+	if (strcmp(target, "/healthz") == 0) {
+		client_health(cl, head_only);
 		return;
 	}
 	memset(&r, 0, sizeof(r));
@@ -484,7 +506,7 @@ metrics_bind(const struct sockaddr *addr, socklen_t len, char **err)
 
 struct metrics *
 metrics_new(struct event_base *base, const struct sockaddr *addr, socklen_t len,
-    metrics_report_fn *report, void *arg, char **err)
+    metrics_report_fn *report, metrics_health_fn *health, void *arg, char **err)
 {
 	struct metrics *m;
 
@@ -495,6 +517,7 @@ metrics_new(struct event_base *base, const struct sockaddr *addr, socklen_t len,
 	}
 	m->base = base;
 	m->report = report;
+	m->health = health;
 	m->arg = arg;
 	m->fd = -1;
 	TAILQ_INIT(&m->clients);

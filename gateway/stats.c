@@ -38,11 +38,53 @@ struct hist {
 	_Atomic uint64_t sum_us;
 };
 
+/*
+ * A listed tunnel.  Its strings are packed after the entry, each with its
+ * NUL, in the order of tunnel_strings(): a tunnel costs the bytes of its
+ * names, not the 900 of struct stats_tunnel's buffers, for as long as it is open.
+ */
 struct stats_tunnel_entry {
 	TAILQ_ENTRY(stats_tunnel_entry) entry;
-	struct stats_tunnel info;
 	const struct relay *relay;      /* read live when listed */
+	int client_port;
+	uint16_t port;
+	int64_t start_ms;
+	char strings[];                 /* id, user, client_ip, host, dst_ip, sni */
 };
+
+#define TUNNEL_NSTRINGS 6
+
+/* The string fields of t, in packing order, with their buffer sizes. */
+static void
+tunnel_strings(struct stats_tunnel *t, char **field, size_t *size)
+{
+	field[0] = t->id;        size[0] = sizeof(t->id);
+	field[1] = t->user;      size[1] = sizeof(t->user);
+	field[2] = t->client_ip; size[2] = sizeof(t->client_ip);
+	field[3] = t->host;      size[3] = sizeof(t->host);
+	field[4] = t->dst_ip;    size[4] = sizeof(t->dst_ip);
+	field[5] = t->sni;       size[5] = sizeof(t->sni);
+}
+
+/* Unpack e into t (the byte counts are the caller's). */
+static void
+tunnel_unpack(const struct stats_tunnel_entry *e, struct stats_tunnel *t)
+{
+	char *field[TUNNEL_NSTRINGS];
+	size_t size[TUNNEL_NSTRINGS], i, len;
+	const char *p = e->strings;
+
+	memset(t, 0, sizeof(*t));
+	tunnel_strings(t, field, size);
+	for (i = 0; i < TUNNEL_NSTRINGS; i++) {
+		len = strlen(p);
+		memcpy(field[i], p, len + 1);   /* packed from a field of this size */
+		p += len + 1;
+	}
+	t->client_port = e->client_port;
+	t->port = e->port;
+	t->start_ms = e->start_ms;
+}
 
 struct stats {
 	_Atomic uint64_t conns_accepted;
@@ -178,11 +220,26 @@ stats_ldap_time(struct stats *s, int64_t us)
 struct stats_tunnel_entry *
 stats_tunnel_add(struct stats *s, const struct stats_tunnel *info, const struct relay *relay)
 {
+	struct stats_tunnel copy = *info;
 	struct stats_tunnel_entry *e;
+	char *field[TUNNEL_NSTRINGS], *p;
+	size_t size[TUNNEL_NSTRINGS], len[TUNNEL_NSTRINGS], total = 0, i;
 
-	if ((e = malloc(sizeof(*e))) == NULL)
+	tunnel_strings(&copy, field, size);
+	for (i = 0; i < TUNNEL_NSTRINGS; i++) {
+		len[i] = strnlen(field[i], size[i] - 1);
+		total += len[i] + 1;
+	}
+	if ((e = malloc(sizeof(*e) + total)) == NULL)
 		return NULL;
-	e->info = *info;
+	for (i = 0, p = e->strings; i < TUNNEL_NSTRINGS; i++) {
+		memcpy(p, field[i], len[i]);
+		p[len[i]] = '\0';
+		p += len[i] + 1;
+	}
+	e->client_port = info->client_port;
+	e->port = info->port;
+	e->start_ms = info->start_ms;
 	e->relay = relay;
 	pthread_mutex_lock(&s->mtx);
 	TAILQ_INSERT_TAIL(&s->tunnels, e, entry);
@@ -265,7 +322,7 @@ stats_tunnels(struct stats *s, struct stats_tunnel **list, size_t *n)
 		else {
 			*list = l;
 			TAILQ_FOREACH(e, &s->tunnels, entry) {
-				l[*n] = e->info;
+				tunnel_unpack(e, &l[*n]);
 				l[*n].bytes_up = relay_bytes_up(e->relay);
 				l[*n].bytes_down = relay_bytes_down(e->relay);
 				(*n)++;

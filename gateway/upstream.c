@@ -28,10 +28,8 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
-#include "config/config.h"
 #include "gateway/log.h"
 #include "config/netaddr.h"
-#include "gateway/worker.h"
 
 #define UPSTREAM_ADDRS_MAX 16       /* addresses kept from one answer */
 
@@ -51,7 +49,7 @@ struct upstream_attempt {
 };
 
 struct upstream_req {
-	struct worker *w;
+	const struct upstream_ctx *ctx;
 	upstream_cb *cb;
 	void *arg;
 	uint16_t port;
@@ -97,17 +95,17 @@ upstream_deliver(struct upstream_req *req)
 }
 
 static struct upstream_req *
-upstream_req_new(struct worker *w, upstream_cb *cb, void *arg)
+upstream_req_new(const struct upstream_ctx *ctx, upstream_cb *cb, void *arg)
 {
 	struct upstream_req *req;
 
 	if ((req = calloc(1, sizeof(*req))) == NULL)
 		return NULL;
-	req->w = w;
+	req->ctx = ctx;
 	req->cb = cb;
 	req->arg = arg;
 	req->fd = -1;
-	req->done_ev = event_new(worker_base(w), -1, 0, on_done, req);
+	req->done_ev = event_new(ctx->base, -1, 0, on_done, req);
 	if (req->done_ev == NULL) {
 		free(req);
 		return NULL;
@@ -140,7 +138,7 @@ static void
 upstream_filter_one(struct upstream_req *req, const struct sockaddr *sa, socklen_t salen,
     bool *refused)
 {
-	const struct config *conf = worker_config(req->w);
+	const struct upstream_ctx *ctx = req->ctx;
 	struct upstream_addrs *a = req->addrs;
 	struct sockaddr_storage ss;
 	size_t i;
@@ -160,8 +158,8 @@ upstream_filter_one(struct upstream_req *req, const struct sockaddr *sa, socklen
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_port = htons(req->port);
 
-	if (!netaddr_destination_allowed((struct sockaddr *)&ss, conf->allow_internal,
-	    conf->nallow_internal) || worker_is_own_address(req->w, (struct sockaddr *)&ss)) {
+	if (!netaddr_destination_allowed((struct sockaddr *)&ss, ctx->allow_internal,
+	    ctx->nallow_internal) || ctx->is_own_address((struct sockaddr *)&ss, ctx->own_arg)) {
 		if (!*refused)
 			netaddr_ntop((struct sockaddr *)&ss, req->res.dst_ip,
 			    sizeof(req->res.dst_ip));
@@ -220,7 +218,7 @@ on_dns(int result, struct evutil_addrinfo *ai, void *arg)
 }
 
 struct upstream_req *
-upstream_resolve(struct worker *w, const char *host, enum host_kind kind, uint16_t port,
+upstream_resolve(const struct upstream_ctx *ctx, const char *host, enum host_kind kind, uint16_t port,
     upstream_cb *cb, void *arg)
 {
 	struct evutil_addrinfo hints;
@@ -228,7 +226,7 @@ upstream_resolve(struct worker *w, const char *host, enum host_kind kind, uint16
 	struct upstream_req *req;
 	bool refused = false;
 
-	if ((req = upstream_req_new(w, cb, arg)) == NULL)
+	if ((req = upstream_req_new(ctx, cb, arg)) == NULL)
 		return NULL;
 	req->port = port;
 	if ((req->addrs = calloc(1, sizeof(*req->addrs))) == NULL) {
@@ -270,7 +268,7 @@ upstream_resolve(struct worker *w, const char *host, enum host_kind kind, uint16
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_protocol = IPPROTO_TCP;
-	dr = evdns_getaddrinfo(worker_dns(w), host, NULL, &hints, on_dns, req);
+	dr = evdns_getaddrinfo(ctx->dns, host, NULL, &hints, on_dns, req);
 	if (!req->dns_returned)
 		req->dns = dr;
 	return req;
@@ -451,7 +449,7 @@ upstream_start_next(struct upstream_req *req)
 			return;
 		}
 		if (errno == EINPROGRESS) {
-			at->ev = event_new(worker_base(req->w), at->fd, EV_WRITE,
+			at->ev = event_new(req->ctx->base, at->fd, EV_WRITE,
 			    on_attempt_writable, at);
 			if (at->ev != NULL && event_add(at->ev, NULL) == 0) {
 				req->npending++;
@@ -467,20 +465,20 @@ upstream_start_next(struct upstream_req *req)
 }
 
 struct upstream_req *
-upstream_connect(struct worker *w, struct upstream_addrs *addrs, int timeout_s,
+upstream_connect(const struct upstream_ctx *ctx, struct upstream_addrs *addrs, int timeout_s,
     upstream_cb *cb, void *arg)
 {
 	struct timeval tv = { timeout_s, 0 };
 	struct upstream_req *req;
 	size_t i;
 
-	if ((req = upstream_req_new(w, cb, arg)) == NULL)
+	if ((req = upstream_req_new(ctx, cb, arg)) == NULL)
 		return NULL;
 	req->addrs = addrs;
 	for (i = 0; i < UPSTREAM_ADDRS_MAX; i++)
 		req->attempt[i].fd = -1;
-	req->timer = evtimer_new(worker_base(w), on_connect_timeout, req);
-	req->stagger = evtimer_new(worker_base(w), on_stagger, req);
+	req->timer = evtimer_new(ctx->base, on_connect_timeout, req);
+	req->stagger = evtimer_new(ctx->base, on_stagger, req);
 	if (req->timer == NULL || req->stagger == NULL) {
 		upstream_req_free(req);
 		return NULL;

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +36,13 @@
 #include "gateway/log.h"
 #include "config/netaddr.h"
 #include "gateway/stats.h"
+#include "gateway/upstream.h"
 #include "policy/policy.h"
 
 #define ACCEPT_PAUSE_MS 200         /* listeners rest this long after EMFILE or a burst */
 #define REFUSED_LOG_SECONDS 10      /* at most one proxy-refused line this often per worker */
 #define ACCEPT_LOG_MS 10000         /* at most one accept-paused line this often */
+#define DRAIN_ACCEPT_MAX 4096       /* a listen backlog's worth, taken at the drain */
 
 static struct log_rate accept_log_rate;
 
@@ -61,11 +64,12 @@ struct worker {
 	bool listeners_paused;
 	struct event *resume_timer;     /* re-enables paused listeners */
 	struct event *grace_timer;      /* shutdown_grace expiry */
-	TAILQ_HEAD(, conn_node) conns;
-	size_t nconns;
+	struct conn_env env;            /* what this loop's connections share */
+	struct upstream_ctx upstream;   /* what upstream.c needs of this loop */
 	struct policy *policy;          /* the worker's current snapshot (one reference) */
 	struct auth_loop *auth;         /* where authentications come back, NULL without auth */
 	bool draining;
+	atomic_bool finished;           /* the loop ended; read by the main thread */
 	struct stats *stats;            /* written by this thread only; read by main */
 	time_t refused_logged;          /* last proxy-refused log line (monotonic seconds) */
 	unsigned long refused_quiet;    /* refusals since then, not logged one by one */
@@ -216,7 +220,7 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 		 * gets its 503 and record; the pause keeps the rest waiting. */
 		worker_pause_listeners(w);
 	}
-	conn_new(w, fd, sa, (socklen_t)salen, l->cl->proxy_protocol,
+	conn_new(&w->env, fd, sa, (socklen_t)salen, l->cl->proxy_protocol,
 	    open > conf->max_connections);
 	(void)lev;
 }
@@ -284,10 +288,39 @@ worker_close_listeners(struct worker *w)
 	w->nlisteners = 0;
 }
 
+/*
+ * Before a draining worker closes its listeners: the connections the kernel
+ * has already completed in their queues would be reset by the close (a
+ * balancer would see a failure it cannot retry), so they are accepted and
+ * served like any other; only what arrives after the close is refused.
+ */
+static void
+worker_take_backlog(struct worker *w)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	size_t i;
+	int lfd, fd, n;
+
+	for (i = 0; i < w->nlisteners; i++) {
+		if (w->listeners[i].lev == NULL)
+			continue;
+		lfd = evconnlistener_get_fd(w->listeners[i].lev);
+		for (n = 0; n < DRAIN_ACCEPT_MAX; n++) {
+			len = sizeof(ss);
+			fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd == -1)
+				break;          /* EAGAIN: the queue is empty */
+			on_accept(w->listeners[i].lev, fd, (struct sockaddr *)&ss, (int)len,
+			    &w->listeners[i]);
+		}
+	}
+}
+
 static void
 worker_maybe_finish(struct worker *w)
 {
-	if (w->draining && w->nconns == 0)
+	if (w->draining && w->env.nconns == 0)
 		event_base_loopexit(w->base, NULL);
 }
 
@@ -295,13 +328,9 @@ static void
 on_grace_expired(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
-	struct conn_node *n, *next;
 
 	/* Close what is still open; each gets its audit record on the way out. */
-	for (n = TAILQ_FIRST(&w->conns); n != NULL; n = next) {
-		next = TAILQ_NEXT(n, entry);
-		conn_shutdown(n->conn, true);
-	}
+	conn_shutdown_all(&w->env, true);
 	worker_maybe_finish(w);
 	(void)fd;
 	(void)what;
@@ -311,18 +340,15 @@ static void
 worker_begin_drain(struct worker *w)
 {
 	struct timeval tv = { w->gw->conf->shutdown_grace, 0 };
-	struct conn_node *n, *next;
 
 	if (w->draining)
 		return;
 	w->draining = true;
+	worker_take_backlog(w);
 	worker_close_listeners(w);
 	evtimer_del(w->resume_timer);
 	/* Idle connections (no request under way) go now; the rest may finish. */
-	for (n = TAILQ_FIRST(&w->conns); n != NULL; n = next) {
-		next = TAILQ_NEXT(n, entry);
-		conn_shutdown(n->conn, false);
-	}
+	conn_shutdown_all(&w->env, false);
 	evtimer_add(w->grace_timer, &tv);
 	worker_maybe_finish(w);
 }
@@ -347,6 +373,7 @@ on_mail(evutil_socket_t fd, short what, void *arg)
 		/* Connections hold their own references: nothing in flight changes. */
 		policy_unref(w->policy);
 		w->policy = p;
+		w->env.policy = p;
 	}
 	if (stop)
 		worker_begin_drain(w);
@@ -423,6 +450,43 @@ fail:
 	return -1;
 }
 
+static bool worker_is_own_address(const struct sockaddr *, void *);
+static void worker_conn_removed(void *);
+
+/* The views of this worker its connections and upstream.c get. */
+static void
+worker_env_init(struct worker *w)
+{
+	const struct config *conf = w->gw->conf;
+
+	w->upstream.base = w->base;
+	w->upstream.dns = w->dns;
+	w->upstream.allow_internal = conf->allow_internal;
+	w->upstream.nallow_internal = conf->nallow_internal;
+	w->upstream.is_own_address = worker_is_own_address;
+	w->upstream.own_arg = w;
+
+	w->env.base = w->base;
+	w->env.conf = conf;
+	w->env.gw = w->gw;
+	w->env.stats = w->stats;
+	w->env.auth = NULL;             /* made on the worker's thread (worker_main) */
+	w->env.policy = w->policy;
+	w->env.upstream = &w->upstream;
+	w->env.on_removed = worker_conn_removed;
+	w->env.owner = w;
+	TAILQ_INIT(&w->env.conns);
+	w->env.nconns = 0;
+}
+
+/* While draining, the last connection to go ends the loop.  (Paused
+ * listeners resume on their own timer, not here.) */
+static void
+worker_conn_removed(void *arg)
+{
+	worker_maybe_finish(arg);
+}
+
 struct worker *
 worker_new(struct gateway *gw, int index, struct policy *policy, char **err)
 {
@@ -440,7 +504,6 @@ worker_new(struct gateway *gw, int index, struct policy *policy, char **err)
 	w->gw = gw;
 	w->index = index;
 	w->efd = -1;
-	TAILQ_INIT(&w->conns);
 	pthread_mutex_init(&w->mtx, NULL);
 	w->policy = policy_ref(policy);
 	if ((w->stats = stats_new()) == NULL)
@@ -469,6 +532,7 @@ worker_new(struct gateway *gw, int index, struct policy *policy, char **err)
 	if (w->mail_ev == NULL || w->resume_timer == NULL || w->grace_timer == NULL)
 		goto nomem;
 	event_add(w->mail_ev, NULL);
+	worker_env_init(w);
 
 	for (i = 0; i < conf->nlisten; i++) {
 		struct listener *l = &w->listeners[i];
@@ -503,10 +567,13 @@ worker_main(void *arg)
 	/* The auth loop belongs to this thread's base: made and freed here. */
 	if (w->gw->auth != NULL && (w->auth = auth_loop_new(w->gw->auth, w->base)) == NULL)
 		fatal("worker=%d auth_loop_new", w->index);
+	w->env.auth = w->auth;
 	event_base_dispatch(w->base);
+	w->env.auth = NULL;
 	if (w->auth != NULL)
 		auth_loop_free(w->auth);
 	w->auth = NULL;
+	atomic_store(&w->finished, true);
 	return NULL;
 }
 
@@ -554,70 +621,16 @@ worker_free(struct worker *w)
 	free(w);
 }
 
-struct event_base *
-worker_base(struct worker *w)
+bool
+worker_finished(struct worker *w)
 {
-	return w->base;
-}
-
-struct evdns_base *
-worker_dns(struct worker *w)
-{
-	return w->dns;
-}
-
-struct gateway *
-worker_gateway(struct worker *w)
-{
-	return w->gw;
-}
-
-const struct config *
-worker_config(struct worker *w)
-{
-	return w->gw->conf;
-}
-
-struct policy *
-worker_policy(struct worker *w)
-{
-	return w->policy;
-}
-
-struct auth_loop *
-worker_auth(struct worker *w)
-{
-	return w->auth;
+	return atomic_load(&w->finished);
 }
 
 struct stats *
 worker_stats(struct worker *w)
 {
 	return w->stats;
-}
-
-bool
-worker_draining(struct worker *w)
-{
-	return w->draining;
-}
-
-void
-worker_conn_add(struct worker *w, struct conn_node *n)
-{
-	TAILQ_INSERT_TAIL(&w->conns, n, entry);
-	w->nconns++;
-}
-
-void
-worker_conn_remove(struct worker *w, struct conn_node *n)
-{
-	TAILQ_REMOVE(&w->conns, n, entry);
-	w->nconns--;
-	atomic_fetch_sub(&w->gw->open_conns, 1);
-	/* While draining, the last connection to go ends the loop.  (Paused
-	 * listeners resume on their own timer, not here.) */
-	worker_maybe_finish(w);
 }
 
 /*
@@ -643,9 +656,10 @@ listener_reached(const struct sockaddr *l, const struct sockaddr *dst)
 	return netaddr_equal((struct sockaddr *)&ls, dst) || netaddr_is_unspecified(dst);
 }
 
-bool
-worker_is_own_address(struct worker *w, const struct sockaddr *sa)
+static bool
+worker_is_own_address(const struct sockaddr *sa, void *arg)
 {
+	const struct worker *w = arg;
 	const struct config *conf = w->gw->conf;
 	struct sockaddr_storage dst;
 	size_t i;

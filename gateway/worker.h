@@ -13,26 +13,13 @@
 #define EGRESSD_GATEWAY_WORKER_H
 
 #include <stdbool.h>
-#include <sys/queue.h>
-#include <sys/socket.h>
 
-struct auth_loop;
-struct conn;
-struct config;
 struct config_listen;
 struct gateway;
 struct policy;
-struct event_base;
-struct evdns_base;
 struct stats;
 
 struct worker;
-
-/* Linkage of a connection in its worker's list; embedded in struct conn. */
-struct conn_node {
-	TAILQ_ENTRY(conn_node) entry;
-	struct conn *conn;              /* the connection this node belongs to */
-};
 
 /*
  * Before any worker binds: fail (-1, *err "listen ADDR: address in use ...")
@@ -51,25 +38,11 @@ void worker_post_policy(struct worker *, struct policy *);
 /* From the main thread: stop accepting, drain for shutdown_grace, then stop. */
 void worker_post_shutdown(struct worker *);
 
-/* For conn.c and upstream.c, on the worker's own thread. */
-struct event_base *worker_base(struct worker *);
-struct evdns_base *worker_dns(struct worker *);
-struct gateway *worker_gateway(struct worker *);
-const struct config *worker_config(struct worker *);
-struct policy *worker_policy(struct worker *);  /* borrowed: ref it to keep it */
-struct auth_loop *worker_auth(struct worker *); /* NULL under "auth none" */
-bool worker_draining(struct worker *);
+/* From the main thread: has the worker's loop ended (drained or grace over)? */
+bool worker_finished(struct worker *);
+
 /* The worker's counters: written on its thread, read (stats_sum,
  * stats_tunnels) from the main thread; valid until worker_free. */
 struct stats *worker_stats(struct worker *);
-void worker_conn_add(struct worker *, struct conn_node *);
-void worker_conn_remove(struct worker *, struct conn_node *);
-/*
- * true if a connection to sa would reach one of the daemon's own listeners
- * (every listen address and metrics_listen): the same address in any form
- * (IPv4-mapped included), or, for a wildcard listener, any address of this
- * host on that port.  A destination on no listener's port costs a compare.
- */
-bool worker_is_own_address(struct worker *, const struct sockaddr *);
 
 #endif

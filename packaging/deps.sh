@@ -6,12 +6,12 @@
 #
 # Packages are installed without starting their services (a policy-rc.d that
 # says no while apt runs): squid (the differential test's peer) would
-# otherwise start on 3128 — the demo's port — and slapd and rsyslogd on
-# their usual ports.  The tests start their own instances on loopback.
+# otherwise start on 3128 — the demo's port — and slapd, rsyslogd and haproxy
+# on their usual ports.  The tests start their own instances on loopback.
 set -e
-BUILD="build-essential pkg-config libevent-dev libldap2-dev libpcre2-dev libjson-c-dev libssl-dev"
+BUILD="build-essential pkg-config libevent-dev libldap2-dev libpcre2-dev libjson-c-dev libssl-dev libsystemd-dev"
 DEMO="python3 curl slapd ldap-utils"
-CHECK="clang libclang-rt-dev libcmocka-dev python3-pytest openssl rsyslog squid faketime"
+CHECK="clang libclang-rt-dev libcmocka-dev python3-pytest python3-yaml openssl rsyslog squid faketime haproxy debhelper lintian logrotate systemd"
 case "${1:-check}" in
 demo) PKGS="$BUILD $DEMO" ;;
 check) PKGS="$BUILD $DEMO $CHECK" ;;
@@ -40,7 +40,7 @@ apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >/
 [ -n "$own_prc" ] && rm -f "$prc"
 # Installed for the tests only: never started at boot either.
 if [ -d /run/systemd/system ]; then
-	for svc in squid slapd; do
+	for svc in squid slapd haproxy; do
 		case " $missing " in *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
 	done
 fi

@@ -2,13 +2,14 @@
 new connections are refused, the process exits 0 when the last one ends or the
 grace runs out (closing the rest, each with its audit record)."""
 
+import os
 import signal
 import socket
 import time
 
 import pytest
 
-from harness.client import Conn, connect_bytes, echo_through
+from harness.client import Conn, connect_bytes, echo_through, request_bytes
 from harness.servers import pattern_bytes
 from harness.util import expect_one_record, fmt_records
 
@@ -107,3 +108,32 @@ def test_sigterm_idle_exits_promptly(make_gateway):
     assert time.monotonic() - t0 < 3
     stops = g.wait_audit(lambda r: r.get("event") == "stop", timeout=1, settle=0)
     assert stops, "no `stop` audit record:\n%s" % fmt_records(g.audit())
+
+
+def test_connections_queued_at_sigterm_are_served_not_reset(make_gateway, origin):
+    """Connections the kernel completed before the listeners close (in the
+    accept queue while the process was stopped) are served, not reset."""
+    g = make_gateway(conf={"shutdown_grace": "5"}, workers=1)
+    g._expect_exit = True
+    os.kill(g.proc.pid, signal.SIGSTOP)
+    conns = []
+    try:
+        for i in range(20):
+            c = Conn(g.port)
+            c.send(request_bytes("GET", "http://origin.test:%d/echo?q=%d" % (origin.port, i),
+                                 [("Host", "origin.test:%d" % origin.port), ("Connection", "close")]))
+            conns.append(c)
+        os.kill(g.proc.pid, signal.SIGTERM)
+    finally:
+        os.kill(g.proc.pid, signal.SIGCONT)
+    statuses = []
+    for c in conns:
+        try:
+            statuses.append(c.read_response().status)
+        except Exception as e:  # noqa: BLE001 - a reset or EOF is the failure counted
+            statuses.append(repr(e))
+        c.close()
+    assert statuses == [200] * 20, statuses
+    assert g.wait_exit(8) == 0
+    recs = g.wait_audit(lambda r: r.get("event") == "request", count=20)
+    assert len(recs) == 20 and all(r["status"] == 200 for r in recs), fmt_records(recs)

@@ -396,6 +396,31 @@ test_each_key_bad(void **state)
 	bad_line("Listen 127.0.0.1:1", "unknown key \"Listen\"");
 }
 
+/* user and group: names only (existence is config_check's), group needs user. */
+static void
+test_user_group(void **state)
+{
+	struct config *c;
+
+	c = load_ok(BASE "user egressd\ngroup adm\n");
+	assert_string_equal(c->user, "egressd");
+	assert_string_equal(c->group, "adm");
+	config_free(c);
+	c = load_ok(BASE);
+	assert_null(c->user);
+	assert_null(c->group);
+	config_free(c);
+	good_line("user _svc.egress-1");
+	bad_line("user", "missing value for \"user\"");
+	bad_line("user a b", "too many values for \"user\"");
+	bad_line("user -rf", "user: bad user name \"-rf\"");
+	bad_line("user eg/ressd", "user: bad user name \"eg/ressd\"");
+	bad_line("user aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "user: bad user name");
+	expect_error_at(BASE "user egressd\ngroup a:b\n", 4, "group: bad group name \"a:b\"");
+	expect_error_at(BASE "group egressd\n", 3, "group needs \"user\"");
+	expect_error_at(BASE "user a\nuser b\n", 4, "\"user\" given twice");
+}
+
 static void
 test_each_key_good(void **state)
 {
@@ -644,6 +669,7 @@ main(void)
 		cmocka_unit_test(test_numbers),
 		cmocka_unit_test(test_each_key_bad),
 		cmocka_unit_test(test_each_key_good),
+		cmocka_unit_test(test_user_group),
 		cmocka_unit_test(test_repeats),
 		cmocka_unit_test(test_required),
 		cmocka_unit_test(test_all_errors_reported),

@@ -213,11 +213,13 @@ class Gateway:
                     % (self.dns_port, self.resolv_extra))
 
     # ------------------------------------------------------------ process
-    def start(self, wait=True):
+    def start(self, wait=True, same_ports=False):
+        """same_ports: start again on the ports of the previous run (a restart)."""
         last = None
         for _attempt in range(3):            # a port picked may be taken meanwhile
-            self.port = free_port()
-            self.proxy_port = free_port() if self.proxy_listener else None
+            if not (same_ports and self.port):
+                self.port = free_port()
+                self.proxy_port = free_port() if self.proxy_listener else None
             self.write_files()
             self._stderr_file = open(self.stderr_path, "ab")
             pre = None
