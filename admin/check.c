@@ -363,9 +363,11 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		else
 			printf("rule: default deny (no rule matches %s port %ld %s)\n", host, port,
 			    method);
+		/* "would be denied by FILE:LINE (report)" as one piece; the entry after it. */
 		if (report != NULL)
-			printf("report: would be denied by %s (report): %s\n", rule_via(report,
-			    d.report_list, d.report_line, via, sizeof(via)),
+			printf("report: would be denied by %s (report)%s%s: %s\n", report,
+			    d.report_list != NULL ? " via " : "", d.report_list != NULL ?
+			    entry_ref(d.report_list, d.report_line, via, sizeof(via)) : "",
 			    d.report_text != NULL ? d.report_text : "");
 		if (d.need_credentials)
 			printf("credentials: required (answered 407)\n");

@@ -137,7 +137,7 @@ def test_lists_decide_and_report(make_gateway, echo, origin, rule_opts):
     assert r.returncode == 0 and "rule: policy.rules:3 via allow.list:3" in r.stdout, r
     r = ctl(g, "explain", "--method", "CONNECT", "--host", "trial.sub.test", "--port", str(e))
     assert r.stdout.startswith("decision: allow (ok)"), r
-    assert "would be denied by policy.rules:1 via trial.list:1 (report)" in r.stdout, r
+    assert "would be denied by policy.rules:1 (report) via trial.list:1" in r.stdout, r
 
 
 def test_list_reload_picks_up_changes_and_refuses_broken(make_gateway, echo, origin, rule_opts):
