@@ -6,6 +6,7 @@
 #   make demo       the demo's deps only, build, start a demo gateway on 127.0.0.1:3128
 #                   (DEMO_PORT=N for another port) in the foreground
 #   make fuzz       longer fuzz runs (FUZZ_SECONDS=300 by default)
+#   make bench      egressd against Squid; make policy-bench: domain lists at a million entries
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make deb        build/egressd_VERSION_ARCH.deb (dpkg-buildpackage from packaging/debian/)
 
@@ -51,7 +52,7 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 300
 CHECK_FUZZ_SECONDS ?= 15
 
-.PHONY: all deps deps-demo check unit fuzz-check fuzz integration demo install clean check-layers bench deb
+.PHONY: all deps deps-demo check unit fuzz-check fuzz integration demo install clean check-layers bench policy-bench deb
 all: $(BUILD)/egressd $(BUILD)/egressctl
 
 deps:
@@ -132,12 +133,17 @@ demo: deps-demo all
 bench: all
 	@sh tests/bench/run.sh
 
+# Issue 18's figures: a million list entries in-process, then through a running gateway
+# with reloads (a few minutes; never part of make check).
+policy-bench: all
+	@sh tests/bench/policy_bench.sh all
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BUILD)/egressd $(DESTDIR)$(PREFIX)/sbin/egressd
 	install -m 0755 $(BUILD)/egressctl $(DESTDIR)$(PREFIX)/bin/egressctl
 	install -d $(DESTDIR)$(PREFIX)/share/doc/egressd/examples
-	install -m 0644 packaging/egressd.conf packaging/policy.rules $(DESTDIR)$(PREFIX)/share/doc/egressd/examples/
+	install -m 0644 packaging/egressd.conf packaging/policy.rules packaging/blocked.list $(DESTDIR)$(PREFIX)/share/doc/egressd/examples/
 	if ls packaging/*.[58] >/dev/null 2>&1; then \
 	  install -d $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man8; \
 	  for m in packaging/*.5; do [ -e "$$m" ] && install -m 0644 "$$m" $(DESTDIR)$(PREFIX)/share/man/man5/; done; \

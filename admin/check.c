@@ -104,10 +104,46 @@ admin_check(const char *path, int argc, char **argv, bool json)
 		print_errors(warnings);
 	free(warnings);
 	if (!bad && !(strict && nw > 0))
-		printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
+		admin_print_ok(path, p);
 	policy_unref(p);
 	config_free(conf);
 	return bad || (strict && nw > 0) ? 1 : 0;
+}
+
+/*
+ * "FILE: ok (N rules)", and with domain lists the entries beside the rules:
+ * "FILE: ok (N rules), M list entries in K lists".  egressd -t prints the same.
+ */
+void
+admin_print_ok(const char *path, const struct policy *p)
+{
+	size_t nl = policy_list_count(p);
+
+	if (nl == 0)
+		printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
+	else
+		printf("%s: ok (%zu rules), %zu list entries in %zu list%s\n", path,
+		    policy_rule_count(p), policy_entry_count(p), nl, nl == 1 ? "" : "s");
+}
+
+/* "LIST:LINE" of a list entry. */
+static const char *
+entry_ref(const char *list, unsigned line, char *buf, size_t bufsz)
+{
+	snprintf(buf, bufsz, "%s:%u", list, line);
+	return buf;
+}
+
+/* "FILE:LINE", or "FILE:LINE via LIST:LINE" for a rule that matched by a list entry. */
+static const char *
+rule_via(const char *rule, const char *list, unsigned line, char *buf, size_t bufsz)
+{
+	if (rule == NULL)
+		return NULL;
+	if (list == NULL)
+		return rule;
+	snprintf(buf, bufsz, "%s via %s:%u", rule, list, line);
+	return buf;
 }
 
 static const char *
@@ -184,6 +220,7 @@ explain_sni(const struct policy *p, struct policy_request pr, const struct polic
 	res->verdict = res->d.allow ? "ok" : "sni_denied";
 	snprintf(res->why, sizeof(res->why), "policy for host %s: %s (%s)", sni,
 	    res->d.allow ? "allow" : "deny", res->d.rule != NULL ? res->d.rule : "default deny");
+	/* The tunnel's record names the first report rule either decision matched. */
 }
 
 static void
@@ -205,7 +242,8 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 	struct config *conf = NULL;
 	enum host_kind kind;
 	struct policy *p;
-	const char *final_reason;
+	const char *final_reason, *report;
+	char via[1024], sni_via[1024];
 	size_t ngroups = 0;
 	bool final_allow;
 	long port;
@@ -276,6 +314,11 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		}
 	}
 
+	/* The record's report field: the CONNECT's report rule, else the SNI re-check's. */
+	if (sni_arg != NULL && sr.decided)
+		policy_report_merge(&d, &sr.d);
+	report = d.report;
+
 	if (json) {
 		struct json_object *o = json_object_new_object(), *s;
 
@@ -285,6 +328,10 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		json_add_str(o, "reason", d.reason);
 		json_add_str(o, "rule", d.rule);
 		json_add_str(o, "rule_text", d.rule_text);
+		json_add_str(o, "list_entry", d.list != NULL ? entry_ref(d.list, d.list_line, via,
+		    sizeof(via)) : NULL);
+		json_add_str(o, "report", report);
+		json_add_str(o, "report_text", report != NULL ? d.report_text : NULL);
 		json_object_object_add(o, "need_credentials",
 		    json_object_new_boolean(d.need_credentials));
 		json_add_str(o, "host", host);
@@ -296,6 +343,8 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 			s = json_object_new_object();
 			json_add_str(s, "detail", sr.why);
 			json_add_str(s, "rule", sr.decided ? sr.d.rule : NULL);
+			json_add_str(s, "list_entry", sr.decided && sr.d.list != NULL ?
+			    entry_ref(sr.d.list, sr.d.list_line, sni_via, sizeof(sni_via)) : NULL);
 			json_add_str(s, "rule_text", sr.decided ? sr.d.rule_text : NULL);
 			json_object_object_add(o, "sni", s);
 		} else
@@ -309,10 +358,17 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 			printf("why: the CONNECT itself is allowed (%s), but a ClientHello naming %s "
 			    "would be refused: %s\n", d.reason, sni_arg, sr.why);
 		if (d.rule != NULL)
-			printf("rule: %s: %s\n", d.rule, d.rule_text != NULL ? d.rule_text : "");
+			printf("rule: %s: %s\n", rule_via(d.rule, d.list, d.list_line, via,
+			    sizeof(via)), d.rule_text != NULL ? d.rule_text : "");
 		else
 			printf("rule: default deny (no rule matches %s port %ld %s)\n", host, port,
 			    method);
+		/* "would be denied by FILE:LINE (report)" as one piece; the entry after it. */
+		if (report != NULL)
+			printf("report: would be denied by %s (report)%s%s: %s\n", report,
+			    d.report_list != NULL ? " via " : "", d.report_list != NULL ?
+			    entry_ref(d.report_list, d.report_line, via, sizeof(via)) : "",
+			    d.report_text != NULL ? d.report_text : "");
 		if (d.need_credentials)
 			printf("credentials: required (answered 407)\n");
 		if (pr.no_identity && (user != NULL || ngroups > 0))
@@ -323,7 +379,8 @@ admin_explain(const char *path, int argc, char **argv, bool json)
 		if (sni_arg != NULL) {
 			printf("sni verdict: %s (%s)\n", sr.verdict, sr.why);
 			if (sr.decided)
-				printf("sni rule: %s%s%s\n", sr.d.rule != NULL ? sr.d.rule :
+				printf("sni rule: %s%s%s\n", sr.d.rule != NULL ? rule_via(sr.d.rule,
+				    sr.d.list, sr.d.list_line, sni_via, sizeof(sni_via)) :
 				    "default deny", sr.d.rule_text != NULL ? ": " : "",
 				    sr.d.rule_text != NULL ? sr.d.rule_text : "");
 		}

@@ -12,4 +12,8 @@
 int admin_check(const char *conf, int argc, char **argv, bool json);
 int admin_explain(const char *conf, int argc, char **argv, bool json);
 
+struct policy;
+/* "FILE: ok (N rules)", with ", M list entries in K lists" when there are lists. */
+void admin_print_ok(const char *path, const struct policy *);
+
 #endif

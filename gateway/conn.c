@@ -278,6 +278,8 @@ conn_emit_record(struct conn *c, const char *close_why)
 	ev.decision = ok ? "allow" : "deny";
 	ev.reason = c->reason;
 	ev.rule = c->decision.rule;
+	ev.report = c->decision.report;
+	policy_report_count(c->policy, &c->decision);
 	ev.status = c->status;
 	if (c->relay != NULL) {
 		c->bytes_up = relay_bytes_up(c->relay);
@@ -1406,6 +1408,7 @@ conn_sni_judge(struct conn *c, bool second)
 			    "server name differs from the CONNECT host");
 		conn_policy_request(c, c->sni, &pr);
 		policy_decide(c->policy, &pr, &d);
+		policy_report_merge(&c->decision, &d);
 		if (!d.allow) {
 			c->decision.rule = d.rule;
 			return conn_sni_fail(c, strcmp(d.reason, "policy_error") == 0 ?

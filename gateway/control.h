@@ -33,6 +33,7 @@
 
 struct event_base;
 struct control;
+struct policy;
 
 /* Everything `status` and /metrics show, gathered by main.c on request. */
 struct control_report {
@@ -50,6 +51,7 @@ struct control_report {
 	unsigned policy_generation;     /* policies loaded so far (1 = the one at start) */
 	int64_t policy_loaded_ms;       /* wall clock of that load */
 	int64_t policy_load_us;         /* how long it took to read and compile */
+	const struct policy *policy;    /* the policy in force (borrowed, for the call), or NULL */
 };
 
 /* What the daemon provides; every call runs on the main thread. */

@@ -172,15 +172,31 @@ audit_simple(const char *event, const char *reason, const char *message)
 }
 
 /*
+ * ", M list entries in K lists" beside "ok (N rules)" when the policy has
+ * domain lists, "" otherwise (egressctl check prints the same).
+ */
+static const char *
+lists_summary(const struct policy *p, char *buf, size_t bufsz)
+{
+	size_t n = policy_list_count(p);
+
+	buf[0] = '\0';
+	if (n > 0)
+		snprintf(buf, bufsz, ", %zu list entries in %zu list%s", policy_entry_count(p), n,
+		    n == 1 ? "" : "s");
+	return buf;
+}
+
+/*
  * Re-read the policy (SIGHUP, and `reload` on the admin socket).  Returns 0 or
- * -1; with result non-NULL, *result is "ok (N rules)" or the error lines
- * (malloc'd) for the admin client.
+ * -1; with result non-NULL, *result is "ok (N rules)" (with the list entries
+ * beside it) or the error lines (malloc'd) for the admin client.
  */
 static int
 daemon_reload(struct daemon *d, char **result)
 {
 	struct policy *p;
-	char *errors = NULL, msg[128];
+	char *errors = NULL, msg[512], lists[96];
 	int i;
 
 	notify_reloading(d->notify);
@@ -203,11 +219,12 @@ daemon_reload(struct daemon *d, char **result)
 	policy_unref(d->policy);
 	d->policy = p;
 	d->generation++;
-	snprintf(msg, sizeof(msg), "%s: ok (%zu rules), generation %u", d->conf->policy_file,
-	    policy_rule_count(p), d->generation);
-	log_info("event=reload %s", msg);
+	snprintf(msg, sizeof(msg), "%s: ok (%zu rules)%s, generation %u", d->conf->policy_file,
+	    policy_rule_count(p), lists_summary(p, lists, sizeof(lists)), d->generation);
+	log_info("event=reload %s load_ms=%.1f", msg, (double)d->policy_load_us / 1000.0);
 	audit_simple("reload", "ok", msg);
-	if (result != NULL && asprintf(result, "ok (%zu rules)", policy_rule_count(p)) == -1)
+	if (result != NULL && asprintf(result, "ok (%zu rules)%s", policy_rule_count(p),
+	    lists) == -1)
 		*result = NULL;
 	notify_reloaded(d->notify);
 	return 0;
@@ -237,6 +254,7 @@ daemon_report(void *arg, struct control_report *r)
 	r->policy_generation = d->generation;
 	r->policy_loaded_ms = d->policy_loaded_ms;
 	r->policy_load_us = d->policy_load_us;
+	r->policy = d->policy;
 }
 
 static int
@@ -395,7 +413,7 @@ static int
 check_only(const char *path, struct config *conf, bool strict)
 {
 	struct policy *p;
-	char *errors = NULL;
+	char *errors = NULL, lists[96];
 	int bad;
 
 	bad = check_files(conf);
@@ -412,7 +430,8 @@ check_only(const char *path, struct config *conf, bool strict)
 		policy_unref(p);
 		return 1;
 	}
-	printf("%s: ok (%zu rules)\n", path, policy_rule_count(p));
+	printf("%s: ok (%zu rules)%s\n", path, policy_rule_count(p),
+	    lists_summary(p, lists, sizeof(lists)));
 	policy_unref(p);
 	return 0;
 }

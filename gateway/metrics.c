@@ -32,6 +32,7 @@
 #include "gateway/control.h"
 #include "gateway/log.h"
 #include "config/netaddr.h"
+#include "policy/policy.h"
 
 #define METRICS_TIMEOUT 5           /* seconds for a scrape's request and response */
 #define METRICS_HEADERS_MAX 8192
@@ -92,6 +93,46 @@ histogram(FILE *f, const char *name, const char *help, const struct stats_hist *
 	fprintf(f, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
 	fprintf(f, "%s_sum %.6f\n", name, (double)h->sum_us / 1e6);
 	fprintf(f, "%s_count %" PRIu64 "\n", name, cum);
+}
+
+/* A label value as the text format wants it: \\, \" and \n escaped. */
+static void
+label_value(FILE *f, const char *s)
+{
+	for (; *s != '\0'; s++) {
+		if (*s == '\\' || *s == '"')
+			fputc('\\', f);
+		if (*s == '\n') {
+			fputs("\\n", f);
+			continue;
+		}
+		fputc(*s, f);
+	}
+}
+
+/*
+ * The domain lists' size and the mode=report rules' matches: one series per
+ * report rule of the policy in force, by its FILE:LINE.  The counts belong
+ * to that policy, so they start again at zero when a reload replaces it.
+ */
+static void
+policy_metrics(FILE *f, const struct policy *p)
+{
+	const char *ref;
+	uint64_t n;
+	size_t i, nr = policy_report_rules(p);
+
+	one(f, "egressd_policy_list_entries", "gauge",
+	    "Entries of the @FILE domain lists of the policy in force.", policy_entry_count(p));
+	family(f, "egressd_policy_report_matches_total", "counter",
+	    "Requests whose record names this mode=report rule (it would have denied them), "
+	    "since the policy in force was loaded.");
+	for (i = 0; i < nr; i++) {
+		ref = policy_report_rule(p, i, &n);
+		fputs("egressd_policy_report_matches_total{rule=\"", f);
+		label_value(f, ref);
+		fprintf(f, "\"} %" PRIu64 "\n", n);
+	}
 }
 
 char *
@@ -177,6 +218,9 @@ metrics_render(const struct control_report *r)
 	    "How long reading and compiling the policy in force took.");
 	fprintf(f, "egressd_policy_load_duration_seconds %.6f\n",
 	    (double)r->policy_load_us / 1e6);
+
+	if (r->policy != NULL)
+		policy_metrics(f, r->policy);
 
 	histogram(f, "egressd_tunnel_setup_seconds",
 	    "CONNECT: first byte of the request to 200 Connection established.", &r->t.setup);

@@ -165,6 +165,49 @@ decision_set(struct policy_decision *d, bool allow, const char *reason,
 	d->rule = r != NULL ? r->ref : NULL;
 	d->rule_text = r != NULL ? r->text : NULL;
 	d->sni = allow && r != NULL ? r->sni : POLICY_SNI_REQUIRE;
+	d->list = NULL;
+	d->list_line = 0;
+}
+
+/* A fresh answer: default deny, no report rule matched yet. */
+static void
+decision_init(struct policy_decision *d)
+{
+	decision_set(d, false, "default_deny", NULL);
+	d->report = d->report_text = d->report_list = NULL;
+	d->report_line = d->report_id = 0;
+}
+
+/* The first report rule that matched is the one named; later ones are not. */
+static void
+report_note(const struct policy *p, const struct policy_rule *r, uint32_t line,
+    struct policy_decision *d)
+{
+	if (d->report != NULL)
+		return;
+	d->report = r->ref;
+	d->report_text = r->text;
+	d->report_list = r->list >= 0 ? plists_name(p->lists, r->list) : NULL;
+	d->report_line = line;
+	d->report_id = r->report_id;
+}
+
+/*
+ * Whether list rule r's list holds the host: from the lists found once for
+ * this decision, or (past their bound) from the store.  *line: the entry.
+ */
+static bool
+rule_list_match(const struct policy *p, const struct policy_rule *r, const char *host,
+    size_t hostlen, const struct policy_list_match *lm, uint32_t *line)
+{
+	size_t i;
+
+	for (i = 0; i < lm->n; i++)
+		if (lm->hits[i].list == (uint32_t)r->list) {
+			*line = lm->hits[i].line;
+			return true;
+		}
+	return lm->overflow && plists_match_one(p->lists, r->list, host, hostlen, line);
 }
 
 /*
@@ -172,14 +215,16 @@ decision_set(struct policy_decision *d, bool allow, const char *reason,
  * to go on with the next rule.  The linear scan and the indexed walk both
  * call this for the rules they visit, in rule order, so the two differ only
  * in which rules they visit: the index leaves out exactly those for which
- * policy_rule_may_match() is false, and this function skips them too.
+ * policy_rule_may_match() is false (and list rules whose list does not hold
+ * the host), and this function skips them too.
  */
 static bool
 rule_eval(const struct policy *p, const struct policy_rule *r,
     const struct policy_request *req, const char *host, size_t hostlen,
-    pcre2_match_data *m, struct policy_decision *d)
+    const struct policy_list_match *lm, pcre2_match_data *m, struct policy_decision *d)
 {
 	bool anonymous = req->user == NULL;
+	uint32_t line = 0;
 	int hm;
 
 	if (!rule_port_match(r, req->port) || !rule_method_match(r, req->method))
@@ -194,26 +239,60 @@ rule_eval(const struct policy *p, const struct policy_rule *r,
 	 */
 	if (!anonymous && !rule_who_match(r, req))
 		return false;
-	/*
-	 * A host without the literal text the pattern requires cannot match,
-	 * so the regex is not run and cannot hit its match limit either: this
-	 * is part of the semantics, not only a shortcut (see index.c).
-	 */
-	if (!policy_rule_may_match(r, host, hostlen))
-		return false;
-	if ((hm = rule_host_match(p, r, host, hostlen, m)) == -1) {
-		decision_set(d, false, "policy_error", r);
-		return true;
+	if (r->list >= 0) {
+		if (!rule_list_match(p, r, host, hostlen, lm, &line))
+			return false;
+		hm = 1;
+	} else {
+		/*
+		 * A host without the literal text the pattern requires cannot
+		 * match, so the regex is not run and cannot hit its match limit
+		 * either: this is part of the semantics, not only a shortcut
+		 * (see index.c).
+		 */
+		if (!policy_rule_may_match(r, host, hostlen))
+			return false;
+		hm = rule_host_match(p, r, host, hostlen, m);
 	}
 	if (hm == 0)
 		return false;
+	/*
+	 * A report rule never decides, whatever happens in it: not a match,
+	 * not a matching error (that would have denied: it is reported), not
+	 * a request for credentials (an anonymous request cannot match an
+	 * identity rule; asking would be deciding).
+	 */
+	if (r->report) {
+		if (!(anonymous && policy_rule_needs_identity(r)))
+			report_note(p, r, line, d);
+		return false;
+	}
+	if (hm == -1) {
+		decision_set(d, false, "policy_error", r);
+		return true;
+	}
 	if (anonymous && policy_rule_needs_identity(r)) {
 		decision_set(d, false, "auth_required", r);
 		d->need_credentials = true;
-		return true;
+	} else
+		decision_set(d, r->allow, r->allow ? "ok" : "policy", r);
+	if (r->list >= 0) {
+		d->list = plists_name(p->lists, r->list);
+		d->list_line = line;
 	}
-	decision_set(d, r->allow, r->allow ? "ok" : "policy", r);
 	return true;
+}
+
+/* The lists that hold the host, found once per decision. */
+static void
+list_match(const struct policy *p, const char *host, size_t hostlen,
+    struct policy_list_match *lm)
+{
+	lm->n = 0;
+	lm->overflow = false;
+	if (p->lists != NULL)
+		lm->n = plists_match(p->lists, host, hostlen, lm->hits, POLICY_LIST_HITS_MAX,
+		    &lm->overflow);
 }
 
 void
@@ -222,51 +301,56 @@ policy_decide_linear(const struct policy *p, const struct policy_request *req,
 {
 	const char *host = req->host != NULL ? req->host : "";
 	size_t hostlen = strlen(host), i;
+	struct policy_list_match lm;
 	pcre2_match_data *m;
 
-	decision_set(d, false, "default_deny", NULL);
+	decision_init(d);
 	if ((m = thread_match_data()) == NULL) {
 		/* Cannot evaluate anything: fail closed. */
 		decision_set(d, false, "policy_error", NULL);
 		return;
 	}
+	list_match(p, host, hostlen, &lm);
 	for (i = 0; i < p->nrules; i++)
-		if (rule_eval(p, &p->rules[i], req, host, hostlen, m, d))
+		if (rule_eval(p, &p->rules[i], req, host, hostlen, &lm, m, d))
 			return;
 }
 
 /*
  * The indexed walk: the candidate lists are each in rule order, and they are
  * merged by always taking the smallest head, so rules are visited in file
- * order.  There are few lists (one per literal length the host hits, plus the
- * rules without a literal), so picking the head by a plain scan is cheaper
- * than a heap.  The cursors live on the stack: nothing is allocated.
+ * order.  There are few lists (one per literal length the host hits, one per
+ * domain list that holds it, plus the rules without a literal), so picking
+ * the head by a plain scan is cheaper than a heap.  The cursors live on the
+ * stack: nothing is allocated.
  */
 void
 policy_decide(const struct policy *p, const struct policy_request *req,
     struct policy_decision *d)
 {
 	struct policy_cursor cur[POLICY_CURSORS_MAX];
+	struct policy_list_match lm;
 	const char *host = req->host != NULL ? req->host : "";
 	size_t hostlen = strlen(host), n, k, best;
 	pcre2_match_data *m;
 
-	if (p->index == NULL) {
+	list_match(p, host, hostlen, &lm);
+	if (p->index == NULL || lm.overflow) {
 		policy_decide_linear(p, req, d);
 		return;
 	}
-	decision_set(d, false, "default_deny", NULL);
+	decision_init(d);
 	if ((m = thread_match_data()) == NULL) {
 		decision_set(d, false, "policy_error", NULL);
 		return;
 	}
-	n = policy_index_candidates(p->index, host, hostlen, cur);
+	n = policy_index_candidates(p->index, host, hostlen, &lm, cur);
 	while (n > 0) {
 		best = 0;
 		for (k = 1; k < n; k++)
 			if (*cur[k].next < *cur[best].next)
 				best = k;
-		if (rule_eval(p, &p->rules[*cur[best].next], req, host, hostlen, m, d))
+		if (rule_eval(p, &p->rules[*cur[best].next], req, host, hostlen, &lm, m, d))
 			return;
 		if (++cur[best].next == cur[best].end)
 			cur[best] = cur[--n];

@@ -402,10 +402,19 @@ struct iside {
 	bool haslen[POLICY_LITERAL_MAX + 1];
 };
 
+/* The rules of one domain list (list.c decides whether the list holds the host). */
+struct ilist {
+	uint32_t *rules;                /* ascending rule numbers */
+	uint32_t nrules;
+	uint32_t cap;
+};
+
 struct policy_index {
 	struct iside side[2];           /* 0: by prefix, 1: by suffix */
 	uint32_t *always;               /* rules with no literal: always candidates */
 	size_t nalways;
+	struct ilist *lists;            /* by list id: the rules naming that @FILE */
+	size_t nlists;
 };
 
 static uint64_t
@@ -475,6 +484,9 @@ policy_index_free(struct policy_index *ix)
 		free(ix->side[s].slots);
 	}
 	free(ix->always);
+	for (i = 0; i < ix->nlists; i++)
+		free(ix->lists[i].rules);
+	free(ix->lists);
 	free(ix);
 }
 
@@ -491,6 +503,9 @@ policy_index_build(struct policy *p)
 		return -1;
 	if ((ix = calloc(1, sizeof(*ix))) == NULL)
 		return -1;
+	if (p->lists != NULL && (ix->nlists = plists_count(p->lists)) > 0 &&
+	    (ix->lists = calloc(ix->nlists, sizeof(*ix->lists))) == NULL)
+		goto fail;
 	/* Each rule is filed once, under its longer literal (the suffix on a tie). */
 	for (i = 0; i < p->nrules; i++) {
 		r = &p->rules[i];
@@ -508,6 +523,12 @@ policy_index_build(struct policy *p)
 	}
 	for (i = 0; i < p->nrules; i++) {
 		r = &p->rules[i];
+		if (r->list >= 0) {
+			if ((size_t)r->list >= ix->nlists || list_add(&ix->lists[r->list].rules,
+			    &ix->lists[r->list].nrules, &ix->lists[r->list].cap, (uint32_t)i) == -1)
+				goto fail;
+			continue;
+		}
 		if (r->suffixlen == 0 && r->prefixlen == 0) {
 			if (list_add(&ix->always, &nalways, &always_cap, (uint32_t)i) == -1)
 				goto fail;
@@ -579,10 +600,21 @@ side_candidates(const struct iside *s, bool from_end, const char *host, size_t l
 
 size_t
 policy_index_candidates(const struct policy_index *ix, const char *host, size_t len,
-    struct policy_cursor *cur)
+    const struct policy_list_match *lm, struct policy_cursor *cur)
 {
-	size_t n = 0;
+	const struct ilist *il;
+	size_t n = 0, i;
 
+	for (i = 0; i < lm->n; i++) {
+		if (lm->hits[i].list >= ix->nlists)
+			continue;
+		il = &ix->lists[lm->hits[i].list];
+		if (il->nrules == 0)
+			continue;
+		cur[n].next = il->rules;
+		cur[n].end = il->rules + il->nrules;
+		n++;
+	}
 	if (ix->nalways > 0) {
 		cur[n].next = ix->always;
 		cur[n].end = ix->always + ix->nalways;

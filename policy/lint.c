@@ -9,7 +9,9 @@
  * matches "githubxcom"), Squid's ".example.com" and glob "*.example.com",
  * a host:port or URL where a host belongs; and from editing under pressure:
  * identity rules under "auth none", a rule written twice, a rule that an
- * earlier one always answers first.
+ * earlier one always answers first (a mode=report rule answers nothing, so it
+ * hides nothing).  Domain lists get their own: an entry written twice, an
+ * entry a .suffix entry of the same list already covers, an empty list.
  *
  * Pure: it reads the loaded rules (the host pattern is the third field of the
  * rule's text as written) and writes text; nothing else.
@@ -47,6 +49,13 @@ warn(struct lint *l, const struct policy_rule *r, const char *fmt, ...)
 	vfprintf(l->f, fmt, ap);
 	va_end(ap);
 	fputc('\n', l->f);
+}
+
+/* A list's warning (list.c): "LIST:LINE: warning: message". */
+static void
+list_warn(void *arg, const char *name, size_t line, const char *msg)
+{
+	fprintf(arg, "%s:%zu: warning: %s\n", name, line, msg);
 }
 
 /* Field i (0-based) of the rule's text, copied into out; "" if absent. */
@@ -343,6 +352,8 @@ answers_first(const struct policy *p, struct lrule *lr, size_t a, size_t b, bool
 
 	if (no_identity && policy_rule_needs_identity(ra))
 		return false;           /* skipped: it answers nothing */
+	if (ra->report)
+		return false;           /* mode=report: it never answers */
 	if (strcmp(lr[a].norm, lr[b].norm) == 0) {
 		lr[b].dup = true;
 		lr[b].shadow = a + 1;
@@ -425,7 +436,11 @@ policy_lint(const struct policy *p, bool no_identity, char **warnings)
 	for (i = 0; i < p->nrules && l.f != NULL; i++) {
 		const struct policy_rule *r = &p->rules[i], *a;
 
-		lint_pattern(&l, r, lr[i].pat);
+		if (r->list < 0)
+			lint_pattern(&l, r, lr[i].pat);
+		else if (plists_entries(p->lists, r->list) == 0)
+			warn(&l, r, "list %s has no entries: the rule matches nothing",
+			    plists_name(p->lists, r->list));
 		if (no_identity && policy_rule_needs_identity(r))
 			warn(&l, r, "rule for %s never matches: the configuration says \"auth "
 			    "none\", so nobody is authenticated (the rule is skipped)",
@@ -434,11 +449,14 @@ policy_lint(const struct policy *p, bool no_identity, char **warnings)
 			warn(&l, r, "duplicate of %s", p->rules[lr[i].shadow - 1].ref);
 		else if (lr[i].shadow != 0) {
 			a = &p->rules[lr[i].shadow - 1];
-			warn(&l, r, "never decides anything: %s (%s %s) comes first and matches "
-			    "every request this rule could match", a->ref, who_text(a, w, sizeof(w)),
+			warn(&l, r, "%s: %s (%s %s) comes first and matches every request this "
+			    "rule could match", r->report ? "never reports anything" :
+			    "never decides anything", a->ref, who_text(a, w, sizeof(w)),
 			    lr[lr[i].shadow - 1].pat);
 		}
 	}
+	if (l.f != NULL && p->lists != NULL)
+		l.n += plists_lint(p->lists, list_warn, l.f);
 	for (i = 0; i < p->nrules; i++) {
 		free(lr[i].pat);
 		free(lr[i].norm);

@@ -21,12 +21,19 @@
  * compile options (not by wrapping the text in "^(?:...)$", which a pattern
  * with an unbalanced ")(" could escape) and JIT-compiled when the platform
  * allows it.
+ *
+ * A host field "@FILE" names a domain list instead (list.c), read here with
+ * the policy, relative to the policy file's folder: its bad entries are
+ * errors of the load like any other ("LIST:LINE: message"), so a policy and
+ * its lists are taken or refused together.  "mode=report" marks a deny rule
+ * that never decides (decide.c); on an allow rule it is an error.
  */
 #include "policy/policy.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +44,7 @@
 #include "policy/rule.h"
 
 #define POLICY_FILE_MAX (64u * 1024 * 1024)     /* a bigger rule file is a mistake */
+#define POLICY_LIST_MAX (4ull * 1024 * 1024 * 1024) /* a list: tens of millions of names */
 #define POLICY_FIELDS_MAX 16                    /* 4 fixed fields + options */
 
 /* The growing "FILE:LINE: message\n" text of one load. */
@@ -55,7 +63,18 @@ struct pload {
 	struct perr err;
 	struct policy *p;
 	size_t rules_cap;
+	policy_list_reader *read_list;  /* how @FILE lists are read; NULL: files, from dir */
+	void *read_arg;
+	const struct list_dir *dir;
 };
+
+/* The folder lists are relative to: the policy file's, or the current one. */
+struct list_dir {
+	const char *dir;                /* NULL: the current folder */
+	size_t len;
+};
+
+static int stream_list(struct pload *, const char *name, int *id, const char **why);
 
 static void perr_vadd(struct perr *, const char *, va_list) __attribute__((format(printf, 2, 0)));
 static void perr_add(struct perr *, const char *, ...) __attribute__((format(printf, 2, 3)));
@@ -187,6 +206,9 @@ policy_free(struct policy *p)
 		rule_clear(&p->rules[i]);
 	free(p->rules);
 	policy_index_free(p->index);
+	plists_free(p->lists);
+	free(p->report_rules);
+	free(p->report_counts);
 	pcre2_match_context_free(p->mctx);
 	free(p);
 }
@@ -268,12 +290,76 @@ parse_literals(struct pload *l, const struct field *f, struct policy_rule *r)
 	return 0;
 }
 
+/* The list's errors, as the policy's: "LIST:LINE: message". */
+static void
+list_error(void *arg, const char *name, size_t line, const char *msg)
+{
+	perr_add(&((struct pload *)arg)->err, "%s:%zu: %s", name, line, msg);
+}
+
+/*
+ * "@FILE": the list, read once per load however many rules name it.  A list
+ * that cannot be read is an error at the rule's line; a bad entry is an error
+ * at the list's line.
+ */
+static int
+parse_list(struct pload *l, const struct field *f, struct policy_rule *r)
+{
+	char *name, *text = NULL;
+	const char *why = NULL;
+	size_t len = 0;
+	int id;
+
+	if (f->len == 1) {
+		line_error(l, "empty list name after \"@\" (write @FILE, a path relative to "
+		    "the policy file's folder)");
+		return -1;
+	}
+	if ((name = strndup(f->s + 1, f->len - 1)) == NULL ||
+	    (l->p->lists == NULL && (l->p->lists = plists_new()) == NULL)) {
+		free(name);
+		l->err.oom = true;
+		return -1;
+	}
+	if ((id = plists_find(l->p->lists, name)) >= 0) {
+		free(name);
+		r->list = id;
+		return 0;
+	}
+	if (l->read_list == NULL) {
+		/* A file, read a block at a time: never held whole in memory. */
+		if (stream_list(l, name, &id, &why) == -1) {
+			line_error(l, "cannot read list %s: %s", name, why);
+			free(name);
+			return -1;
+		}
+	} else {
+		if (l->read_list(l->read_arg, name, &text, &len, &why) == -1) {
+			line_error(l, "cannot read list %s: %s", name, why != NULL ? why : "error");
+			free(name);
+			return -1;
+		}
+		id = plists_add(l->p->lists, name, text, len, list_error, l);
+		free(text);
+	}
+	free(name);
+	if (id == -2)
+		l->err.oom = true;
+	if (id < 0)
+		return -1;
+	r->list = id;
+	return 0;
+}
+
 static int
 parse_host(struct pload *l, const struct field *f, struct policy_rule *r)
 {
 	PCRE2_UCHAR msg[256];
 	PCRE2_SIZE off;
 	int code;
+
+	if (f->s[0] == '@')
+		return parse_list(l, f, r);
 
 	/*
 	 * Anchored at both ends by option; caseless because hosts are compared
@@ -485,7 +571,7 @@ parse_methods(struct pload *l, const char *s, size_t len, struct policy_rule *r)
 static int
 parse_options(struct pload *l, const struct field *f, size_t nf, struct policy_rule *r)
 {
-	bool seen_methods = false, seen_sni = false, connect = false;
+	bool seen_methods = false, seen_sni = false, seen_mode = false, connect = false;
 	const char *v;
 	size_t i, vlen;
 	int bad = 0;
@@ -520,11 +606,35 @@ parse_options(struct pload *l, const struct field *f, size_t nf, struct policy_r
 				    "optional or off)", (int)vlen, v);
 				bad = -1;
 			}
+		} else if (f[i].len >= 5 && memcmp(f[i].s, "mode=", 5) == 0) {
+			if (seen_mode) {
+				line_error(l, "option \"mode=\" given twice");
+				bad = -1;
+				continue;
+			}
+			seen_mode = true;
+			if (f[i].len == 11 && memcmp(f[i].s + 5, "report", 6) == 0)
+				r->report = true;
+			else {
+				line_error(l, "bad value \"%.*s\" for mode= (expected report)",
+				    (int)f[i].len - 5, f[i].s + 5);
+				bad = -1;
+			}
 		} else {
-			line_error(l, "unknown option \"%.*s\" (expected methods=LIST or "
-			    "sni=require|optional|off)", (int)f[i].len, f[i].s);
+			line_error(l, "unknown option \"%.*s\" (expected methods=LIST, "
+			    "sni=require|optional|off or mode=report)", (int)f[i].len, f[i].s);
 			bad = -1;
 		}
+	}
+	/*
+	 * A report rule tries a deny on live traffic without enforcing it; an
+	 * allow that does not allow would be a deny nobody asked for, or
+	 * nothing at all.
+	 */
+	if (r->report && r->allow) {
+		line_error(l, "option \"mode=report\" applies to deny rules only (it tries a "
+		    "deny without enforcing it)");
+		bad = -1;
 	}
 	/*
 	 * sni= only means something for CONNECT; on a rule whose method list
@@ -618,6 +728,7 @@ parse_line(struct pload *l, const char *s, size_t len)
 
 	memset(&r, 0, sizeof(r));
 	r.sni = POLICY_SNI_REQUIRE;
+	r.list = -1;
 	bad |= parse_action(l, &f[0], &r);
 	bad |= parse_who(l, &f[1], &r);
 	bad |= parse_host(l, &f[2], &r);
@@ -640,8 +751,31 @@ parse_line(struct pload *l, const char *s, size_t len)
 	}
 }
 
-struct policy *
-policy_load_buffer(const char *text, size_t len, const char *display_name, char **errors)
+/* Number the report rules and give each its counter. */
+static int
+report_rules_build(struct policy *p)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < p->nrules; i++)
+		n += p->rules[i].report;
+	if (n == 0)
+		return 0;
+	if ((p->report_rules = calloc(n, sizeof(*p->report_rules))) == NULL ||
+	    (p->report_counts = calloc(n, sizeof(*p->report_counts))) == NULL)
+		return -1;
+	for (i = 0; i < p->nrules; i++)
+		if (p->rules[i].report) {
+			p->report_rules[p->nreports] = (uint32_t)i;
+			atomic_init(&p->report_counts[p->nreports], 0);
+			p->rules[i].report_id = (uint32_t)++p->nreports;
+		}
+	return 0;
+}
+
+static struct policy *
+load_buffer(const char *text, size_t len, const char *display_name,
+    policy_list_reader *read_list, void *arg, const struct list_dir *dir, char **errors)
 {
 	struct pload l;
 	const char *p, *end = text + len, *nl;
@@ -649,6 +783,9 @@ policy_load_buffer(const char *text, size_t len, const char *display_name, char 
 	*errors = NULL;
 	memset(&l, 0, sizeof(l));
 	l.name = display_name;
+	l.read_list = read_list;
+	l.read_arg = arg;
+	l.dir = dir;
 	if ((l.p = calloc(1, sizeof(*l.p))) == NULL) {
 		l.err.oom = true;
 		*errors = perr_take(&l.err, display_name);
@@ -676,7 +813,8 @@ policy_load_buffer(const char *text, size_t len, const char *display_name, char 
 		parse_line(&l, p, (size_t)(nl - p));
 	}
 
-	if (l.err.count == 0 && !l.err.oom && policy_index_build(l.p) == -1)
+	if (l.err.count == 0 && !l.err.oom &&
+	    (report_rules_build(l.p) == -1 || policy_index_build(l.p) == -1))
 		l.err.oom = true;
 	if (l.err.count > 0 || l.err.oom) {
 		policy_free(l.p);
@@ -687,66 +825,201 @@ policy_load_buffer(const char *text, size_t len, const char *display_name, char 
 	return l.p;
 }
 
-struct policy *
-policy_load(const char *path, const char *display_name, char **errors)
+static const char not_regular[] = "not a regular file";
+static const char too_large[] = "file too large";
+
+/*
+ * Read the regular file at path, at most max bytes, into a malloc'd *buf
+ * (one byte more than *len, so that an empty file still gets one).  -1 with
+ * *why a static reason (strerror's, or ours).
+ */
+static int
+read_file(const char *path, size_t max, char **buf, size_t *len, const char **why)
 {
-	struct policy *p;
 	struct stat st;
-	char *buf = NULL;
 	size_t got = 0;
 	ssize_t n;
-	int fd, saved;
+	int fd;
 
-	*errors = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
-		saved = errno;
-		if (asprintf(errors, "%s: cannot open %s: %s\n", display_name, path,
-		    strerror(saved)) == -1)
-			*errors = NULL;
-		return NULL;
+	*buf = NULL;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
+		*why = strerror(errno);
+		return -1;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
-		if (asprintf(errors, "%s: %s is not a regular file\n", display_name, path) == -1)
-			*errors = NULL;
+		*why = not_regular;
 		close(fd);
-		return NULL;
+		return -1;
 	}
-	if ((uintmax_t)st.st_size > POLICY_FILE_MAX) {
-		if (asprintf(errors, "%s: %s is larger than %u bytes\n", display_name, path,
-		    POLICY_FILE_MAX) == -1)
-			*errors = NULL;
+	if ((uintmax_t)st.st_size > max) {
+		*why = too_large;
 		close(fd);
-		return NULL;
+		return -1;
 	}
-	/* +1 so that an empty file still gets a buffer. */
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+	if ((*buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		*why = "out of memory";
 		close(fd);
-		if (asprintf(errors, "%s: out of memory\n", display_name) == -1)
-			*errors = NULL;
-		return NULL;
+		return -1;
 	}
 	/* Read what fstat promised; a file that changes under us is read as it was. */
 	while (got < (size_t)st.st_size) {
-		n = read(fd, buf + got, (size_t)st.st_size - got);
+		n = read(fd, *buf + got, (size_t)st.st_size - got);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1) {
-			saved = errno;
-			free(buf);
+			*why = strerror(errno);
+			free(*buf);
+			*buf = NULL;
 			close(fd);
-			if (asprintf(errors, "%s: cannot read %s: %s\n", display_name, path,
-			    strerror(saved)) == -1)
-				*errors = NULL;
-			return NULL;
+			return -1;
 		}
 		if (n == 0)
 			break;
 		got += (size_t)n;
 	}
 	close(fd);
-	p = policy_load_buffer(buf, got, display_name, errors);
+	*len = got;
+	return 0;
+}
+
+#define LIST_BLOCK (1024u * 1024)            /* a list is read this much at a time */
+
+/*
+ * Read list `name` (relative to l->dir) into the policy's lists a block at a
+ * time.  0 with *id as plists_add gives it, or -1 with *why: the file could
+ * not be read (not opened, not a regular file, too large, a read error).
+ */
+static int
+stream_list(struct pload *l, const char *name, int *id, const char **why)
+{
+	struct plist_reader *rd;
+	struct stat st;
+	char *path = NULL, *buf = NULL;
+	ssize_t n;
+	int fd, rc = -1;
+
+	if (name[0] != '/' && l->dir->dir != NULL &&
+	    asprintf(&path, "%.*s/%s", (int)l->dir->len, l->dir->dir, name) == -1) {
+		*why = "out of memory";
+		return -1;
+	}
+	/* O_NONBLOCK: a FIFO named by mistake must not hang the load (files ignore it). */
+	fd = open(path != NULL ? path : name, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	free(path);
+	if (fd == -1) {
+		*why = strerror(errno);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		*why = not_regular;
+		goto out;
+	}
+	if ((uintmax_t)st.st_size > POLICY_LIST_MAX) {
+		*why = too_large;
+		goto out;
+	}
+	if ((buf = malloc(LIST_BLOCK)) == NULL ||
+	    (rd = plists_open(l->p->lists, name, (size_t)st.st_size, list_error, l)) == NULL) {
+		*why = "out of memory";
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, buf, LIST_BLOCK);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (plists_feed(rd, buf, (size_t)n) == -1)
+			break;
+	}
+	if (n == -1) {
+		*why = strerror(errno);
+		(void)plists_close(rd);
+		goto out;
+	}
+	*id = plists_close(rd);
+	rc = 0;
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+struct policy *
+policy_load_buffer_with(const char *text, size_t len, const char *display_name,
+    policy_list_reader *read_list, void *arg, char **errors)
+{
+	return load_buffer(text, len, display_name, read_list, arg, NULL, errors);
+}
+
+struct policy *
+policy_load_buffer(const char *text, size_t len, const char *display_name, char **errors)
+{
+	static const struct list_dir here = { NULL, 0 };
+
+	return load_buffer(text, len, display_name, NULL, NULL, &here, errors);
+}
+
+struct policy *
+policy_load(const char *path, const char *display_name, char **errors)
+{
+	struct list_dir d = { NULL, 0 };
+	struct policy *p;
+	const char *why = NULL, *slash;
+	char *buf = NULL;
+	size_t got = 0;
+
+	*errors = NULL;
+	if (read_file(path, POLICY_FILE_MAX, &buf, &got, &why) == -1) {
+		if ((why == not_regular ? asprintf(errors, "%s: %s is not a regular file\n",
+		    display_name, path) : why == too_large ? asprintf(errors, "%s: %s is larger "
+		    "than %u bytes\n", display_name, path, POLICY_FILE_MAX) :
+		    asprintf(errors, "%s: cannot open %s: %s\n", display_name, path, why)) == -1)
+			*errors = NULL;
+		return NULL;
+	}
+	/* Lists are relative to the policy file's folder, wherever egressd runs. */
+	if ((slash = strrchr(path, '/')) != NULL) {
+		d.dir = path;
+		d.len = slash == path ? 1 : (size_t)(slash - path);
+		if (slash == path)
+			d.dir = "/";
+	}
+	p = load_buffer(buf, got, display_name, NULL, NULL, &d, errors);
 	free(buf);
 	return p;
+}
+
+#define POLICY_FREE_ASIDE 200000    /* list entries past which a free is done aside */
+
+static void *
+policy_free_thread(void *arg)
+{
+	policy_free(arg);
+	return NULL;
+}
+
+/*
+ * The last reference to an old policy is usually dropped by a worker, on its
+ * event loop, after a reload.  Giving back a million list entries (some
+ * 65 MB of mapped pages) takes milliseconds that no request should wait for,
+ * so a big policy is freed on a short-lived thread of its own; a small one,
+ * or when no thread can be had, right here.
+ */
+static void
+policy_free_soon(struct policy *p)
+{
+	pthread_attr_t attr;
+	pthread_t t;
+	bool aside = false;
+
+	if (policy_entry_count(p) >= POLICY_FREE_ASIDE && pthread_attr_init(&attr) == 0) {
+		aside = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED) == 0 &&
+		    pthread_create(&t, &attr, policy_free_thread, p) == 0;
+		pthread_attr_destroy(&attr);
+	}
+	if (!aside)
+		policy_free(p);
 }
 
 struct policy *
@@ -768,7 +1041,7 @@ policy_unref(struct policy *p)
 	 */
 	if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_release) == 1) {
 		atomic_thread_fence(memory_order_acquire);
-		policy_free(p);
+		policy_free_soon(p);
 	}
 }
 
@@ -776,4 +1049,50 @@ size_t
 policy_rule_count(const struct policy *p)
 {
 	return p->nrules;
+}
+
+size_t
+policy_list_count(const struct policy *p)
+{
+	return p->lists != NULL ? plists_count(p->lists) : 0;
+}
+
+size_t
+policy_entry_count(const struct policy *p)
+{
+	return p->lists != NULL ? plists_total(p->lists) : 0;
+}
+
+void
+policy_report_count(const struct policy *p, const struct policy_decision *d)
+{
+	if (p == NULL || d->report_id == 0 || d->report_id > p->nreports)
+		return;
+	/* Relaxed: a counter, read by /metrics with no ordering to keep. */
+	atomic_fetch_add_explicit(&p->report_counts[d->report_id - 1], 1, memory_order_relaxed);
+}
+
+size_t
+policy_report_rules(const struct policy *p)
+{
+	return p->nreports;
+}
+
+const char *
+policy_report_rule(const struct policy *p, size_t i, uint64_t *matches)
+{
+	*matches = atomic_load_explicit(&p->report_counts[i], memory_order_relaxed);
+	return p->rules[p->report_rules[i]].ref;
+}
+
+void
+policy_report_merge(struct policy_decision *into, const struct policy_decision *from)
+{
+	if (into->report != NULL || from->report == NULL)
+		return;
+	into->report = from->report;
+	into->report_text = from->report_text;
+	into->report_list = from->report_list;
+	into->report_line = from->report_line;
+	into->report_id = from->report_id;
 }

@@ -98,6 +98,14 @@ struct policy_decision {
 	const char *rule;               /* "FILE:LINE" of the deciding rule, NULL for default deny */
 	const char *rule_text;          /* the deciding rule's text as written, NULL for default deny */
 	enum policy_sni_mode sni;       /* the deciding rule's SNI mode (allow only) */
+	const char *list;               /* the deciding rule's @FILE list as written, else NULL */
+	unsigned list_line;             /* ... and the line of the entry that matched */
+	const char *report;             /* "FILE:LINE" of the first mode=report rule that
+	                                   matched (it would have denied), else NULL */
+	const char *report_text;        /* that rule's text */
+	const char *report_list;        /* its list and entry line, when it is a list rule */
+	unsigned report_line;
+	unsigned report_id;             /* which report rule, for policy_report_count(); 0 none */
 };
 
 /*
@@ -109,13 +117,46 @@ struct policy_decision {
  */
 struct policy *policy_load(const char *path, const char *display_name, char **errors);
 
-/* Same, from a buffer (for tests and fuzzing). */
+/*
+ * Same, from a buffer (for tests and fuzzing); @FILE lists are read relative
+ * to the current folder.
+ */
 struct policy *policy_load_buffer(const char *text, size_t len, const char *display_name,
     char **errors);
+
+/*
+ * Same, with the @FILE lists read by read_list instead of from files: it is
+ * given the list's name as the rule wrote it and returns 0 with a malloc'd
+ * *text of *len bytes (the load frees it), or -1 with *why a static reason.
+ */
+typedef int policy_list_reader(void *arg, const char *name, char **text, size_t *len,
+    const char **why);
+struct policy *policy_load_buffer_with(const char *text, size_t len, const char *display_name,
+    policy_list_reader *read_list, void *arg, char **errors);
 
 struct policy *policy_ref(struct policy *);
 void policy_unref(struct policy *);
 size_t policy_rule_count(const struct policy *);
+size_t policy_list_count(const struct policy *);    /* distinct @FILE lists */
+size_t policy_entry_count(const struct policy *);   /* their entries, all lists together */
+
+/*
+ * Count one request whose record names d's report rule (d->report_id != 0;
+ * anything else is ignored).  Any thread; the counts are per policy, so they
+ * start again at zero with each reload.
+ */
+void policy_report_count(const struct policy *, const struct policy_decision *d);
+
+/* The report rules, for /metrics: rule i's "FILE:LINE" and its count so far. */
+size_t policy_report_rules(const struct policy *);
+const char *policy_report_rule(const struct policy *, size_t i, uint64_t *matches);
+
+/*
+ * A second decision on the same request (the SNI re-check) may match a report
+ * rule the first did not: the record names the first report rule matched,
+ * so into takes from's report only if it has none.
+ */
+void policy_report_merge(struct policy_decision *into, const struct policy_decision *from);
 
 /*
  * First-match decision over the rules.  Allocates nothing per call (the first
@@ -135,6 +176,13 @@ size_t policy_rule_count(const struct policy *);
  * cannot hit a limit either.  The rules are indexed by that literal (see
  * index.c), so a policy of thousands of rules costs a few regex runs per
  * decision, with exactly the answer of a top-to-bottom scan.
+ *
+ * A rule with an @FILE list matches a host the list holds (list.c: one hash
+ * probe per label of the host, whatever the list's size); d->list and
+ * d->list_line name the entry.  A mode=report rule never decides: evaluation
+ * goes on as if it were absent, and the first one that matches is named in
+ * d->report (a report rule whose pattern cannot be evaluated counts as
+ * matched: it would have denied, with policy_error).
  */
 void policy_decide(const struct policy *, const struct policy_request *,
     struct policy_decision *);

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy/list.h"
 #include "policy/policy.h"
 
 /*
@@ -48,7 +49,11 @@ struct policy_rule {
 	bool allow;                     /* action: allow or deny */
 	enum policy_who who;            /* principal form */
 	char *who_name;                 /* NAME of user:/group:, NULL otherwise */
-	pcre2_code *host;               /* compiled, anchored, caseless (JIT if available) */
+	pcre2_code *host;               /* compiled, anchored, caseless (JIT if available);
+	                                   NULL for a list rule */
+	int list;                       /* @FILE: the list's id in policy->lists, else -1 */
+	bool report;                    /* mode=report: never decides, only named in records */
+	uint32_t report_id;             /* 1 + its number among the report rules, 0 if none */
 	bool any_port;                  /* ports "*" */
 	struct policy_ports *ports;     /* otherwise: nports ranges */
 	size_t nports;
@@ -65,6 +70,7 @@ struct policy_rule {
 };
 
 struct policy_index;                /* index.c: rules bucketed by their literals */
+struct plists;                      /* list.c: the domain lists */
 
 struct policy {
 	atomic_uint refs;               /* policy_ref / policy_unref */
@@ -72,6 +78,11 @@ struct policy {
 	size_t nrules;
 	pcre2_match_context *mctx;      /* limits above; read-only, shared by threads */
 	struct policy_index *index;     /* built once the rules are all parsed */
+	struct plists *lists;           /* the @FILE lists, NULL when there are none */
+	uint32_t *report_rules;         /* rule numbers of the mode=report rules */
+	_Atomic uint64_t *report_counts;/* matches per report rule (the one mutable part
+	                                   besides refs: counted by policy_report_count) */
+	size_t nreports;
 };
 
 /* true if rule needs an identity (authenticated, user:, group:). */
@@ -101,6 +112,18 @@ struct policy_literals {
  */
 void policy_literals_extract(const char *pat, size_t len, struct policy_literals *out);
 
+/*
+ * The lists that hold the host of one decision, found once before the rules
+ * are walked (decide.c).  overflow: more lists matched than hits holds, so a
+ * list rule whose list is not among them asks the store itself.
+ */
+#define POLICY_LIST_HITS_MAX 64
+struct policy_list_match {
+	struct plist_hit hits[POLICY_LIST_HITS_MAX];
+	size_t n;
+	bool overflow;
+};
+
 /* false if host[0..len) lacks a literal the rule requires: it cannot match. */
 bool policy_rule_may_match(const struct policy_rule *, const char *host, size_t len);
 
@@ -110,19 +133,21 @@ struct policy_cursor {
 	const uint32_t *end;
 };
 
-/* Enough cursors for any host: one per literal length on each side, plus one. */
-#define POLICY_CURSORS_MAX (2 * POLICY_LITERAL_MAX + 1)
+/* Enough cursors for any host: one per literal length on each side, plus one,
+ * plus one per list that holds the host. */
+#define POLICY_CURSORS_MAX (2 * POLICY_LITERAL_MAX + 1 + POLICY_LIST_HITS_MAX)
 
 int policy_index_build(struct policy *);        /* 0, or -1 out of memory */
 void policy_index_free(struct policy_index *);
 
 /*
- * Fill cur[] with the lists of rules that may match host[0..len): every rule
- * for which policy_rule_may_match() is true is in exactly one of them.
- * Returns the number of cursors filled (at most POLICY_CURSORS_MAX).
+ * Fill cur[] with the lists of rules that may match host[0..len): every
+ * pattern rule for which policy_rule_may_match() is true, and every list rule
+ * whose list is in lm (which must not have overflowed), is in exactly one of
+ * them.  Returns the number of cursors filled (at most POLICY_CURSORS_MAX).
  */
 size_t policy_index_candidates(const struct policy_index *, const char *host, size_t len,
-    struct policy_cursor *cur);
+    const struct policy_list_match *lm, struct policy_cursor *cur);
 
 /*
  * The reference scan: every rule top to bottom.  policy_decide() must give

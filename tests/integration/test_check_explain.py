@@ -77,8 +77,8 @@ def test_strict_makes_warnings_errors(confdir):
 
 
 def test_clean_policy_has_no_warnings(confdir):
-    shutil.copy(os.path.join(gwmod.REPO, "packaging", "policy.rules"),
-                os.path.join(confdir, "policy.rules"))
+    for name in ("policy.rules", "blocked.list"):
+        shutil.copy(os.path.join(gwmod.REPO, "packaging", name), os.path.join(confdir, name))
     conf = os.path.join(confdir, "egressd.conf")
     with open(conf, "w") as f:
         f.write("listen 127.0.0.1:1\npolicy_file policy.rules\n" + LDAP)
@@ -86,7 +86,8 @@ def test_clean_policy_has_no_warnings(confdir):
                  [gwmod.BINARY, "-t", "-W", "-c", conf]):
         r = run(argv)
         assert r.returncode == 0 and r.stderr == b"", (argv, r)
-        assert ("%s: ok (7 rules)" % conf).encode() in r.stdout, (argv, r.stdout)
+        assert ("%s: ok (9 rules), 5 list entries in 1 list" % conf).encode() in r.stdout, (
+            argv, r.stdout)
 
 
 def test_check_reports_what_start_refuses(confdir):

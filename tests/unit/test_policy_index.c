@@ -133,6 +133,66 @@ gen_pattern(char *out, size_t outsz, char *sample, size_t samplesz)
 static char samples[SAMPLES][HOST_BUF];
 static size_t nsamples;
 
+/*
+ * Domain lists for the policy being generated: entries over the same words
+ * as the hosts (exact names, .suffix names, IP literals in both spellings),
+ * read through an in-memory reader, and kept here as written for the oracle.
+ */
+#define LISTS 4
+#define LIST_ENTRIES 24
+static char list_entry[LISTS][LIST_ENTRIES][HOST_BUF];
+static size_t list_n[LISTS];
+static char list_text[LISTS][LIST_ENTRIES * (HOST_BUF + 16)];
+
+static void
+gen_name(char *out, size_t outsz, size_t maxlabels)
+{
+	size_t n = 1 + rnd((uint32_t)maxlabels), i, len = 0;
+
+	for (i = 0; i < n; i++)
+		len += (size_t)snprintf(out + len, outsz - len, "%s%s", i ? "." : "", PICK(words));
+}
+
+static void
+gen_lists(void)
+{
+	static const char *const ips[] = { "192.0.2.1", "::ffff:192.0.2.1", "2001:db8::1",
+	    "2001:DB8:0::1" };
+	char name[HOST_BUF];
+	size_t l, i, len;
+
+	for (l = 0; l < LISTS; l++) {
+		list_n[l] = rnd(LIST_ENTRIES);
+		len = (size_t)snprintf(list_text[l], sizeof(list_text[l]), "# list %zu\n", l);
+		for (i = 0; i < list_n[l]; i++) {
+			if (rnd(10) == 0)
+				snprintf(list_entry[l][i], HOST_BUF, "%s", PICK(ips));
+			else {
+				gen_name(name, sizeof(name), 3);
+				list_entry[l][i][0] = rnd(2) ? '.' : 'x';
+				memcpy(list_entry[l][i] + (list_entry[l][i][0] == '.'), name,
+				    strlen(name) + 1);
+			}
+			len += (size_t)snprintf(list_text[l] + len, sizeof(list_text[l]) - len,
+			    "%s%s\n", list_entry[l][i], rnd(5) == 0 ? "  # comment" : "");
+		}
+	}
+}
+
+static int
+read_list(void *arg, const char *name, char **text, size_t *len, const char **why)
+{
+	unsigned l;
+
+	if (sscanf(name, "l%u.list", &l) != 1 || l >= LISTS) {
+		*why = "no such list";
+		return -1;
+	}
+	*len = strlen(list_text[l]);
+	*text = strndup(list_text[l], *len);
+	return *text != NULL ? 0 : -1;
+}
+
 static void
 gen_policy(char *out, size_t outsz, size_t *nrules)
 {
@@ -143,15 +203,32 @@ gen_policy(char *out, size_t outsz, size_t *nrules)
 	static const char *const opts[] = { "", "", "", " methods=GET", " methods=CONNECT",
 	    " methods=GET,HEAD", " sni=off", " methods=CONNECT sni=optional" };
 	char pat[512];
-	size_t n = 1 + rnd(40), i, len = 0;
+	size_t n = 1 + rnd(40), i, len = 0, l;
+	bool lists = rnd(2) == 0, deny;
 
 	nsamples = 0;
+	if (lists)
+		gen_lists();
 	for (i = 0; i < n; i++) {
-		gen_pattern(pat, sizeof(pat), samples[nsamples], sizeof(samples[0]));
+		if (lists && rnd(3) == 0) {
+			/* A list rule; its sample is one of its entries (or under it). */
+			l = rnd(LISTS);
+			snprintf(pat, sizeof(pat), "@l%zu.list", l);
+			if (list_n[l] > 0) {
+				const char *e = list_entry[l][rnd((uint32_t)list_n[l])];
+
+				snprintf(samples[nsamples], sizeof(samples[0]), "%s%s",
+				    e[0] == '.' && rnd(2) ? PICK(words) : "", e);
+			} else
+				snprintf(samples[nsamples], sizeof(samples[0]), "a");
+		} else
+			gen_pattern(pat, sizeof(pat), samples[nsamples], sizeof(samples[0]));
 		if (nsamples < SAMPLES - 1)
 			nsamples++;
-		len += (size_t)snprintf(out + len, outsz - len, "%s %s %s %s%s\n",
-		    rnd(3) == 0 ? "deny" : "allow", PICK(who), pat, PICK(ports), PICK(opts));
+		deny = rnd(3) == 0;
+		len += (size_t)snprintf(out + len, outsz - len, "%s %s %s %s%s%s\n",
+		    deny ? "deny" : "allow", PICK(who), pat, PICK(ports), PICK(opts),
+		    deny && rnd(3) == 0 ? " mode=report" : "");
 	}
 	*nrules = n;
 }
@@ -258,19 +335,74 @@ method_match(const struct policy_rule *r, const char *method)
 }
 
 /*
+ * Whether list l, as written, holds host, by the contract's words and
+ * nothing of list.c: "name" is that host, ".name" it and every name under
+ * it, an IP literal that address.  *line: the most specific entry (the
+ * longest name; exact before .suffix; the first line of equals).
+ */
+static bool
+list_holds(unsigned l, const char *host, unsigned *line)
+{
+	char h[HOST_BUF], e[HOST_BUF];
+	enum host_kind kind;
+	const char *err, *name;
+	size_t i, hl, el, best = 0;
+	bool suffix, found = false, best_suffix = true;
+
+	snprintf(h, sizeof(h), "%s", host);
+	for (i = 0; h[i] != '\0'; i++)
+		h[i] = (char)(h[i] >= 'A' && h[i] <= 'Z' ? h[i] - 'A' + 'a' : h[i]);
+	hl = strlen(h);
+	for (i = 0; i < list_n[l]; i++) {
+		name = list_entry[l][i];
+		suffix = name[0] == '.';
+		if (host_normalize(name + suffix, strlen(name + suffix), e, sizeof(e), &kind,
+		    &err) == -1)
+			fail_msg("generated entry %s is bad: %s", name, err);
+		el = strlen(e);
+		if (!(strcmp(h, e) == 0 || (suffix && hl > el && h[hl - el - 1] == '.' &&
+		    strcmp(h + hl - el, e) == 0)))
+			continue;
+		if (!found || el > best || (el == best && best_suffix && !suffix)) {
+			found = true;
+			best = el;
+			best_suffix = suffix;
+			*line = (unsigned)i + 2;        /* the list's first line is a comment */
+		}
+	}
+	return found;
+}
+
+/* 1 match, 0 none, -1 evaluation error: the rule's host against req's. */
+static int
+host_match(const struct policy *p, const struct policy_rule *r, const char *host,
+    pcre2_match_data *m, unsigned *line)
+{
+	int rc;
+
+	if (r->list >= 0)
+		return list_holds((unsigned)atoi(strchr(r->text, '@') + 2), host, line);
+	rc = pcre2_match(r->host, (PCRE2_SPTR)host, strlen(host), 0, 0, m, p->mctx);
+	return rc == PCRE2_ERROR_NOMATCH ? 0 : rc < 0 ? -1 : 1;
+}
+
+/*
  * The oracle without prefilter: the contract's words, rule by rule.  Returns
  * the deciding rule's index or -1 for default deny; *error says the regex of
- * that rule failed to evaluate.
+ * that rule failed to evaluate; *report the first mode=report rule that
+ * matched before it (-1 none), *line the list entry of the deciding rule.
  */
 static long
 oracle(const struct policy *p, const struct policy_request *req, pcre2_match_data *m,
-    bool *error)
+    bool *error, long *report, unsigned *line)
 {
 	const struct policy_rule *r;
-	size_t i, len = strlen(req->host);
+	size_t i;
+	unsigned l;
 	int rc;
 
 	*error = false;
+	*report = -1;
 	for (i = 0; i < p->nrules; i++) {
 		r = &p->rules[i];
 		if (!port_match(r, req->port) || !method_match(r, req->method))
@@ -279,10 +411,18 @@ oracle(const struct policy *p, const struct policy_request *req, pcre2_match_dat
 			continue;
 		if (req->user != NULL && !who_match(r, req))
 			continue;
-		rc = pcre2_match(r->host, (PCRE2_SPTR)req->host, len, 0, 0, m, p->mctx);
-		if (rc == PCRE2_ERROR_NOMATCH)
+		l = 0;
+		if ((rc = host_match(p, r, req->host, m, &l)) == 0)
 			continue;
+		if (r->report) {
+			/* Never decides; named if it could have (not an anonymous
+			 * request against an identity rule). */
+			if (*report == -1 && !(req->user == NULL && r->who != POLICY_WHO_ANY))
+				*report = (long)i;
+			continue;
+		}
 		*error = rc < 0;
+		*line = l;
 		return (long)i;
 	}
 	return -1;
@@ -295,8 +435,11 @@ struct tally {
 	size_t creds;                   /* 407 decisions */
 	size_t oracle_same;             /* the regex-only oracle agreed */
 	size_t prefiltered_errors;      /* regex alone errs on a host lacking the literal */
-	size_t indexed_rules;           /* rules with a literal */
+	size_t indexed_rules;           /* rules with a literal or a list */
 	size_t rules;
+	size_t list_rules;              /* @FILE rules */
+	size_t by_list;                 /* decided by a list rule */
+	size_t reports;                 /* decisions naming a mode=report rule */
 };
 
 static void
@@ -310,7 +453,8 @@ run_seed(uint64_t seed, struct tally *t)
 	struct policy *p;
 	pcre2_match_data *m;
 	size_t i, k, nrules;
-	long want;
+	long want, rep;
+	unsigned line;
 	bool err;
 
 	rng = seed ? seed : 1;
@@ -319,15 +463,19 @@ run_seed(uint64_t seed, struct tally *t)
 	for (i = 0; i < POLICIES; i++) {
 		gen_policy(text, sizeof(text), &nrules);
 		errors = NULL;
-		if ((p = policy_load_buffer(text, strlen(text), "r.rules", &errors)) == NULL) {
+		if ((p = policy_load_buffer_with(text, strlen(text), "r.rules", read_list, NULL,
+		    &errors)) == NULL) {
 			/* The grammar only makes valid rules. */
 			fail_msg("seed %llu policy %zu refused:\n%s\n%s", (unsigned long long)seed,
 			    i, errors ? errors : "", text);
 		}
 		t->rules += p->nrules;
-		for (k = 0; k < p->nrules; k++)
-			if (p->rules[k].prefix != NULL || p->rules[k].suffix != NULL)
+		for (k = 0; k < p->nrules; k++) {
+			if (p->rules[k].prefix != NULL || p->rules[k].suffix != NULL ||
+			    p->rules[k].list >= 0)
 				t->indexed_rules++;
+			t->list_rules += p->rules[k].list >= 0;
+		}
 		for (k = 0; k < REQUESTS; k++) {
 			gen_request(&req, host, sizeof(host), groups);
 			memset(&a, 0x5a, sizeof(a));
@@ -336,7 +484,9 @@ run_seed(uint64_t seed, struct tally *t)
 			policy_decide_linear(p, &req, &b);
 			if (a.allow != b.allow || a.need_credentials != b.need_credentials ||
 			    strcmp(a.reason, b.reason) != 0 || a.rule != b.rule ||
-			    (a.allow && a.sni != b.sni))
+			    (a.allow && a.sni != b.sni) || a.list != b.list ||
+			    a.list_line != b.list_line || a.report != b.report ||
+			    a.report_line != b.report_line || a.report_id != b.report_id)
 				fail_msg("seed %llu policy %zu: host %s port %u method %s user %s: "
 				    "indexed %s %s, linear %s %s\npolicy:\n%s",
 				    (unsigned long long)seed, i, host, req.port, req.method,
@@ -346,9 +496,14 @@ run_seed(uint64_t seed, struct tally *t)
 			t->by_rule += a.rule != NULL;
 			t->errors += strcmp(a.reason, "policy_error") == 0;
 			t->creds += a.need_credentials;
+			t->by_list += a.list != NULL;
+			t->reports += a.report != NULL;
 
-			want = oracle(p, &req, m, &err);
-			if (err && !policy_rule_may_match(&p->rules[want], host, strlen(host))) {
+			line = 0;
+			want = oracle(p, &req, m, &err, &rep, &line);
+			if ((err && !policy_rule_may_match(&p->rules[want], host, strlen(host))) ||
+			    (rep >= 0 && p->rules[rep].list < 0 &&
+			    !policy_rule_may_match(&p->rules[rep], host, strlen(host)))) {
 				t->prefiltered_errors++;
 				continue;
 			}
@@ -358,8 +513,23 @@ run_seed(uint64_t seed, struct tally *t)
 				fail_msg("seed %llu: host %s: engine %s, regex-only oracle %s\n%s",
 				    (unsigned long long)seed, host, a.rule ? a.rule : "default",
 				    p->rules[want].ref, text);
-			else
+			else {
 				assert_int_equal(err, strcmp(a.reason, "policy_error") == 0);
+				if (p->rules[want].list >= 0) {
+					assert_non_null(a.list);
+					if (a.list_line != line)
+						fail_msg("seed %llu: host %s: entry line %u, oracle %u\n%s",
+						    (unsigned long long)seed, host, a.list_line, line,
+						    text);
+				} else
+					assert_null(a.list);
+			}
+			if (rep == -1)
+				assert_null(a.report);
+			else if (a.report != p->rules[rep].ref)
+				fail_msg("seed %llu: host %s: report %s, oracle %s\n%s",
+				    (unsigned long long)seed, host, a.report ? a.report : "none",
+				    p->rules[rep].ref, text);
 			t->oracle_same++;
 		}
 		policy_unref(p);
@@ -370,10 +540,11 @@ run_seed(uint64_t seed, struct tally *t)
 static void
 report(const char *what, uint64_t seed, const struct tally *t)
 {
-	printf("  %s seed %llu: %zu decisions (%zu by a rule, %zu policy_error, %zu 407), "
-	    "%zu/%zu rules indexed, regex-only oracle agreed on %zu, %zu limit errors "
-	    "prefiltered\n", what, (unsigned long long)seed, t->decisions, t->by_rule,
-	    t->errors, t->creds, t->indexed_rules, t->rules, t->oracle_same,
+	printf("  %s seed %llu: %zu decisions (%zu by a rule, %zu by a list rule, %zu "
+	    "policy_error, %zu 407, %zu reports), %zu/%zu rules indexed (%zu list rules), "
+	    "oracle agreed on %zu, %zu limit errors prefiltered\n", what,
+	    (unsigned long long)seed, t->decisions, t->by_rule, t->by_list, t->errors, t->creds,
+	    t->reports, t->indexed_rules, t->rules, t->list_rules, t->oracle_same,
 	    t->prefiltered_errors);
 }
 
@@ -392,6 +563,8 @@ test_index_equals_linear(void **state)
 	assert_true(t.creds > 0);
 	assert_true(t.indexed_rules * 2 > t.rules);
 	assert_true(t.indexed_rules < t.rules);
+	assert_true(t.by_list * 20 > t.decisions);
+	assert_true(t.reports * 100 > t.decisions);
 	if (env != NULL && *env != '\0') {
 		memset(&t, 0, sizeof(t));
 		run_seed(strtoull(env, NULL, 0), &t);
