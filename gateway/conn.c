@@ -38,6 +38,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 
 #include "audit/audit.h"
@@ -53,6 +54,7 @@
 #include "gateway/relay.h"
 #include "gateway/sni.h"
 #include "gateway/stats.h"
+#include "gateway/tls.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
 #include "lib/clock.h"
@@ -113,8 +115,10 @@ struct conn {
 	bool draining;                  /* the worker is shutting down: no new requests */
 	bool over_capacity;             /* accepted past max_connections: answer 503 */
 
-	int cfd;                        /* client socket (owned) */
-	struct bufferevent *client;     /* client I/O outside the relay */
+	int cfd;                        /* client socket (owned; -1 once a TLS bufferevent owns it) */
+	struct bufferevent *client;     /* client I/O outside the relay (TLS: also inside it) */
+	bool tls;                       /* a tls listener: c->client is an OpenSSL bufferevent */
+	bool insecure_authz;            /* auth_require_tls: credentials came on a plain listener */
 	int sfd;                        /* destination socket (owned), -1 if none */
 	struct bufferevent *server;     /* destination I/O when forwarding */
 	struct event *timer;            /* the deadline of the current wait */
@@ -193,6 +197,7 @@ static void on_client_event(struct bufferevent *, short, void *);
 static void on_server_read(struct bufferevent *, void *);
 static void on_server_write(struct bufferevent *, void *);
 static void on_server_event(struct bufferevent *, short, void *);
+static int conn_tls_wrap_filter(struct conn *);
 
 static void
 conn_enter(struct conn *c, enum conn_state next)
@@ -280,7 +285,7 @@ conn_emit_record(struct conn *c, const char *close_why)
 		ev.target = c->target;
 		ev.target_len = c->target_len;
 	}
-	ev.client_tls = AUDIT_BOOL_FALSE;
+	ev.client_tls = c->tls ? AUDIT_BOOL_TRUE : AUDIT_BOOL_FALSE;
 	ev.lost = -1;
 	audit_emit(&ev);
 	stats_record(worker_stats(c->w), c->is_connect, c->reason, c->bytes_up, c->bytes_down,
@@ -326,6 +331,7 @@ static void
 conn_reset_request(struct conn *c)
 {
 	conn_forget_identity(c);
+	c->insecure_authz = false;
 	c->sni[0] = '\0';
 	c->sni_final = false;
 	c->sni_hello = c->sni_hrr = false;
@@ -370,7 +376,7 @@ conn_free(struct conn *c)
 	if (c->timer != NULL)
 		event_free(c->timer);
 	if (c->client != NULL)
-		bufferevent_free(c->client);
+		bufferevent_free(c->client);    /* TLS: frees the SSL too (and its socket) */
 	if (c->cfd != -1)
 		close(c->cfd);
 	stats_conn_close(worker_stats(c->w));
@@ -414,6 +420,20 @@ conn_release_server(struct conn *c)
 	c->server_port = 0;
 }
 
+/* The response is out: end the client's direction (a TLS client gets close_notify). */
+static void
+conn_client_shut_write(struct conn *c)
+{
+	if (c->tls) {
+		SSL *ssl = bufferevent_openssl_get_ssl(c->client);
+
+		if (ssl != NULL && SSL_is_init_finished(ssl))
+			(void)SSL_shutdown(ssl);
+		return;
+	}
+	(void)shutdown(c->cfd, SHUT_WR);
+}
+
 static void
 on_linger_read(struct bufferevent *bev, void *arg)
 {
@@ -434,7 +454,7 @@ on_linger_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		(void)shutdown(c->cfd, SHUT_WR);
+		conn_client_shut_write(c);
 }
 
 static void
@@ -507,6 +527,8 @@ conn_close(struct conn *c, const char *why)
 		if (c->timer != NULL && evtimer_add(c->timer, &tv) == 0)
 			return;
 	}
+	if (c->tls && c->client != NULL)
+		conn_client_shut_write(c);
 	conn_free_later(c);
 }
 
@@ -532,7 +554,12 @@ conn_fail(struct conn *c, int status, const char *reason)
 		struct evbuffer *out = bufferevent_get_output(c->client);
 		size_t before = evbuffer_get_length(out);
 
-		http_write_error(out, status, extra);
+		if (strcmp(reason, "insecure_credentials") == 0)
+			http_write_error_text(out, status, extra, "Credentials are refused on this "
+			    "listener, where they would cross the network in clear text: use the "
+			    "gateway's TLS listener (an https:// proxy address).");
+		else
+			http_write_error(out, status, extra);
 		/* A tunnel's counts exclude the CONNECT exchange: only requests
 		 * count what was sent to the client. */
 		if (!c->is_connect)
@@ -653,6 +680,11 @@ conn_take_authz(struct conn *c, const struct http_request *req)
 		if (found != NULL)
 			return -1;
 		found = &req->headers[i];
+	}
+	if (found != NULL && c->conf->auth_require_tls && !c->tls) {
+		/* Never checked, never sent anywhere: the answer is 403. */
+		c->insecure_authz = true;
+		return 0;
 	}
 	if (found == NULL || worker_auth(c->w) == NULL)
 		return 0;
@@ -825,6 +857,10 @@ conn_authenticate(struct conn *c)
 {
 	struct auth_result now;
 
+	if (c->insecure_authz) {
+		conn_fail(c, 403, "insecure_credentials");
+		return STEP_CLOSED;
+	}
 	if (!c->auth_started) {
 		c->auth_started = true;
 		if (worker_auth(c->w) == NULL)
@@ -1471,6 +1507,23 @@ conn_register_tunnel(struct conn *c)
 	c->tunnel = stats_tunnel_add(worker_stats(c->w), &t, c->relay);
 }
 
+/* A TLS client's bytes go through its bufferevent (and OpenSSL): no fd relay. */
+static void
+conn_start_tls_relay(struct conn *c, uint64_t up_moved, uint64_t down_moved)
+{
+	struct timeval tv = { c->conf->idle_timeout, 0 };
+
+	c->relay = relay_new_bev(c->base, c->client, c->sfd, on_relay_done, c,
+	    &c->last_activity_ms);
+	if (c->relay == NULL) {
+		conn_close(c, "error");
+		return;
+	}
+	relay_add_bytes(c->relay, up_moved, down_moved);
+	evtimer_add(c->timer, &tv);
+	conn_register_tunnel(c);
+}
+
 static void
 conn_start_relay(struct conn *c)
 {
@@ -1503,6 +1556,10 @@ conn_start_relay(struct conn *c)
 		bufferevent_free(c->sni_server);
 		c->sni_server = NULL;
 	}
+	if (c->tls) {
+		conn_start_tls_relay(c, up_moved, down_moved);
+		return;
+	}
 	up_len = evbuffer_get_length(in);
 	down_len = evbuffer_get_length(out);
 	/* The relay takes over both sockets; bytes that came with the CONNECT
@@ -1532,6 +1589,8 @@ conn_run(struct conn *c)
 		if ((s = conn_read_proxy_header(c)) != STEP_DONE)
 			return;
 		conn_enter(c, CONN_READ_REQUEST);
+		if (c->tls && conn_tls_wrap_filter(c) == -1)
+			return;
 		FALLTHROUGH;
 	case CONN_READ_REQUEST:
 		if (c->draining && evbuffer_get_length(bufferevent_get_input(c->client)) == 0) {
@@ -1912,9 +1971,72 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- birth and shutdown ------------------------------------------------ */
 
+/*
+ * A tls listener: the handshake runs inside the bufferevent, under the header
+ * deadline already armed (a stalled handshake is cut like a slow head; a
+ * failed one is an error event before any request: no record).  The SSL and
+ * the socket belong to the bufferevent from here on.
+ */
+static int
+conn_tls_wrap_socket(struct conn *c)
+{
+	struct tls *t = worker_gateway(c->w)->tls;
+	SSL *ssl = t != NULL ? tls_ssl_new(t) : NULL;
+
+	if (ssl == NULL) {
+		log_warnx("conn=%016" PRIx64 " event=tls-error reason=\"%s\"", c->id,
+		    tls_last_error());
+		return -1;
+	}
+	c->client = bufferevent_openssl_socket_new(c->base, c->cfd, ssl,
+	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (c->client == NULL) {
+		SSL_free(ssl);
+		return -1;
+	}
+	c->cfd = -1;    /* closed with the bufferevent */
+	return 0;
+}
+
+/*
+ * proxy_protocol tls: the PROXY header was read in clear; what follows it
+ * (already buffered, usually the ClientHello) is the TLS stream, so the TLS
+ * bufferevent is stacked on the plain one, which it owns from now on.
+ * Returns 0, or -1 once the connection is closed.
+ */
+static int
+conn_tls_wrap_filter(struct conn *c)
+{
+	struct tls *t = worker_gateway(c->w)->tls;
+	SSL *ssl = t != NULL ? tls_ssl_new(t) : NULL;
+	struct bufferevent *bev;
+
+	if (ssl == NULL) {
+		conn_close(c, "error");
+		return -1;
+	}
+	bufferevent_setcb(c->client, NULL, NULL, NULL, NULL);
+	bufferevent_setwatermark(c->client, EV_READ, 0, 0);
+	bev = bufferevent_openssl_filter_new(c->base, c->client, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		conn_close(c, "error");
+		return -1;
+	}
+	c->client = bev;
+	bufferevent_setcb(c->client, on_client_read, on_client_write, on_client_event, c);
+	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	/* The bytes after the header are buffered already: start on them now. */
+	bufferevent_trigger(bufferevent_get_underlying(bev), EV_READ,
+	    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	return 0;
+}
+
 void
 conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerlen,
-    bool proxy_protocol, bool over_capacity)
+    bool proxy_protocol, bool tls, bool over_capacity)
 {
 	struct gateway *gw = worker_gateway(w);
 	struct conn *c;
@@ -1933,6 +2055,7 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerle
 	c->cfd = fd;
 	c->sfd = -1;
 	c->over_capacity = over_capacity;
+	c->tls = tls;
 	c->state = proxy_protocol ? CONN_PROXY_HEADER : CONN_READ_REQUEST;
 	netaddr_ntop(peer, c->client_ip, sizeof(c->client_ip));
 	c->client_port = netaddr_port(peer);
@@ -1942,7 +2065,11 @@ conn_new(struct worker *w, int fd, const struct sockaddr *peer, socklen_t peerle
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->timer = evtimer_new(c->base, on_timer, c);
-	c->client = bufferevent_socket_new(c->base, fd, 0);
+	if (tls && !proxy_protocol) {
+		if (conn_tls_wrap_socket(c) == -1)
+			c->client = NULL;
+	} else
+		c->client = bufferevent_socket_new(c->base, fd, 0);
 	if (c->timer == NULL || c->client == NULL) {
 		conn_close(c, "error");
 		return;

@@ -50,6 +50,8 @@ struct control_report {
 	unsigned policy_generation;     /* policies loaded so far (1 = the one at start) */
 	int64_t policy_loaded_ms;       /* wall clock of that load */
 	int64_t policy_load_us;         /* how long it took to read and compile */
+	bool tls;                       /* a tls listener exists */
+	int64_t tls_cert_expiry;        /* its certificate's notAfter, Unix time */
 };
 
 /* What the daemon provides; every call runs on the main thread. */

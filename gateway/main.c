@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #include "gateway/gateway.h"
 #include "gateway/log.h"
 #include "gateway/metrics.h"
+#include "gateway/tls.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/clock.h"
@@ -171,11 +173,34 @@ static int
 daemon_reload(struct daemon *d, char **result)
 {
 	struct policy *p;
-	char *errors = NULL, msg[128];
+	char *errors = NULL, *tls_err = NULL, msg[512];
 	int i;
 
+	/* The tls pair first, on its own: a broken pair keeps the old one and
+	 * fails the reload, whatever the policy does. */
+	if (d->gw.tls != NULL && tls_reload(d->gw.tls, &tls_err) == -1) {
+		char *why = NULL;
+
+		if (asprintf(&why, "%s (the old certificate and key stay in force)",
+		    tls_err != NULL ? tls_err : "cannot load the tls pair") == -1)
+			why = NULL;
+		free(tls_err);
+		tls_err = why;
+		log_warnx("event=reload-refused what=tls reason=\"%s\"",
+		    tls_err != NULL ? tls_err : "out of memory");
+	}
 	p = daemon_load_policy(d, &errors);
+	if (p == NULL && tls_err != NULL) {
+		/* Both: every reason in the one answer. */
+		char *both = NULL;
+
+		if (asprintf(&both, "%s%s\n", errors != NULL ? errors : "", tls_err) != -1) {
+			free(errors);
+			errors = both;
+		}
+	}
 	if (p == NULL) {
+		free(tls_err);
 		log_warnx("event=reload-refused policy=%s (the old policy stays in force)",
 		    d->conf->policy_file);
 		if (errors != NULL)
@@ -194,6 +219,26 @@ daemon_reload(struct daemon *d, char **result)
 	d->generation++;
 	snprintf(msg, sizeof(msg), "%s: ok (%zu rules), generation %u", d->conf->policy_file,
 	    policy_rule_count(p), d->generation);
+	if (tls_err != NULL) {
+		/* The policy is in force; the pair is not: the reload says why. */
+		char *both = NULL;
+
+		log_info("event=reload %s", msg);
+		if (asprintf(&both, "%s\n%s\n", msg, tls_err) == -1)
+			both = NULL;
+		print_errors(tls_err);
+		audit_simple("reload", "policy_error", both != NULL ? both : tls_err);
+		if (result != NULL)
+			*result = both != NULL ? both : tls_err;
+		else
+			free(both);
+		if (result == NULL || *result != tls_err)
+			free(tls_err);
+		return -1;
+	}
+	if (d->gw.tls != NULL)
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), ", tls pair reloaded "
+		    "(certificate expires %" PRId64 ")", tls_cert_expiry(d->gw.tls));
 	log_info("event=reload %s", msg);
 	audit_simple("reload", "ok", msg);
 	if (result != NULL && asprintf(result, "ok (%zu rules)", policy_rule_count(p)) == -1)
@@ -225,6 +270,9 @@ daemon_report(void *arg, struct control_report *r)
 	r->policy_generation = d->generation;
 	r->policy_loaded_ms = d->policy_loaded_ms;
 	r->policy_load_us = d->policy_load_us;
+	r->tls = d->gw.tls != NULL;
+	if (r->tls)
+		r->tls_cert_expiry = tls_cert_expiry(d->gw.tls);
 }
 
 static int
@@ -307,6 +355,37 @@ log_lint_summary(const struct config *conf, const struct policy *p)
 		    "lists them)", conf->policy_file, n);
 }
 
+/* Any tls listener? */
+static bool
+has_tls_listener(const struct config *conf)
+{
+	size_t i;
+
+	for (i = 0; i < conf->nlisten; i++)
+		if (conf->listen[i].tls)
+			return true;
+	return false;
+}
+
+/* -t: the pair must load as the daemon would load it (and match). */
+static int
+check_tls(const struct config *conf)
+{
+	struct tls *t;
+	char *err = NULL;
+
+	if (!has_tls_listener(conf))
+		return 0;
+	if ((t = tls_new(conf, &err)) == NULL) {
+		fprintf(stderr, "%s:%zu: %s\n", conf->path, config_line(conf, "tls_key_file"),
+		    err != NULL ? err : "cannot load the tls pair");
+		free(err);
+		return 1;
+	}
+	tls_free(t);
+	return 0;
+}
+
 static int
 check_only(const char *path, struct config *conf, bool strict)
 {
@@ -315,6 +394,8 @@ check_only(const char *path, struct config *conf, bool strict)
 	int bad;
 
 	bad = check_files(conf);
+	if (!bad)
+		bad = check_tls(conf);
 	p = policy_load(conf->policy_path, conf->policy_file, &errors);
 	if (p == NULL) {
 		if (errors != NULL)
@@ -460,6 +541,10 @@ main(int argc, char *argv[])
 		    d.conf->audit_syslog_socket);
 
 	d.gw.conf = d.conf;
+	/* Before any thread exists and before privileges could be dropped. */
+	if (has_tls_listener(d.conf) && (d.gw.tls = tls_new(d.conf, &err)) == NULL)
+		fatalx("%s:%zu: %s", conf_path, config_line(d.conf, "tls_key_file"),
+		    err != NULL ? err : "cannot load the tls pair");
 	/* Before any thread exists: it sets LDAPNOINIT and reads the secret. */
 	if (d.conf->auth == CONFIG_AUTH_LDAP)
 		d.gw.auth = start_auth(d.conf, conf_path);
@@ -516,8 +601,9 @@ main(int argc, char *argv[])
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 
 	for (i = 0; i < (int)d.conf->nlisten; i++)
-		log_info("event=listening address=%s%s", d.conf->listen[i].text,
-		    d.conf->listen[i].proxy_protocol ? " proxy_protocol" : "");
+		log_info("event=listening address=%s%s%s", d.conf->listen[i].text,
+		    d.conf->listen[i].proxy_protocol ? " proxy_protocol" : "",
+		    d.conf->listen[i].tls ? " tls" : "");
 	log_info("event=start version=%s workers=%d policy=%s rules=%zu", EGRESSD_VERSION,
 	    d.nworkers, d.conf->policy_file, policy_rule_count(d.policy));
 	audit_simple("start", "ok", NULL);
@@ -548,6 +634,7 @@ main(int argc, char *argv[])
 	event_free(sig_int);
 	event_base_free(d.base);
 	policy_unref(d.policy);
+	tls_free(d.gw.tls);
 	audit_close();
 	config_free(d.conf);
 	return 0;

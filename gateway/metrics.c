@@ -177,6 +177,13 @@ metrics_render(const struct control_report *r)
 	fprintf(f, "egressd_policy_load_duration_seconds %.6f\n",
 	    (double)r->policy_load_us / 1e6);
 
+	if (r->tls) {
+		family(f, "egressd_tls_cert_expiry_timestamp_seconds", "gauge",
+		    "When the tls listeners' certificate in force expires (notAfter), Unix time.");
+		fprintf(f, "egressd_tls_cert_expiry_timestamp_seconds %" PRId64 "\n",
+		    r->tls_cert_expiry);
+	}
+
 	histogram(f, "egressd_tunnel_setup_seconds",
 	    "CONNECT: first byte of the request to 200 Connection established.", &r->t.setup);
 	histogram(f, "egressd_auth_ldap_seconds",

@@ -23,7 +23,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "lib/clock.h"
 
@@ -59,6 +63,10 @@ struct relay {
 	bool have_first_eof;
 	enum relay_end first_eof;
 	bool finished;
+	/* relay_new_bev: the client side is a (TLS) bufferevent; the halves'
+	 * events are unused and the bytes move between these two. */
+	struct bufferevent *cbev;       /* borrowed from the caller */
+	struct bufferevent *sbev;       /* on server_fd, owned */
 };
 
 static void
@@ -81,10 +89,15 @@ relay_finish(struct relay *r, enum relay_end who)
 	if (r->finished)
 		return;
 	r->finished = true;
-	event_del(r->up.rev);
-	event_del(r->up.wev);
-	event_del(r->down.rev);
-	event_del(r->down.wev);
+	if (r->cbev != NULL) {
+		bufferevent_disable(r->cbev, EV_READ | EV_WRITE);
+		bufferevent_disable(r->sbev, EV_READ | EV_WRITE);
+	} else {
+		event_del(r->up.rev);
+		event_del(r->up.wev);
+		event_del(r->down.rev);
+		event_del(r->down.wev);
+	}
 	/* The callback may free the relay: nothing touches r after it. */
 	r->cb(who, r->arg);
 }
@@ -279,6 +292,14 @@ relay_free(struct relay *r)
 
 	if (r == NULL)
 		return;
+	if (r->cbev != NULL) {
+		/* The client's bufferevent goes back to its owner, quiet. */
+		bufferevent_setcb(r->cbev, NULL, NULL, NULL, NULL);
+		bufferevent_disable(r->cbev, EV_READ);
+		bufferevent_setwatermark(r->cbev, EV_READ | EV_WRITE, 0, 0);
+	}
+	if (r->sbev != NULL)
+		bufferevent_free(r->sbev);
 	halves[0] = &r->up;
 	halves[1] = &r->down;
 	for (i = 0; i < 2; i++) {
@@ -308,4 +329,155 @@ uint64_t
 relay_bytes_down(const struct relay *r)
 {
 	return atomic_load_explicit(&r->down.bytes, memory_order_relaxed);
+}
+
+/* ---- the client side through a bufferevent (a TLS client) ---------------
+ *
+ * TLS records must be decrypted and encrypted, so these bytes cannot move
+ * socket to socket: each direction moves whole evbuffer chains from one
+ * bufferevent's input to the other's output (no copy), and stops reading
+ * while the other's output holds RELAY_BEV_HIGH or more (backpressure), until
+ * its write callback reports it drained below RELAY_BEV_LOW.  EOF passes on as
+ * shutdown(SHUT_WR) towards the server and as a TLS close_notify towards the
+ * client, each once what came before it is written.
+ */
+
+#define RELAY_BEV_HIGH  (256 * 1024)
+#define RELAY_BEV_LOW   (64 * 1024)
+
+static struct bufferevent *
+bev_peer(struct relay *r, struct bufferevent *bev)
+{
+	return bev == r->cbev ? r->sbev : r->cbev;
+}
+
+static struct half *
+bev_half_from(struct relay *r, struct bufferevent *bev)
+{
+	return bev == r->cbev ? &r->up : &r->down;
+}
+
+/* Everything the half read is written: pass its EOF on. */
+static void
+bev_shut(struct relay *r, struct half *h)
+{
+	if (h->shut)
+		return;
+	h->shut = true;
+	if (h == &r->up)
+		(void)shutdown(h->to, SHUT_WR);
+	else {
+		SSL *ssl = bufferevent_openssl_get_ssl(r->cbev);
+
+		/* close_notify; the client may still send (TLS 1.3 half-close). */
+		if (ssl != NULL)
+			(void)SSL_shutdown(ssl);
+	}
+	if (r->up.shut && r->down.shut)
+		relay_finish(r, r->have_first_eof ? r->first_eof : RELAY_END_CLIENT);
+}
+
+static void
+bev_on_read(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+	struct bufferevent *peer = bev_peer(r, bev);
+	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *out = bufferevent_get_output(peer);
+	size_t n = evbuffer_get_length(in);
+
+	if (n == 0)
+		return;
+	half_count(bev_half_from(r, bev), n);
+	relay_touch(r);
+	if (evbuffer_add_buffer(out, in) == -1) {
+		relay_finish(r, bev == r->cbev ? RELAY_END_SERVER : RELAY_END_CLIENT);
+		return;
+	}
+	if (evbuffer_get_length(out) >= RELAY_BEV_HIGH)
+		bufferevent_disable(bev, EV_READ);
+}
+
+/* bev's output drained below its low watermark (or emptied). */
+static void
+bev_on_write(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+	struct bufferevent *peer = bev_peer(r, bev);
+	struct half *h = bev_half_from(r, peer);        /* the half writing to bev */
+
+	relay_touch(r);
+	if (h->eof) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			bev_shut(r, h);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_output(bev)) < RELAY_BEV_HIGH)
+		bufferevent_enable(peer, EV_READ);
+}
+
+static void
+bev_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct bufferevent *peer = bev_peer(r, bev);
+	struct half *h = bev_half_from(r, bev);
+	enum relay_end side = bev == r->cbev ? RELAY_END_CLIENT : RELAY_END_SERVER;
+
+	if ((what & BEV_EVENT_ERROR) || !(what & BEV_EVENT_EOF)) {
+		relay_finish(r, side);
+		return;
+	}
+	bev_on_read(bev, r);            /* what came before the EOF */
+	if (r->finished)
+		return;
+	h->eof = true;
+	if (!r->have_first_eof) {
+		r->have_first_eof = true;
+		r->first_eof = side;
+	}
+	bufferevent_disable(bev, EV_READ);
+	relay_touch(r);
+	if (evbuffer_get_length(bufferevent_get_output(peer)) == 0)
+		bev_shut(r, h);
+	else    /* the write callback fires once it is all written */
+		bufferevent_setwatermark(peer, EV_WRITE, 0, 0);
+}
+
+struct relay *
+relay_new_bev(struct event_base *base, struct bufferevent *client, int server_fd,
+    relay_done_cb *cb, void *arg, int64_t *last_activity_ms)
+{
+	struct relay *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->base = base;
+	r->cb = cb;
+	r->arg = arg;
+	r->last_activity_ms = last_activity_ms;
+	r->up.r = r->down.r = r;
+	r->up.to = server_fd;
+	r->up.side_from = r->down.side_to = RELAY_END_CLIENT;
+	r->up.side_to = r->down.side_from = RELAY_END_SERVER;
+	if ((r->sbev = bufferevent_socket_new(base, server_fd, 0)) == NULL) {
+		free(r);
+		return NULL;
+	}
+	r->cbev = client;
+	bufferevent_setcb(r->cbev, bev_on_read, bev_on_write, bev_on_event, r);
+	bufferevent_setcb(r->sbev, bev_on_read, bev_on_write, bev_on_event, r);
+	bufferevent_setwatermark(r->cbev, EV_READ, 0, RELAY_SCRATCH);
+	bufferevent_setwatermark(r->sbev, EV_READ, 0, RELAY_SCRATCH);
+	bufferevent_setwatermark(r->cbev, EV_WRITE, RELAY_BEV_LOW, 0);
+	bufferevent_setwatermark(r->sbev, EV_WRITE, RELAY_BEV_LOW, 0);
+	relay_touch(r);
+	/* Bytes that came with the CONNECT head go first (and count). */
+	bev_on_read(r->cbev, r);
+	if (bufferevent_enable(r->cbev, EV_READ | EV_WRITE) == -1 ||
+	    bufferevent_enable(r->sbev, EV_READ | EV_WRITE) == -1) {
+		relay_free(r);
+		return NULL;
+	}
+	return r;
 }
