@@ -1801,6 +1801,9 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (what & BEV_EVENT_CONNECTED)
+		return;         /* a tls listener's handshake is done: the request comes next */
+
 	if (c->state == CONN_READ_REQUEST && !c->in_request) {
 		/* Between requests: a plain goodbye, nothing to record. */
 		conn_close(c, "client");
