@@ -420,6 +420,19 @@ conn_release_server(struct conn *c)
 	c->server_port = 0;
 }
 
+/* Bytes still to reach the client: under PROXY + TLS the plain bufferevent
+ * below the TLS one holds them too, encrypted. */
+static size_t
+conn_client_unsent(struct conn *c)
+{
+	struct bufferevent *under;
+	size_t n = evbuffer_get_length(bufferevent_get_output(c->client));
+
+	if (c->tls && (under = bufferevent_get_underlying(c->client)) != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
 /* The response is out: end the client's direction (a TLS client gets close_notify). */
 static void
 conn_client_shut_write(struct conn *c)
@@ -512,8 +525,7 @@ conn_close(struct conn *c, const char *why)
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
 
-	if (c->client != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(c->client)) > 0) {
+	if (c->client != NULL && conn_client_unsent(c) > 0) {
 		conn_enter(c, CONN_LINGER);
 		c->bytes_up = 0;
 		bufferevent_setcb(c->client, on_linger_read, on_linger_write, on_linger_event, c);
