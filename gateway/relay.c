@@ -66,7 +66,6 @@ struct relay {
 	/* relay_new_bev: the client side is a (TLS) bufferevent; the halves'
 	 * events are unused and the bytes move between these two. */
 	struct bufferevent *cbev;       /* borrowed from the caller */
-	struct bufferevent *sbev;       /* on server_fd, owned */
 };
 
 static void
@@ -89,15 +88,17 @@ relay_finish(struct relay *r, enum relay_end who)
 	if (r->finished)
 		return;
 	r->finished = true;
-	if (r->cbev != NULL) {
+	if (r->cbev != NULL)
 		bufferevent_disable(r->cbev, EV_READ | EV_WRITE);
-		bufferevent_disable(r->sbev, EV_READ | EV_WRITE);
-	} else {
+	/* relay_new_bev uses only the two events on the server socket. */
+	if (r->up.rev != NULL)
 		event_del(r->up.rev);
+	if (r->up.wev != NULL)
 		event_del(r->up.wev);
+	if (r->down.rev != NULL)
 		event_del(r->down.rev);
+	if (r->down.wev != NULL)
 		event_del(r->down.wev);
-	}
 	/* The callback may free the relay: nothing touches r after it. */
 	r->cb(who, r->arg);
 }
@@ -298,8 +299,6 @@ relay_free(struct relay *r)
 		bufferevent_disable(r->cbev, EV_READ);
 		bufferevent_setwatermark(r->cbev, EV_READ | EV_WRITE, 0, 0);
 	}
-	if (r->sbev != NULL)
-		bufferevent_free(r->sbev);
 	halves[0] = &r->up;
 	halves[1] = &r->down;
 	for (i = 0; i < 2; i++) {
@@ -334,114 +333,177 @@ relay_bytes_down(const struct relay *r)
 /* ---- the client side through a bufferevent (a TLS client) ---------------
  *
  * TLS records must be decrypted and encrypted, so these bytes cannot move
- * socket to socket: each direction moves whole evbuffer chains from one
- * bufferevent's input to the other's output (no copy), and stops reading
- * while the other's output holds RELAY_BEV_HIGH or more (backpressure), until
- * its write callback reports it drained below RELAY_BEV_LOW.  EOF passes on as
- * shutdown(SHUT_WR) towards the server and as a TLS close_notify towards the
- * client, each once what came before it is written.
+ * socket to socket (nor be spliced).  The client side is the caller's
+ * bufferevent; the server side stays a plain socket with two events, read
+ * 64 KiB at a time (libevent 2.1's own socket reads stop at 4 KiB, which
+ * would cost a loop turn and a small TLS record per 4 KiB).
+ *
+ *   up:   client bufferevent input --evbuffer_write--> server_fd
+ *   down: server_fd --recv(scratch)--> client bufferevent output
+ *
+ * Backpressure: up stops reading the client while server_fd does not take
+ * what is buffered; down stops reading server_fd while the client's output
+ * holds RELAY_BEV_HIGH, until its write callback reports it below
+ * RELAY_BEV_LOW.  EOF passes on as shutdown(SHUT_WR) towards the server and
+ * as a TLS close_notify towards the client, once what came before is written.
  */
 
 #define RELAY_BEV_HIGH  (256 * 1024)
 #define RELAY_BEV_LOW   (64 * 1024)
 
-static struct bufferevent *
-bev_peer(struct relay *r, struct bufferevent *bev)
-{
-	return bev == r->cbev ? r->sbev : r->cbev;
-}
-
-static struct half *
-bev_half_from(struct relay *r, struct bufferevent *bev)
-{
-	return bev == r->cbev ? &r->up : &r->down;
-}
-
-/* Everything the half read is written: pass its EOF on. */
 static void
-bev_shut(struct relay *r, struct half *h)
+tls_done_if_shut(struct relay *r)
 {
-	if (h->shut)
-		return;
-	h->shut = true;
-	if (h == &r->up)
-		(void)shutdown(h->to, SHUT_WR);
-	else {
-		SSL *ssl = bufferevent_openssl_get_ssl(r->cbev);
-
-		/* close_notify; the client may still send (TLS 1.3 half-close). */
-		if (ssl != NULL)
-			(void)SSL_shutdown(ssl);
-	}
 	if (r->up.shut && r->down.shut)
 		relay_finish(r, r->have_first_eof ? r->first_eof : RELAY_END_CLIENT);
 }
 
 static void
-bev_on_read(struct bufferevent *bev, void *arg)
+tls_note_eof(struct relay *r, enum relay_end who)
 {
-	struct relay *r = arg;
-	struct bufferevent *peer = bev_peer(r, bev);
-	struct evbuffer *in = bufferevent_get_input(bev);
-	struct evbuffer *out = bufferevent_get_output(peer);
-	size_t n = evbuffer_get_length(in);
-
-	if (n == 0)
-		return;
-	half_count(bev_half_from(r, bev), n);
-	relay_touch(r);
-	if (evbuffer_add_buffer(out, in) == -1) {
-		relay_finish(r, bev == r->cbev ? RELAY_END_SERVER : RELAY_END_CLIENT);
-		return;
-	}
-	if (evbuffer_get_length(out) >= RELAY_BEV_HIGH)
-		bufferevent_disable(bev, EV_READ);
-}
-
-/* bev's output drained below its low watermark (or emptied). */
-static void
-bev_on_write(struct bufferevent *bev, void *arg)
-{
-	struct relay *r = arg;
-	struct bufferevent *peer = bev_peer(r, bev);
-	struct half *h = bev_half_from(r, peer);        /* the half writing to bev */
-
-	relay_touch(r);
-	if (h->eof) {
-		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-			bev_shut(r, h);
-		return;
-	}
-	if (evbuffer_get_length(bufferevent_get_output(bev)) < RELAY_BEV_HIGH)
-		bufferevent_enable(peer, EV_READ);
-}
-
-static void
-bev_on_event(struct bufferevent *bev, short what, void *arg)
-{
-	struct relay *r = arg;
-	struct bufferevent *peer = bev_peer(r, bev);
-	struct half *h = bev_half_from(r, bev);
-	enum relay_end side = bev == r->cbev ? RELAY_END_CLIENT : RELAY_END_SERVER;
-
-	if ((what & BEV_EVENT_ERROR) || !(what & BEV_EVENT_EOF)) {
-		relay_finish(r, side);
-		return;
-	}
-	bev_on_read(bev, r);            /* what came before the EOF */
-	if (r->finished)
-		return;
-	h->eof = true;
 	if (!r->have_first_eof) {
 		r->have_first_eof = true;
-		r->first_eof = side;
+		r->first_eof = who;
 	}
-	bufferevent_disable(bev, EV_READ);
+}
+
+/* Client bytes to the server; what it cannot take stays in the input. */
+static void
+tls_up_flush(struct relay *r)
+{
+	struct evbuffer *in = bufferevent_get_input(r->cbev);
+	int n;
+
+	while (evbuffer_get_length(in) > 0) {
+		n = evbuffer_write(in, r->up.to);
+		if (n > 0) {
+			half_count(&r->up, (uint64_t)n);
+			relay_touch(r);
+			continue;
+		}
+		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			relay_finish(r, RELAY_END_SERVER);
+			return;
+		}
+		break;
+	}
+	if (evbuffer_get_length(in) > 0) {
+		bufferevent_disable(r->cbev, EV_READ);
+		event_add(r->up.wev, NULL);
+		return;
+	}
+	event_del(r->up.wev);
+	if (!r->up.eof) {
+		bufferevent_enable(r->cbev, EV_READ);
+		return;
+	}
+	if (!r->up.shut) {
+		r->up.shut = true;
+		(void)shutdown(r->up.to, SHUT_WR);
+	}
+	tls_done_if_shut(r);
+}
+
+static void
+tls_down_shut(struct relay *r)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(r->cbev);
+
+	if (r->down.shut)
+		return;
+	r->down.shut = true;
+	/* close_notify; the client may still send (a TLS 1.3 half-close). */
+	if (ssl != NULL)
+		(void)SSL_shutdown(ssl);
+	tls_done_if_shut(r);
+}
+
+static void
+tls_on_client_read(struct bufferevent *bev, void *arg)
+{
+	tls_up_flush(arg);
+	(void)bev;
+}
+
+/* The client's output drained below its low watermark (or emptied). */
+static void
+tls_on_client_write(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
 	relay_touch(r);
-	if (evbuffer_get_length(bufferevent_get_output(peer)) == 0)
-		bev_shut(r, h);
+	if (r->down.eof) {
+		if (left == 0)
+			tls_down_shut(r);
+		return;
+	}
+	if (left < RELAY_BEV_HIGH)
+		event_add(r->down.rev, NULL);
+}
+
+static void
+tls_on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if ((what & BEV_EVENT_ERROR) || !(what & BEV_EVENT_EOF)) {
+		relay_finish(r, RELAY_END_CLIENT);
+		return;
+	}
+	r->up.eof = true;
+	tls_note_eof(r, RELAY_END_CLIENT);
+	bufferevent_disable(bev, EV_READ);
+	tls_up_flush(r);                /* what came before the EOF, then the FIN */
+}
+
+static void
+tls_on_server_writable(evutil_socket_t fd, short what, void *arg)
+{
+	tls_up_flush(arg);
+	(void)fd;
+	(void)what;
+}
+
+static void
+tls_on_server_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct evbuffer *out = bufferevent_get_output(r->cbev);
+	ssize_t n;
+
+	if (evbuffer_get_length(out) >= RELAY_BEV_HIGH) {
+		event_del(r->down.rev);
+		return;
+	}
+	n = recv(fd, relay_scratch, sizeof(relay_scratch), 0);
+	if (n > 0) {
+		half_count(&r->down, (uint64_t)n);
+		relay_touch(r);
+		if (evbuffer_add(out, relay_scratch, (size_t)n) == -1) {
+			relay_finish(r, RELAY_END_CLIENT);
+			return;
+		}
+		if (evbuffer_get_length(out) >= RELAY_BEV_HIGH)
+			event_del(r->down.rev);
+		return;
+	}
+	if (n == -1) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			relay_finish(r, RELAY_END_SERVER);
+		return;
+	}
+	r->down.eof = true;
+	tls_note_eof(r, RELAY_END_SERVER);
+	event_del(r->down.rev);
+	relay_touch(r);
+	if (evbuffer_get_length(out) == 0)
+		tls_down_shut(r);
 	else    /* the write callback fires once it is all written */
-		bufferevent_setwatermark(peer, EV_WRITE, 0, 0);
+		bufferevent_setwatermark(r->cbev, EV_WRITE, 0, 0);
+	(void)what;
 }
 
 struct relay *
@@ -457,27 +519,27 @@ relay_new_bev(struct event_base *base, struct bufferevent *client, int server_fd
 	r->arg = arg;
 	r->last_activity_ms = last_activity_ms;
 	r->up.r = r->down.r = r;
-	r->up.to = server_fd;
+	r->up.to = r->down.from = server_fd;
+	r->up.from = r->down.to = -1;
 	r->up.side_from = r->down.side_to = RELAY_END_CLIENT;
 	r->up.side_to = r->down.side_from = RELAY_END_SERVER;
-	if ((r->sbev = bufferevent_socket_new(base, server_fd, 0)) == NULL) {
-		free(r);
-		return NULL;
-	}
+	r->up.wev = event_new(base, server_fd, EV_WRITE | EV_PERSIST, tls_on_server_writable, r);
+	r->down.rev = event_new(base, server_fd, EV_READ | EV_PERSIST, tls_on_server_readable, r);
 	r->cbev = client;
-	bufferevent_setcb(r->cbev, bev_on_read, bev_on_write, bev_on_event, r);
-	bufferevent_setcb(r->sbev, bev_on_read, bev_on_write, bev_on_event, r);
-	bufferevent_setwatermark(r->cbev, EV_READ, 0, RELAY_SCRATCH);
-	bufferevent_setwatermark(r->sbev, EV_READ, 0, RELAY_SCRATCH);
-	bufferevent_setwatermark(r->cbev, EV_WRITE, RELAY_BEV_LOW, 0);
-	bufferevent_setwatermark(r->sbev, EV_WRITE, RELAY_BEV_LOW, 0);
-	relay_touch(r);
-	/* Bytes that came with the CONNECT head go first (and count). */
-	bev_on_read(r->cbev, r);
-	if (bufferevent_enable(r->cbev, EV_READ | EV_WRITE) == -1 ||
-	    bufferevent_enable(r->sbev, EV_READ | EV_WRITE) == -1) {
+	if (r->up.wev == NULL || r->down.rev == NULL) {
 		relay_free(r);
 		return NULL;
 	}
+	bufferevent_setcb(r->cbev, tls_on_client_read, tls_on_client_write, tls_on_client_event, r);
+	bufferevent_setwatermark(r->cbev, EV_READ, 0, RELAY_SCRATCH);
+	bufferevent_setwatermark(r->cbev, EV_WRITE, RELAY_BEV_LOW, 0);
+	relay_touch(r);
+	event_add(r->down.rev, NULL);
+	if (bufferevent_enable(r->cbev, EV_READ | EV_WRITE) == -1) {
+		relay_free(r);
+		return NULL;
+	}
+	/* Bytes that came with the CONNECT head go first. */
+	tls_up_flush(r);
 	return r;
 }
