@@ -125,6 +125,7 @@ demo: deps-demo all
 
 bench: all
 	@sh tests/bench/run.sh
+	@sh tests/bench/tls_bench.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/bin

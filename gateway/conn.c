@@ -223,7 +223,7 @@ close_for_reason(const char *reason)
 	static const char *const denied[] = {
 		"policy", "default_deny", "auth_required", "auth_failed", "internal_destination",
 		"policy_error", "over_capacity", "audit_unavailable", "auth_unavailable",
-		"auth_throttled", NULL,
+		"auth_throttled", "insecure_credentials", NULL,
 	};
 	size_t i;
 

@@ -591,12 +591,13 @@ def fake_ldap():
 
 
 def require_tls_gateway(make_gateway, fake_ldap):
-    plain = free_port()
+    plain, metrics = free_port(), free_port()
     gw = make_gateway(client_tls=True, conf={
         "listen": "127.0.0.1:%d" % plain, "auth": "ldap", "auth_require_tls": "yes",
+        "metrics_listen": "127.0.0.1:%d" % metrics,
         "ldap_uri": "ldap://127.0.0.1:%d" % fake_ldap.port, "ldap_user_base": "dc=x",
         "ldap_timeout": "1"})
-    gw.plain_port = plain
+    gw.plain_port, gw.metrics_port = plain, metrics
     return gw
 
 
@@ -619,10 +620,14 @@ def test_auth_require_tls_refuses_credentials_on_plain(make_gateway, fake_ldap, 
     assert b"TLS listener" in r.body, r.body
     rec = expect_one_record(gw, lambda x: x.get("client_port") == port, "insecure credentials",
                             reason="insecure_credentials", status=403, decision="deny",
-                            client_tls=False, user=None)
+                            client_tls=False, user=None, close="denied")
     assert "alice" not in str(rec)
     time.sleep(0.3)
     assert fake_ldap.received == b"", "the directory was contacted"
+    m = re.search(r'(?m)^egressd_decisions_total\{decision="deny",reason="insecure_credentials"\} (\d+)$',
+                  urllib.request.urlopen("http://127.0.0.1:%d/metrics" % gw.metrics_port,
+                                         timeout=TIMEOUT).read().decode())
+    assert m and int(m.group(1)) == 1, "insecure_credentials not counted in /metrics"
 
 
 def test_auth_require_tls_anonymous_on_plain_and_credentials_on_tls(make_gateway, fake_ldap,
