@@ -40,6 +40,7 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
@@ -431,6 +432,27 @@ conn_client_unsent(struct conn *c)
 	if (c->tls && (under = bufferevent_get_underlying(c->client)) != NULL)
 		n += evbuffer_get_length(bufferevent_get_output(under));
 	return n;
+}
+
+/* A tls listener's connection that ended before its first request (often a
+ * failed handshake: plaintext, an old version, a scanner).  No record: nothing
+ * was requested; the debug log says why, for whoever looks at one client. */
+static void
+conn_log_tls_end(struct conn *c, short what)
+{
+	unsigned long e = bufferevent_get_openssl_error(c->client);
+	char buf[256];
+
+	if (e == 0) {
+		log_debug("conn=%016" PRIx64 " client=%s event=tls-end-before-request what=0x%x",
+		    c->id, c->client_ip, (unsigned)what);
+		return;
+	}
+	ERR_error_string_n(e, buf, sizeof(buf));
+	log_debug("conn=%016" PRIx64 " client=%s event=tls-handshake-failed reason=\"%s\"",
+	    c->id, c->client_ip, buf);
+	while (bufferevent_get_openssl_error(c->client) != 0)
+		;
 }
 
 /* The response is out: end the client's direction (a TLS client gets close_notify). */
@@ -1817,6 +1839,8 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 		return;         /* a tls listener's handshake is done: the request comes next */
 
 	if (c->state == CONN_READ_REQUEST && !c->in_request) {
+		if (c->tls && c->nrequests == 0)
+			conn_log_tls_end(c, what);
 		/* Between requests: a plain goodbye, nothing to record. */
 		conn_close(c, "client");
 		return;

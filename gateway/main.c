@@ -367,6 +367,15 @@ has_tls_listener(const struct config *conf)
 	return false;
 }
 
+/* The line of the key an error about the pair names (the key's by default). */
+static size_t
+tls_err_line(const struct config *conf, const char *err)
+{
+	if (err != NULL && strncmp(err, "tls_cert_file", 13) == 0)
+		return config_line(conf, "tls_cert_file");
+	return config_line(conf, "tls_key_file");
+}
+
 /* -t: the pair must load as the daemon would load it (and match). */
 static int
 check_tls(const struct config *conf)
@@ -377,7 +386,7 @@ check_tls(const struct config *conf)
 	if (!has_tls_listener(conf))
 		return 0;
 	if ((t = tls_new(conf, &err)) == NULL) {
-		fprintf(stderr, "%s:%zu: %s\n", conf->path, config_line(conf, "tls_key_file"),
+		fprintf(stderr, "%s:%zu: %s\n", conf->path, tls_err_line(conf, err),
 		    err != NULL ? err : "cannot load the tls pair");
 		free(err);
 		return 1;
@@ -543,7 +552,7 @@ main(int argc, char *argv[])
 	d.gw.conf = d.conf;
 	/* Before any thread exists and before privileges could be dropped. */
 	if (has_tls_listener(d.conf) && (d.gw.tls = tls_new(d.conf, &err)) == NULL)
-		fatalx("%s:%zu: %s", conf_path, config_line(d.conf, "tls_key_file"),
+		fatalx("%s:%zu: %s", conf_path, tls_err_line(d.conf, err),
 		    err != NULL ? err : "cannot load the tls pair");
 	/* Before any thread exists: it sets LDAPNOINIT and reads the secret. */
 	if (d.conf->auth == CONFIG_AUTH_LDAP)

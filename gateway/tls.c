@@ -105,7 +105,7 @@ on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen, const unsign
 static EVP_PKEY *
 read_key(const char *path, char **err)
 {
-	static char buf[TLS_KEY_MAX];
+	char *buf;
 	struct stat st;
 	EVP_PKEY *key = NULL;
 	ssize_t n;
@@ -113,8 +113,13 @@ read_key(const char *path, char **err)
 	BIO *bio;
 	int fd;
 
+	if ((buf = malloc(TLS_KEY_MAX)) == NULL) {
+		fail(err, "out of memory");
+		return NULL;
+	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) == -1) {
 		fail(err, "tls_key_file %s: %s", path, strerror(errno));
+		free(buf);
 		return NULL;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
@@ -131,7 +136,7 @@ read_key(const char *path, char **err)
 		    path, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
-	while (len < sizeof(buf) && (n = read(fd, buf + len, sizeof(buf) - len)) != 0) {
+	while (len < TLS_KEY_MAX && (n = read(fd, buf + len, TLS_KEY_MAX - len)) != 0) {
 		if (n == -1) {
 			if (errno == EINTR)
 				continue;
@@ -140,7 +145,7 @@ read_key(const char *path, char **err)
 		}
 		len += (size_t)n;
 	}
-	if (len == sizeof(buf)) {
+	if (len == TLS_KEY_MAX) {
 		fail(err, "tls_key_file %s: larger than %d KiB, not a key", path,
 		    TLS_KEY_MAX / 1024);
 		goto out;
@@ -153,6 +158,7 @@ read_key(const char *path, char **err)
 		fail(err, "tls_key_file %s: no PEM private key (%s)", path, tls_last_error());
 out:
 	explicit_bzero(buf, len);
+	free(buf);
 	close(fd);
 	return key;
 }
