@@ -38,9 +38,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
 
 #include "audit/audit.h"
 #include "auth/auth.h"
@@ -421,17 +419,13 @@ conn_release_server(struct conn *c)
 	c->server_port = 0;
 }
 
-/* Bytes still to reach the client: under PROXY + TLS the plain bufferevent
- * below the TLS one holds them too, encrypted. */
+/* Bytes still to reach the client (TLS: encrypted ones below it too). */
 static size_t
 conn_client_unsent(struct conn *c)
 {
-	struct bufferevent *under;
-	size_t n = evbuffer_get_length(bufferevent_get_output(c->client));
-
-	if (c->tls && (under = bufferevent_get_underlying(c->client)) != NULL)
-		n += evbuffer_get_length(bufferevent_get_output(under));
-	return n;
+	if (c->tls)
+		return tls_bev_unsent(c->client);
+	return evbuffer_get_length(bufferevent_get_output(c->client));
 }
 
 /* A tls listener's connection that ended before its first request (often a
@@ -440,19 +434,15 @@ conn_client_unsent(struct conn *c)
 static void
 conn_log_tls_end(struct conn *c, short what)
 {
-	unsigned long e = bufferevent_get_openssl_error(c->client);
 	char buf[256];
+	const char *why = tls_bev_error(c->client, buf, sizeof(buf));
 
-	if (e == 0) {
-		log_debug("conn=%016" PRIx64 " client=%s event=tls-end-before-request what=0x%x",
-		    c->id, c->client_ip, (unsigned)what);
-		return;
-	}
-	ERR_error_string_n(e, buf, sizeof(buf));
-	log_debug("conn=%016" PRIx64 " client=%s event=tls-handshake-failed reason=\"%s\"",
-	    c->id, c->client_ip, buf);
-	while (bufferevent_get_openssl_error(c->client) != 0)
-		;
+	if (why != NULL)
+		log_debug("conn=%016" PRIx64 " client=%s event=tls-handshake-failed "
+		    "reason=\"%s\"", c->id, c->client_ip, why);
+	else
+		log_debug("conn=%016" PRIx64 " client=%s event=tls-end-before-request "
+		    "what=0x%x", c->id, c->client_ip, (unsigned)what);
 }
 
 /* The response is out: end the client's direction (a TLS client gets close_notify). */
@@ -460,10 +450,7 @@ static void
 conn_client_shut_write(struct conn *c)
 {
 	if (c->tls) {
-		SSL *ssl = bufferevent_openssl_get_ssl(c->client);
-
-		if (ssl != NULL && SSL_is_init_finished(ssl))
-			(void)SSL_shutdown(ssl);
+		tls_bev_close_notify(c->client);
 		return;
 	}
 	(void)shutdown(c->cfd, SHUT_WR);
@@ -2020,17 +2007,10 @@ static int
 conn_tls_wrap_socket(struct conn *c)
 {
 	struct tls *t = worker_gateway(c->w)->tls;
-	SSL *ssl = t != NULL ? tls_ssl_new(t) : NULL;
 
-	if (ssl == NULL) {
+	if (t == NULL || (c->client = tls_bev_socket(t, c->base, c->cfd)) == NULL) {
 		log_warnx("conn=%016" PRIx64 " event=tls-error reason=\"%s\"", c->id,
 		    tls_last_error());
-		return -1;
-	}
-	c->client = bufferevent_openssl_socket_new(c->base, c->cfd, ssl,
-	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-	if (c->client == NULL) {
-		SSL_free(ssl);
 		return -1;
 	}
 	c->cfd = -1;    /* closed with the bufferevent */
@@ -2047,19 +2027,9 @@ static int
 conn_tls_wrap_filter(struct conn *c)
 {
 	struct tls *t = worker_gateway(c->w)->tls;
-	SSL *ssl = t != NULL ? tls_ssl_new(t) : NULL;
-	struct bufferevent *bev;
+	struct bufferevent *bev = t != NULL ? tls_bev_filter(t, c->base, c->client) : NULL;
 
-	if (ssl == NULL) {
-		conn_close(c, "error");
-		return -1;
-	}
-	bufferevent_setcb(c->client, NULL, NULL, NULL, NULL);
-	bufferevent_setwatermark(c->client, EV_READ, 0, 0);
-	bev = bufferevent_openssl_filter_new(c->base, c->client, ssl, BUFFEREVENT_SSL_ACCEPTING,
-	    BEV_OPT_CLOSE_ON_FREE);
 	if (bev == NULL) {
-		SSL_free(ssl);
 		conn_close(c, "error");
 		return -1;
 	}
@@ -2067,9 +2037,6 @@ conn_tls_wrap_filter(struct conn *c)
 	bufferevent_setcb(c->client, on_client_read, on_client_write, on_client_event, c);
 	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
 	bufferevent_enable(c->client, EV_READ | EV_WRITE);
-	/* The bytes after the header are buffered already: start on them now. */
-	bufferevent_trigger(bufferevent_get_underlying(bev), EV_READ,
-	    BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 	return 0;
 }
 

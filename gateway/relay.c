@@ -24,11 +24,10 @@
 #include <unistd.h>
 
 #include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
-#include <openssl/ssl.h>
 
+#include "gateway/tls.h"
 #include "lib/clock.h"
 
 #define RELAY_SCRATCH (64 * 1024)   /* one read, and the largest pending remainder */
@@ -407,14 +406,11 @@ tls_up_flush(struct relay *r)
 static void
 tls_down_shut(struct relay *r)
 {
-	SSL *ssl = bufferevent_openssl_get_ssl(r->cbev);
-
 	if (r->down.shut)
 		return;
 	r->down.shut = true;
 	/* close_notify; the client may still send (a TLS 1.3 half-close). */
-	if (ssl != NULL)
-		(void)SSL_shutdown(ssl);
+	tls_bev_close_notify(r->cbev);
 	tls_done_if_shut(r);
 }
 

@@ -21,6 +21,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -36,7 +40,7 @@ static const char tls12_ciphers[] =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
-static const char tls_groups[] = "X25519:prime256v1:secp384r1";
+static char tls_groups[] = "X25519:prime256v1:secp384r1";   /* not const: the macro casts it */
 static const unsigned char sid_context[] = "egressd";
 
 struct tls {
@@ -300,4 +304,77 @@ tls_cert_expiry(struct tls *t)
 	e = t->expiry;
 	pthread_mutex_unlock(&t->lock);
 	return e;
+}
+
+struct bufferevent *
+tls_bev_socket(struct tls *t, struct event_base *base, int fd)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if ((ssl = tls_ssl_new(t)) == NULL)
+		return NULL;
+	/* CLOSE_ON_FREE: libevent frees the SSL (and closes fd) with the bufferevent. */
+	bev = bufferevent_openssl_socket_new(base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL)
+		SSL_free(ssl);
+	return bev;
+}
+
+struct bufferevent *
+tls_bev_filter(struct tls *t, struct event_base *base, struct bufferevent *under)
+{
+	struct bufferevent *bev;
+	SSL *ssl;
+
+	if ((ssl = tls_ssl_new(t)) == NULL)
+		return NULL;
+	bufferevent_setcb(under, NULL, NULL, NULL, NULL);
+	bufferevent_setwatermark(under, EV_READ, 0, 0);
+	/* CLOSE_ON_FREE: the SSL and `under` go with it (under's socket does not). */
+	bev = bufferevent_openssl_filter_new(base, under, ssl, BUFFEREVENT_SSL_ACCEPTING,
+	    BEV_OPT_CLOSE_ON_FREE);
+	if (bev == NULL) {
+		SSL_free(ssl);
+		return NULL;
+	}
+	/* The bytes after the PROXY header are buffered already: no read event
+	 * will come for them, so start the handshake on them now. */
+	bufferevent_trigger(under, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+	return bev;
+}
+
+void
+tls_bev_close_notify(struct bufferevent *bev)
+{
+	SSL *ssl = bufferevent_openssl_get_ssl(bev);
+
+	if (ssl != NULL && SSL_is_init_finished(ssl))
+		(void)SSL_shutdown(ssl);
+	ERR_clear_error();
+}
+
+size_t
+tls_bev_unsent(struct bufferevent *bev)
+{
+	struct bufferevent *under = bufferevent_get_underlying(bev);
+	size_t n = evbuffer_get_length(bufferevent_get_output(bev));
+
+	if (under != NULL)
+		n += evbuffer_get_length(bufferevent_get_output(under));
+	return n;
+}
+
+const char *
+tls_bev_error(struct bufferevent *bev, char *buf, size_t len)
+{
+	unsigned long e = bufferevent_get_openssl_error(bev);
+
+	if (e == 0)
+		return NULL;
+	ERR_error_string_n(e, buf, len);
+	while (bufferevent_get_openssl_error(bev) != 0)
+		;
+	return buf;
 }
