@@ -16,7 +16,7 @@ BUILD     ?= build
 CC        ?= cc
 CLANG     ?= clang
 PYTHON    ?= /usr/bin/python3
-PKGS      := libevent libevent_pthreads ldap libpcre2-8 json-c libsystemd
+PKGS      := libevent libevent_pthreads libevent_openssl libssl libcrypto ldap libpcre2-8 json-c libsystemd
 VERSION   := 0.1.0
 
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
@@ -132,6 +132,7 @@ demo: deps-demo all
 
 bench: all
 	@sh tests/bench/run.sh
+	@sh tests/bench/tls_bench.sh
 
 # Issue 18's figures: a million list entries in-process, then through a running gateway
 # with reloads (a few minutes; never part of make check).

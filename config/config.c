@@ -9,9 +9,13 @@
  * checked now; the feature that uses them arrives with a  issue.
  *
  *	key                     values                  default             notes
- *	listen                  ADDR:PORT [proxy_protocol]  (required)      repeatable, max 16
+ *	listen                  ADDR:PORT [proxy_protocol] [tls]  (required) repeatable, max 16
  *	proxy_protocol_from     ADDR[/PREFIX]           (anyone)            repeatable, max 64; needs a
  *	                                                                    proxy_protocol listener
+ *	tls_cert_file           PATH                    (required by tls)   PEM chain, leaf first
+ *	tls_key_file            PATH                    (required by tls)   secret-file rule
+ *	tls_min_version         1.2 | 1.3               1.2
+ *	auth_require_tls        yes | no                no                  credentials only over tls
  *	workers                 auto | 1..256           auto                auto = online CPUs
  *	user                    NAME                    (none)              started as root: drop to it
  *	group                   NAME                    user's login group  with user only
@@ -299,18 +303,30 @@ d_policy_file(struct cparse *cp, const struct directive *d, char **args, size_t 
 	return 0;
 }
 
+/* listen ADDR [proxy_protocol] [tls]: each flag at most once, in any order. */
 static int
 d_listen(struct cparse *cp, const struct directive *d, char **args, size_t n)
 {
 	struct config *c = cp->c;
 	struct config_listen *l;
+	bool pp = false, tls = false;
 	const char *err;
 	size_t i;
 
-	if (n == 2 && strcmp(args[1], "proxy_protocol") != 0) {
-		cfg_error(cp, cp->line, "listen: unknown flag \"%s\" (expected proxy_protocol)",
-		    args[1]);
-		return -1;
+	for (i = 1; i < n; i++) {
+		bool *flag = strcmp(args[i], "proxy_protocol") == 0 ? &pp :
+		    strcmp(args[i], "tls") == 0 ? &tls : NULL;
+
+		if (flag == NULL) {
+			cfg_error(cp, cp->line, "listen: unknown flag \"%s\" (expected "
+			    "proxy_protocol or tls)", args[i]);
+			return -1;
+		}
+		if (*flag) {
+			cfg_error(cp, cp->line, "listen: flag \"%s\" given twice", args[i]);
+			return -1;
+		}
+		*flag = true;
 	}
 	if (c->nlisten == CONFIG_LISTEN_MAX) {
 		cfg_error(cp, cp->line, "listen: more than %d listen addresses",
@@ -336,8 +352,25 @@ d_listen(struct cparse *cp, const struct directive *d, char **args, size_t n)
 		}
 	snprintf(l->text, sizeof(l->text), "%s", args[0]);
 	l->line = cp->line;
-	l->proxy_protocol = n == 2;
+	l->proxy_protocol = pp;
+	l->tls = tls;
 	c->nlisten++;
+	return 0;
+}
+
+/* tls_min_version 1.2 | 1.3 */
+static int
+d_tls_version(struct cparse *cp, const struct directive *d, char **args, size_t n)
+{
+	if (strcmp(args[0], "1.2") == 0)
+		cp->c->tls_min_version = 12;
+	else if (strcmp(args[0], "1.3") == 0)
+		cp->c->tls_min_version = 13;
+	else {
+		cfg_error(cp, cp->line, "tls_min_version: bad value \"%s\" (expected 1.2 or "
+		    "1.3)", args[0]);
+		return -1;
+	}
 	return 0;
 }
 
@@ -607,8 +640,12 @@ d_metrics(struct cparse *cp, const struct directive *d, char **args, size_t n)
 
 /* Every key of INTERFACE.md's table, in its order. */
 static const struct directive directives[] = {
-	{ "listen", d_listen, D_REPEAT, 1, 2, 0, 0, 0 },
+	{ "listen", d_listen, D_REPEAT, 1, 3, 0, 0, 0 },
 	{ "proxy_protocol_from", d_proxy_from, D_REPEAT, 1, 1, 0, 0, 0 },
+	{ "tls_cert_file", d_path, 0, 1, 1, 0, 0, OFF(tls_cert_file) },
+	{ "tls_key_file", d_path, 0, 1, 1, 0, 0, OFF(tls_key_file) },
+	{ "tls_min_version", d_tls_version, 0, 1, 1, 0, 0, 0 },
+	{ "auth_require_tls", d_yesno, 0, 1, 1, 0, 0, OFF(auth_require_tls) },
 	{ "workers", d_workers, 0, 1, 1, 1, 256, OFF(workers) },
 	{ "user", d_account, 0, 1, 1, 0, 0, OFF(user) },
 	{ "group", d_account, 0, 1, 1, 0, 0, OFF(group) },
@@ -841,6 +878,23 @@ check_whole(struct cparse *cp)
 			cfg_error(cp, line, "proxy_protocol_from: no listen address has "
 			    "proxy_protocol");
 	}
+	/* A tls listener needs its pair; a pair without one is a forgotten flag. */
+	for (i = 0; i < c->nlisten && !c->listen[i].tls; i++)
+		;
+	if (i < c->nlisten) {
+		if (first_line(cp, "tls_cert_file") == 0)
+			cfg_error(cp, c->listen[i].line, "listen %s tls needs \"tls_cert_file\"",
+			    c->listen[i].text);
+		if (first_line(cp, "tls_key_file") == 0)
+			cfg_error(cp, c->listen[i].line, "listen %s tls needs \"tls_key_file\"",
+			    c->listen[i].text);
+	} else if ((line = first_line(cp, "tls_cert_file")) != 0 ||
+	    (line = first_line(cp, "tls_key_file")) != 0)
+		cfg_error(cp, line, "tls_cert_file/tls_key_file: no listen address has tls");
+	if ((line = first_line(cp, "tls_cert_file")) != 0 && first_line(cp, "tls_key_file") == 0)
+		cfg_error(cp, line, "tls_cert_file needs \"tls_key_file\"");
+	if ((line = first_line(cp, "tls_key_file")) != 0 && first_line(cp, "tls_cert_file") == 0)
+		cfg_error(cp, line, "tls_key_file needs \"tls_cert_file\"");
 	if (c->has_metrics_listen)
 		for (i = 0; i < c->nlisten; i++)
 			if (netaddr_equal((struct sockaddr *)&c->listen[i].addr,
@@ -862,6 +916,7 @@ config_defaults(struct config *c)
 	c->auth = CONFIG_AUTH_NONE;
 	c->ldap_starttls = false;
 	c->ldap_timeout = 5;
+	c->tls_min_version = 12;
 	c->auth_cache_ttl = 300;
 	c->auth_negative_ttl = 5;
 	c->auth_fail_per_client = 20;
@@ -999,6 +1054,8 @@ config_free(struct config *c)
 	free(c->ldap_bind_dn);
 	free(c->ldap_bind_password_file);
 	free(c->ldap_tls_ca_file);
+	free(c->tls_cert_file);
+	free(c->tls_key_file);
 	free(c->ldap_user_base);
 	free(c->ldap_user_filter);
 	free(c->ldap_group_base);

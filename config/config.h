@@ -25,6 +25,7 @@ struct config_listen {
 	struct sockaddr_storage addr;   /* address to bind */
 	socklen_t addrlen;
 	bool proxy_protocol;            /* expect a PROXY v1/v2 header first */
+	bool tls;                       /* the client speaks TLS (after the PROXY header) */
 	char text[64];                  /* as written, for logs */
 	size_t line;                    /* where the configuration says it */
 };
@@ -37,6 +38,10 @@ struct config {
 	size_t nlisten;
 	struct cidr proxy_protocol_from[CONFIG_PROXY_FROM_MAX]; /* none = PROXY headers from anyone */
 	size_t nproxy_protocol_from;
+	char *tls_cert_file;            /* resolved; PEM chain for tls listeners */
+	char *tls_key_file;             /* resolved; secret-file rule */
+	int tls_min_version;            /* 12 (default) or 13 */
+	bool auth_require_tls;          /* credentials on a plain listener: 403 insecure_credentials */
 	int workers;                    /* >= 1; "auto" (the default) = online CPUs, max 256 */
 	char *user;                     /* started as root: switch to it (NULL = none) */
 	char *group;                    /* with user: this group instead of the user's own */

@@ -176,6 +176,10 @@ config_check_files(const struct config *c, char **errors)
 		else if (uses_tls(c))
 			check_readable(&ck, "ldap_tls_ca_file", CHECK_DEFAULT_CA);
 	}
+	if (c->tls_key_file != NULL)
+		check_secret(&ck, "tls_key_file", c->tls_key_file);
+	if (c->tls_cert_file != NULL)
+		check_readable(&ck, "tls_cert_file", c->tls_cert_file);
 	if (c->admin_socket != NULL)
 		check_folder(&ck, "admin_socket", c->admin_socket);
 	if (ck.f != NULL && fclose(ck.f) != 0) {

@@ -57,6 +57,7 @@
 #include "gateway/relay.h"
 #include "gateway/sni.h"
 #include "gateway/stats.h"
+#include "gateway/tls.h"
 #include "gateway/upstream.h"
 #include "lib/clock.h"
 #include "policy/policy.h"
@@ -118,8 +119,10 @@ struct conn {
 	bool draining;                  /* the worker is shutting down: no new requests */
 	bool over_capacity;             /* accepted past max_connections: answer 503 */
 
-	int cfd;                        /* client socket (owned) */
-	struct bufferevent *client;     /* client I/O outside the relay */
+	int cfd;                        /* client socket (owned; -1 once a TLS bufferevent owns it) */
+	struct bufferevent *client;     /* client I/O outside the relay (TLS: also inside it) */
+	bool tls;                       /* a tls listener: c->client is an OpenSSL bufferevent */
+	bool insecure_authz;            /* auth_require_tls: credentials came on a plain listener */
 	int sfd;                        /* destination socket (owned), -1 if none */
 	struct bufferevent *server;     /* destination I/O when forwarding (writes; reads: server_rev) */
 	struct event *server_rev;       /* the destination is readable: on_server_readable */
@@ -211,6 +214,7 @@ static void on_client_event(struct bufferevent *, short, void *);
 static void on_server_readable(evutil_socket_t, short, void *);
 static void on_server_write(struct bufferevent *, void *);
 static void on_server_event(struct bufferevent *, short, void *);
+static int conn_tls_wrap_filter(struct conn *);
 
 static void
 conn_enter(struct conn *c, enum conn_state next)
@@ -236,7 +240,7 @@ close_for_reason(const char *reason)
 	static const char *const denied[] = {
 		"policy", "default_deny", "auth_required", "auth_failed", "internal_destination",
 		"policy_error", "over_capacity", "audit_unavailable", "auth_unavailable",
-		"auth_throttled", NULL,
+		"auth_throttled", "insecure_credentials", NULL,
 	};
 	size_t i;
 
@@ -300,7 +304,7 @@ conn_emit_record(struct conn *c, const char *close_why)
 		ev.target = c->target;
 		ev.target_len = c->target_len;
 	}
-	ev.client_tls = AUDIT_BOOL_FALSE;
+	ev.client_tls = c->tls ? AUDIT_BOOL_TRUE : AUDIT_BOOL_FALSE;
 	ev.lost = -1;
 	audit_emit(&ev);
 	stats_record(c->env->stats, c->is_connect, c->reason, c->bytes_up, c->bytes_down,
@@ -346,6 +350,7 @@ static void
 conn_reset_request(struct conn *c)
 {
 	conn_forget_identity(c);
+	c->insecure_authz = false;
 	c->sni[0] = '\0';
 	c->sni_final = false;
 	c->sni_hello = c->sni_hrr = false;
@@ -395,7 +400,7 @@ conn_free(struct conn *c)
 	if (c->free_ev != NULL)
 		event_free(c->free_ev);
 	if (c->client != NULL)
-		bufferevent_free(c->client);
+		bufferevent_free(c->client);    /* TLS: frees the SSL too (and its socket) */
 	if (c->cfd != -1)
 		close(c->cfd);
 	stats_conn_close(env->stats);
@@ -448,6 +453,43 @@ conn_release_server(struct conn *c)
 	c->server_eof = false;
 }
 
+/* Bytes still to reach the client (TLS: encrypted ones below it too). */
+static size_t
+conn_client_unsent(struct conn *c)
+{
+	if (c->tls)
+		return tls_bev_unsent(c->client);
+	return evbuffer_get_length(bufferevent_get_output(c->client));
+}
+
+/* A tls listener's connection that ended before its first request (often a
+ * failed handshake: plaintext, an old version, a scanner).  No record: nothing
+ * was requested; the debug log says why, for whoever looks at one client. */
+static void
+conn_log_tls_end(struct conn *c, short what)
+{
+	char buf[256];
+	const char *why = tls_bev_error(c->client, buf, sizeof(buf));
+
+	if (why != NULL)
+		log_debug("conn=%016" PRIx64 " client=%s event=tls-handshake-failed "
+		    "reason=\"%s\"", c->id, c->client_ip, why);
+	else
+		log_debug("conn=%016" PRIx64 " client=%s event=tls-end-before-request "
+		    "what=0x%x", c->id, c->client_ip, (unsigned)what);
+}
+
+/* The response is out: end the client's direction (a TLS client gets close_notify). */
+static void
+conn_client_shut_write(struct conn *c)
+{
+	if (c->tls) {
+		tls_bev_close_notify(c->client);
+		return;
+	}
+	(void)shutdown(c->cfd, SHUT_WR);
+}
+
 static void
 on_linger_read(struct bufferevent *bev, void *arg)
 {
@@ -468,7 +510,7 @@ on_linger_write(struct bufferevent *bev, void *arg)
 	struct conn *c = arg;
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		(void)shutdown(c->cfd, SHUT_WR);
+		conn_client_shut_write(c);
 }
 
 static void
@@ -526,8 +568,7 @@ conn_close(struct conn *c, const char *why)
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
 
-	if (c->client != NULL &&
-	    evbuffer_get_length(bufferevent_get_output(c->client)) > 0) {
+	if (c->client != NULL && conn_client_unsent(c) > 0) {
 		conn_enter(c, CONN_LINGER);
 		c->bytes_up = 0;
 		bufferevent_setcb(c->client, on_linger_read, on_linger_write, on_linger_event, c);
@@ -541,6 +582,8 @@ conn_close(struct conn *c, const char *why)
 		if (c->timer != NULL && evtimer_add(c->timer, &tv) == 0)
 			return;
 	}
+	if (c->tls && c->client != NULL)
+		conn_client_shut_write(c);
 	conn_free_later(c);
 }
 
@@ -566,7 +609,12 @@ conn_fail(struct conn *c, int status, const char *reason)
 		struct evbuffer *out = bufferevent_get_output(c->client);
 		size_t before = evbuffer_get_length(out);
 
-		http_write_error(out, status, extra);
+		if (strcmp(reason, "insecure_credentials") == 0)
+			http_write_error_text(out, status, extra, "Credentials are refused on this "
+			    "listener, where they would cross the network in clear text: use the "
+			    "gateway's TLS listener (an https:// proxy address).");
+		else
+			http_write_error(out, status, extra);
 		/* A tunnel's counts exclude the CONNECT exchange: only requests
 		 * count what was sent to the client. */
 		if (!c->is_connect)
@@ -694,6 +742,11 @@ conn_take_authz(struct conn *c, const struct http_request *req)
 		if (found != NULL)
 			return -1;
 		found = &req->headers[i];
+	}
+	if (found != NULL && c->conf->auth_require_tls && !c->tls) {
+		/* Never checked, never sent anywhere: the answer is 403. */
+		c->insecure_authz = true;
+		return 0;
 	}
 	if (found == NULL || c->env->auth == NULL)
 		return 0;
@@ -866,6 +919,10 @@ conn_authenticate(struct conn *c)
 {
 	struct auth_result now;
 
+	if (c->insecure_authz) {
+		conn_fail(c, 403, "insecure_credentials");
+		return STEP_CLOSED;
+	}
 	if (!c->auth_started) {
 		c->auth_started = true;
 		if (c->env->auth == NULL)
@@ -1623,6 +1680,23 @@ conn_register_tunnel(struct conn *c)
 	c->tunnel = stats_tunnel_add(c->env->stats, &t, c->relay);
 }
 
+/* A TLS client's bytes go through its bufferevent (and OpenSSL): no fd relay. */
+static void
+conn_start_tls_relay(struct conn *c, uint64_t up_moved, uint64_t down_moved)
+{
+	struct timeval tv = { c->conf->idle_timeout, 0 };
+
+	c->relay = relay_new_bev(c->base, c->client, c->sfd, on_relay_done, c,
+	    &c->last_activity_ms);
+	if (c->relay == NULL) {
+		conn_close(c, "error");
+		return;
+	}
+	relay_add_bytes(c->relay, up_moved, down_moved);
+	evtimer_add(c->timer, &tv);
+	conn_register_tunnel(c);
+}
+
 static void
 conn_start_relay(struct conn *c)
 {
@@ -1658,6 +1732,10 @@ conn_start_relay(struct conn *c)
 		}
 		bufferevent_free(c->sni_server);
 		c->sni_server = NULL;
+	}
+	if (c->tls) {
+		conn_start_tls_relay(c, up_moved, down_moved);
+		return;
 	}
 	up_len = evbuffer_get_length(in);
 	down_len = evbuffer_get_length(out);
@@ -1765,6 +1843,8 @@ conn_client_ended(struct conn *c, short what)
 	switch (c->state) {
 	case CONN_READ_REQUEST:
 		if (!c->in_request) {
+			if (c->tls && c->nrequests == 0)
+				conn_log_tls_end(c, what);
 			conn_close(c, "client");
 			return;
 		}
@@ -1870,6 +1950,10 @@ conn_run(struct conn *c)
 			if (conn_read_proxy_header(c) != STEP_DONE)
 				break;
 			conn_enter(c, CONN_READ_REQUEST);
+			/* proxy_protocol tls: the handshake follows the header
+			 * (a failure closed the connection: the loop ends) */
+			if (c->tls)
+				(void)conn_tls_wrap_filter(c);
 			continue;
 		case CONN_READ_REQUEST:
 			if (c->draining && c->nrequests > 0 &&
@@ -2084,6 +2168,8 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 
+	if (what & BEV_EVENT_CONNECTED)
+		return;         /* a tls listener's handshake is done: the request comes next */
 	c->client_event = what;
 	conn_run(c);
 	(void)bev;
@@ -2177,9 +2263,52 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- birth and shutdown ------------------------------------------------ */
 
+/*
+ * A tls listener: the handshake runs inside the bufferevent, under the header
+ * deadline already armed (a stalled handshake is cut like a slow head; a
+ * failed one is an error event before any request: no record).  The SSL and
+ * the socket belong to the bufferevent from here on.
+ */
+static int
+conn_tls_wrap_socket(struct conn *c)
+{
+	struct tls *t = c->env->gw->tls;
+
+	if (t == NULL || (c->client = tls_bev_socket(t, c->base, c->cfd)) == NULL) {
+		log_warnx("conn=%016" PRIx64 " event=tls-error reason=\"%s\"", c->id,
+		    tls_last_error());
+		return -1;
+	}
+	c->cfd = -1;    /* closed with the bufferevent */
+	return 0;
+}
+
+/*
+ * proxy_protocol tls: the PROXY header was read in clear; what follows it
+ * (already buffered, usually the ClientHello) is the TLS stream, so the TLS
+ * bufferevent is stacked on the plain one, which it owns from now on.
+ * Returns 0, or -1 once the connection is closed.
+ */
+static int
+conn_tls_wrap_filter(struct conn *c)
+{
+	struct tls *t = c->env->gw->tls;
+	struct bufferevent *bev = t != NULL ? tls_bev_filter(t, c->base, c->client) : NULL;
+
+	if (bev == NULL) {
+		conn_close(c, "error");
+		return -1;
+	}
+	c->client = bev;
+	bufferevent_setcb(c->client, on_client_read, on_client_write, on_client_event, c);
+	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	return 0;
+}
+
 void
 conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t peerlen,
-    bool proxy_protocol, bool over_capacity)
+    bool proxy_protocol, bool tls, bool over_capacity)
 {
 	struct gateway *gw = env->gw;
 	struct conn *c;
@@ -2200,6 +2329,7 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 	c->cfd = fd;
 	c->sfd = -1;
 	c->over_capacity = over_capacity;
+	c->tls = tls;
 	c->state = proxy_protocol ? CONN_PROXY_HEADER : CONN_READ_REQUEST;
 	netaddr_ntop(peer, c->client_ip, sizeof(c->client_ip));
 	c->client_port = netaddr_port(peer);
@@ -2210,7 +2340,11 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->timer = evtimer_new(c->base, on_timer, c);
-	c->client = bufferevent_socket_new(c->base, fd, 0);
+	if (tls && !proxy_protocol) {
+		if (conn_tls_wrap_socket(c) == -1)
+			c->client = NULL;
+	} else
+		c->client = bufferevent_socket_new(c->base, fd, 0);
 	if (c->timer == NULL || c->client == NULL) {
 		conn_close(c, "error");
 		return;

@@ -41,11 +41,11 @@ struct conn_env {
 
 /*
  * Take over the accepted socket fd.  proxy_protocol: a PROXY header comes
- * first.  over_capacity: the gateway is past max_connections; the request is
+ * first.  tls: then a TLS handshake (gateway/tls.c's pair).  over_capacity: the gateway is past max_connections; the request is
  * read and answered 503.
  */
 void conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t peerlen,
-    bool proxy_protocol, bool over_capacity);
+    bool proxy_protocol, bool tls, bool over_capacity);
 
 /*
  * The loop is draining.  now=false: close every connection that is idle (no

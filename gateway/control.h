@@ -52,6 +52,8 @@ struct control_report {
 	int64_t policy_loaded_ms;       /* wall clock of that load */
 	int64_t policy_load_us;         /* how long it took to read and compile */
 	const struct policy *policy;    /* the policy in force (borrowed, for the call), or NULL */
+	bool tls;                       /* a tls listener exists */
+	int64_t tls_cert_expiry;        /* its certificate's notAfter, Unix time */
 };
 
 /* What the daemon provides; every call runs on the main thread. */

@@ -13,10 +13,12 @@
 
 struct auth;
 struct config;
+struct tls;
 
 struct gateway {
 	const struct config *conf;      /* the configuration in force */
 	struct auth *auth;              /* the authenticator, NULL under "auth none" */
+	struct tls *tls;                /* the tls listeners' pair, NULL if there is none */
 	atomic_int open_conns;          /* client connections open, all workers */
 	atomic_uint_fast64_t next_conn_id; /* source of connection ids */
 	uint64_t id_base;               /* random per run, mixed into ids */

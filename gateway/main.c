@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@
 #include "gateway/metrics.h"
 #include "gateway/notify.h"
 #include "gateway/privdrop.h"
+#include "gateway/tls.h"
 #include "gateway/stats.h"
 #include "gateway/worker.h"
 #include "lib/clock.h"
@@ -196,12 +198,35 @@ static int
 daemon_reload(struct daemon *d, char **result)
 {
 	struct policy *p;
-	char *errors = NULL, msg[512], lists[96];
+	char *errors = NULL, *tls_err = NULL, msg[512], lists[96];
 	int i;
 
 	notify_reloading(d->notify);
+	/* The tls pair first, on its own: a broken pair keeps the old one and
+	 * fails the reload, whatever the policy does. */
+	if (d->gw.tls != NULL && tls_reload(d->gw.tls, &tls_err) == -1) {
+		char *why = NULL;
+
+		if (asprintf(&why, "%s (the old certificate and key stay in force)",
+		    tls_err != NULL ? tls_err : "cannot load the tls pair") == -1)
+			why = NULL;
+		free(tls_err);
+		tls_err = why;
+		log_warnx("event=reload-refused what=tls reason=\"%s\"",
+		    tls_err != NULL ? tls_err : "out of memory");
+	}
 	p = daemon_load_policy(d, &errors);
+	if (p == NULL && tls_err != NULL) {
+		/* Both: every reason in the one answer. */
+		char *both = NULL;
+
+		if (asprintf(&both, "%s%s\n", errors != NULL ? errors : "", tls_err) != -1) {
+			free(errors);
+			errors = both;
+		}
+	}
 	if (p == NULL) {
+		free(tls_err);
 		log_warnx("event=reload-refused policy=%s (the old policy stays in force)",
 		    d->conf->policy_file);
 		if (errors != NULL)
@@ -221,6 +246,27 @@ daemon_reload(struct daemon *d, char **result)
 	d->generation++;
 	snprintf(msg, sizeof(msg), "%s: ok (%zu rules)%s, generation %u", d->conf->policy_file,
 	    policy_rule_count(p), lists_summary(p, lists, sizeof(lists)), d->generation);
+	if (tls_err != NULL) {
+		/* The policy is in force; the pair is not: the reload says why. */
+		char *both = NULL;
+
+		log_info("event=reload %s load_ms=%.1f", msg, (double)d->policy_load_us / 1000.0);
+		if (asprintf(&both, "%s\n%s\n", msg, tls_err) == -1)
+			both = NULL;
+		print_errors(tls_err);
+		audit_simple("reload", "policy_error", both != NULL ? both : tls_err);
+		if (result != NULL)
+			*result = both != NULL ? both : tls_err;
+		else
+			free(both);
+		if (result == NULL || *result != tls_err)
+			free(tls_err);
+		notify_reloaded(d->notify);
+		return -1;
+	}
+	if (d->gw.tls != NULL)
+		snprintf(msg + strlen(msg), sizeof(msg) - strlen(msg), ", tls pair reloaded "
+		    "(certificate expires %" PRId64 ")", tls_cert_expiry(d->gw.tls));
 	log_info("event=reload %s load_ms=%.1f", msg, (double)d->policy_load_us / 1000.0);
 	audit_simple("reload", "ok", msg);
 	if (result != NULL && asprintf(result, "ok (%zu rules)%s", policy_rule_count(p),
@@ -255,6 +301,9 @@ daemon_report(void *arg, struct control_report *r)
 	r->policy_loaded_ms = d->policy_loaded_ms;
 	r->policy_load_us = d->policy_load_us;
 	r->policy = d->policy;
+	r->tls = d->gw.tls != NULL;
+	if (r->tls)
+		r->tls_cert_expiry = tls_cert_expiry(d->gw.tls);
 }
 
 static int
@@ -409,6 +458,46 @@ log_lint_summary(const struct config *conf, const struct policy *p)
 		    "lists them)", conf->policy_file, n);
 }
 
+/* Any tls listener? */
+static bool
+has_tls_listener(const struct config *conf)
+{
+	size_t i;
+
+	for (i = 0; i < conf->nlisten; i++)
+		if (conf->listen[i].tls)
+			return true;
+	return false;
+}
+
+/* The line of the key an error about the pair names (the key's by default). */
+static size_t
+tls_err_line(const struct config *conf, const char *err)
+{
+	if (err != NULL && strncmp(err, "tls_cert_file", 13) == 0)
+		return config_line(conf, "tls_cert_file");
+	return config_line(conf, "tls_key_file");
+}
+
+/* -t: the pair must load as the daemon would load it (and match). */
+static int
+check_tls(const struct config *conf)
+{
+	struct tls *t;
+	char *err = NULL;
+
+	if (!has_tls_listener(conf))
+		return 0;
+	if ((t = tls_new(conf, &err)) == NULL) {
+		fprintf(stderr, "%s:%zu: %s\n", conf->path, tls_err_line(conf, err),
+		    err != NULL ? err : "cannot load the tls pair");
+		free(err);
+		return 1;
+	}
+	tls_free(t);
+	return 0;
+}
+
 static int
 check_only(const char *path, struct config *conf, bool strict)
 {
@@ -417,6 +506,8 @@ check_only(const char *path, struct config *conf, bool strict)
 	int bad;
 
 	bad = check_files(conf);
+	if (!bad)
+		bad = check_tls(conf);
 	p = policy_load(conf->policy_path, conf->policy_file, &errors);
 	if (p == NULL) {
 		if (errors != NULL)
@@ -558,6 +649,11 @@ main(int argc, char *argv[])
 
 	signal(SIGPIPE, SIG_IGN);
 	d.gw.conf = d.conf;
+	/* Before any thread exists and before privileges are dropped (the key
+	 * may be readable by root only). */
+	if (has_tls_listener(d.conf) && (d.gw.tls = tls_new(d.conf, &err)) == NULL)
+		fatalx("%s:%zu: %s", conf_path, tls_err_line(d.conf, err),
+		    err != NULL ? err : "cannot load the tls pair");
 
 	/* Everything that may need root comes first, before any thread exists:
 	 * the listeners (the workers bind them), the admin socket, /metrics.
@@ -638,8 +734,9 @@ main(int argc, char *argv[])
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 
 	for (i = 0; i < (int)d.conf->nlisten; i++)
-		log_info("event=listening address=%s%s", d.conf->listen[i].text,
-		    d.conf->listen[i].proxy_protocol ? " proxy_protocol" : "");
+		log_info("event=listening address=%s%s%s", d.conf->listen[i].text,
+		    d.conf->listen[i].proxy_protocol ? " proxy_protocol" : "",
+		    d.conf->listen[i].tls ? " tls" : "");
 	log_info("event=start version=%s workers=%d policy=%s rules=%zu", EGRESSD_VERSION,
 	    d.nworkers, d.conf->policy_file, policy_rule_count(d.policy));
 	audit_simple("start", "ok", NULL);
@@ -672,6 +769,7 @@ main(int argc, char *argv[])
 	event_free(sig_int);
 	event_base_free(d.base);
 	policy_unref(d.policy);
+	tls_free(d.gw.tls);
 	audit_close();
 	privdrop_free(pd);
 	config_free(d.conf);

@@ -221,6 +221,12 @@ metrics_render(const struct control_report *r)
 
 	if (r->policy != NULL)
 		policy_metrics(f, r->policy);
+	if (r->tls) {
+		family(f, "egressd_tls_cert_expiry_timestamp_seconds", "gauge",
+		    "When the tls listeners' certificate in force expires (notAfter), Unix time.");
+		fprintf(f, "egressd_tls_cert_expiry_timestamp_seconds %" PRId64 "\n",
+		    r->tls_cert_expiry);
+	}
 
 	histogram(f, "egressd_tunnel_setup_seconds",
 	    "CONNECT: first byte of the request to 200 Connection established.", &r->t.setup);

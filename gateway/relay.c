@@ -23,8 +23,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "gateway/tls.h"
 #include "lib/clock.h"
 
 #define RELAY_SCRATCH (64 * 1024)   /* one read, and the largest pending remainder */
@@ -59,6 +62,9 @@ struct relay {
 	bool have_first_eof;
 	enum relay_end first_eof;
 	bool finished;
+	/* relay_new_bev: the client side is a (TLS) bufferevent; the halves'
+	 * events are unused and the bytes move between these two. */
+	struct bufferevent *cbev;       /* borrowed from the caller */
 };
 
 static void
@@ -81,10 +87,17 @@ relay_finish(struct relay *r, enum relay_end who)
 	if (r->finished)
 		return;
 	r->finished = true;
-	event_del(r->up.rev);
-	event_del(r->up.wev);
-	event_del(r->down.rev);
-	event_del(r->down.wev);
+	if (r->cbev != NULL)
+		bufferevent_disable(r->cbev, EV_READ | EV_WRITE);
+	/* relay_new_bev uses only the two events on the server socket. */
+	if (r->up.rev != NULL)
+		event_del(r->up.rev);
+	if (r->up.wev != NULL)
+		event_del(r->up.wev);
+	if (r->down.rev != NULL)
+		event_del(r->down.rev);
+	if (r->down.wev != NULL)
+		event_del(r->down.wev);
 	/* The callback may free the relay: nothing touches r after it. */
 	r->cb(who, r->arg);
 }
@@ -279,6 +292,12 @@ relay_free(struct relay *r)
 
 	if (r == NULL)
 		return;
+	if (r->cbev != NULL) {
+		/* The client's bufferevent goes back to its owner, quiet. */
+		bufferevent_setcb(r->cbev, NULL, NULL, NULL, NULL);
+		bufferevent_disable(r->cbev, EV_READ);
+		bufferevent_setwatermark(r->cbev, EV_READ | EV_WRITE, 0, 0);
+	}
 	halves[0] = &r->up;
 	halves[1] = &r->down;
 	for (i = 0; i < 2; i++) {
@@ -308,4 +327,215 @@ uint64_t
 relay_bytes_down(const struct relay *r)
 {
 	return atomic_load_explicit(&r->down.bytes, memory_order_relaxed);
+}
+
+/* ---- the client side through a bufferevent (a TLS client) ---------------
+ *
+ * TLS records must be decrypted and encrypted, so these bytes cannot move
+ * socket to socket (nor be spliced).  The client side is the caller's
+ * bufferevent; the server side stays a plain socket with two events, read
+ * 64 KiB at a time (libevent 2.1's own socket reads stop at 4 KiB, which
+ * would cost a loop turn and a small TLS record per 4 KiB).
+ *
+ *   up:   client bufferevent input --evbuffer_write--> server_fd
+ *   down: server_fd --recv(scratch)--> client bufferevent output
+ *
+ * Backpressure: up stops reading the client while server_fd does not take
+ * what is buffered; down stops reading server_fd while the client's output
+ * holds RELAY_BEV_HIGH, until its write callback reports it below
+ * RELAY_BEV_LOW.  EOF passes on as shutdown(SHUT_WR) towards the server and
+ * as a TLS close_notify towards the client, once what came before is written.
+ */
+
+#define RELAY_BEV_HIGH  (256 * 1024)
+#define RELAY_BEV_LOW   (64 * 1024)
+
+static void
+tls_done_if_shut(struct relay *r)
+{
+	if (r->up.shut && r->down.shut)
+		relay_finish(r, r->have_first_eof ? r->first_eof : RELAY_END_CLIENT);
+}
+
+static void
+tls_note_eof(struct relay *r, enum relay_end who)
+{
+	if (!r->have_first_eof) {
+		r->have_first_eof = true;
+		r->first_eof = who;
+	}
+}
+
+/* Client bytes to the server; what it cannot take stays in the input. */
+static void
+tls_up_flush(struct relay *r)
+{
+	struct evbuffer *in = bufferevent_get_input(r->cbev);
+	int n;
+
+	while (evbuffer_get_length(in) > 0) {
+		n = evbuffer_write(in, r->up.to);
+		if (n > 0) {
+			half_count(&r->up, (uint64_t)n);
+			relay_touch(r);
+			continue;
+		}
+		if (n == -1 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+			relay_finish(r, RELAY_END_SERVER);
+			return;
+		}
+		break;
+	}
+	if (evbuffer_get_length(in) > 0) {
+		bufferevent_disable(r->cbev, EV_READ);
+		event_add(r->up.wev, NULL);
+		return;
+	}
+	event_del(r->up.wev);
+	if (!r->up.eof) {
+		bufferevent_enable(r->cbev, EV_READ);
+		return;
+	}
+	if (!r->up.shut) {
+		r->up.shut = true;
+		(void)shutdown(r->up.to, SHUT_WR);
+	}
+	tls_done_if_shut(r);
+}
+
+static void
+tls_down_shut(struct relay *r)
+{
+	if (r->down.shut)
+		return;
+	r->down.shut = true;
+	/* close_notify; the client may still send (a TLS 1.3 half-close). */
+	tls_bev_close_notify(r->cbev);
+	tls_done_if_shut(r);
+}
+
+static void
+tls_on_client_read(struct bufferevent *bev, void *arg)
+{
+	tls_up_flush(arg);
+	(void)bev;
+}
+
+/* The client's output drained below its low watermark (or emptied). */
+static void
+tls_on_client_write(struct bufferevent *bev, void *arg)
+{
+	struct relay *r = arg;
+	size_t left = evbuffer_get_length(bufferevent_get_output(bev));
+
+	relay_touch(r);
+	if (r->down.eof) {
+		if (left == 0)
+			tls_down_shut(r);
+		return;
+	}
+	if (left < RELAY_BEV_HIGH)
+		event_add(r->down.rev, NULL);
+}
+
+static void
+tls_on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct relay *r = arg;
+
+	if (what & BEV_EVENT_CONNECTED)
+		return;
+	if ((what & BEV_EVENT_ERROR) || !(what & BEV_EVENT_EOF)) {
+		relay_finish(r, RELAY_END_CLIENT);
+		return;
+	}
+	r->up.eof = true;
+	tls_note_eof(r, RELAY_END_CLIENT);
+	bufferevent_disable(bev, EV_READ);
+	tls_up_flush(r);                /* what came before the EOF, then the FIN */
+}
+
+static void
+tls_on_server_writable(evutil_socket_t fd, short what, void *arg)
+{
+	tls_up_flush(arg);
+	(void)fd;
+	(void)what;
+}
+
+static void
+tls_on_server_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	struct evbuffer *out = bufferevent_get_output(r->cbev);
+	ssize_t n;
+
+	if (evbuffer_get_length(out) >= RELAY_BEV_HIGH) {
+		event_del(r->down.rev);
+		return;
+	}
+	n = recv(fd, relay_scratch, sizeof(relay_scratch), 0);
+	if (n > 0) {
+		half_count(&r->down, (uint64_t)n);
+		relay_touch(r);
+		if (evbuffer_add(out, relay_scratch, (size_t)n) == -1) {
+			relay_finish(r, RELAY_END_CLIENT);
+			return;
+		}
+		if (evbuffer_get_length(out) >= RELAY_BEV_HIGH)
+			event_del(r->down.rev);
+		return;
+	}
+	if (n == -1) {
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+			relay_finish(r, RELAY_END_SERVER);
+		return;
+	}
+	r->down.eof = true;
+	tls_note_eof(r, RELAY_END_SERVER);
+	event_del(r->down.rev);
+	relay_touch(r);
+	if (evbuffer_get_length(out) == 0)
+		tls_down_shut(r);
+	else    /* the write callback fires once it is all written */
+		bufferevent_setwatermark(r->cbev, EV_WRITE, 0, 0);
+	(void)what;
+}
+
+struct relay *
+relay_new_bev(struct event_base *base, struct bufferevent *client, int server_fd,
+    relay_done_cb *cb, void *arg, int64_t *last_activity_ms)
+{
+	struct relay *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->base = base;
+	r->cb = cb;
+	r->arg = arg;
+	r->last_activity_ms = last_activity_ms;
+	r->up.r = r->down.r = r;
+	r->up.to = r->down.from = server_fd;
+	r->up.from = r->down.to = -1;
+	r->up.side_from = r->down.side_to = RELAY_END_CLIENT;
+	r->up.side_to = r->down.side_from = RELAY_END_SERVER;
+	r->up.wev = event_new(base, server_fd, EV_WRITE | EV_PERSIST, tls_on_server_writable, r);
+	r->down.rev = event_new(base, server_fd, EV_READ | EV_PERSIST, tls_on_server_readable, r);
+	r->cbev = client;
+	if (r->up.wev == NULL || r->down.rev == NULL) {
+		relay_free(r);
+		return NULL;
+	}
+	bufferevent_setcb(r->cbev, tls_on_client_read, tls_on_client_write, tls_on_client_event, r);
+	bufferevent_setwatermark(r->cbev, EV_READ, 0, RELAY_SCRATCH);
+	bufferevent_setwatermark(r->cbev, EV_WRITE, RELAY_BEV_LOW, 0);
+	relay_touch(r);
+	event_add(r->down.rev, NULL);
+	if (bufferevent_enable(r->cbev, EV_READ | EV_WRITE) == -1) {
+		relay_free(r);
+		return NULL;
+	}
+	/* Bytes that came with the CONNECT head go first. */
+	tls_up_flush(r);
+	return r;
 }

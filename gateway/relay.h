@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct bufferevent;
 struct event_base;
 struct relay;
 
@@ -39,6 +40,16 @@ typedef void relay_done_cb(enum relay_end who, void *arg);
 struct relay *relay_new(struct event_base *base, int client_fd, int server_fd,
     const void *up, size_t up_len, const void *down, size_t down_len,
     relay_done_cb *cb, void *arg, int64_t *last_activity_ms);
+/*
+ * The same with the client side behind a bufferevent (a TLS client: its bytes
+ * must go through OpenSSL, so they cannot move socket to socket).  The relay
+ * borrows `client` until relay_free (its callbacks and watermarks are the
+ * relay's meanwhile, and it is left disabled for reading afterwards); what is
+ * in its input goes to the server first (counted in bytes_up), what is in its
+ * output goes on to the client (not counted).
+ */
+struct relay *relay_new_bev(struct event_base *base, struct bufferevent *client,
+    int server_fd, relay_done_cb *cb, void *arg, int64_t *last_activity_ms);
 void relay_free(struct relay *);
 /* Count payload moved before the relay started (e.g. during the SNI check's
  * exchange with the destination) in its counters, so they cover the tunnel. */

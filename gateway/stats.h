@@ -30,7 +30,7 @@ struct stats_tunnel_entry;          /* an open tunnel in its worker's registry *
 	X(auth_unavailable) X(internal_destination) X(sni_missing) X(sni_mismatch) \
 	X(sni_denied) X(sni_invalid) X(not_tls) X(policy_error) X(dns_failure) \
 	X(connect_failed) X(connect_timeout) X(bad_request) X(over_capacity) \
-	X(audit_unavailable) X(auth_throttled) X(other)
+	X(audit_unavailable) X(insecure_credentials) X(auth_throttled) X(other)
 
 #define STATS_REASON_ENUM(name) STATS_REASON_##name,
 enum stats_reason { STATS_REASONS(STATS_REASON_ENUM) STATS_NREASONS };

@@ -220,7 +220,7 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 		 * gets its 503 and record; the pause keeps the rest waiting. */
 		worker_pause_listeners(w);
 	}
-	conn_new(&w->env, fd, sa, (socklen_t)salen, l->cl->proxy_protocol,
+	conn_new(&w->env, fd, sa, (socklen_t)salen, l->cl->proxy_protocol, l->cl->tls,
 	    open > conf->max_connections);
 	(void)lev;
 }

@@ -576,12 +576,22 @@ http_status_text(int status)
 void
 http_write_error(struct evbuffer *out, int status, const char *extra_header)
 {
-	char body[64];
+	http_write_error_text(out, status, extra_header, NULL);
+}
+
+void
+http_write_error_text(struct evbuffer *out, int status, const char *extra_header,
+    const char *text)
+{
+	char body[512];
 	int n;
 
 	if (status < 100 || status > 599)
 		status = 500;
-	n = snprintf(body, sizeof(body), "%d %s\n", status, http_status_text(status));
+	n = snprintf(body, sizeof(body), "%d %s\n%s%s", status, http_status_text(status),
+	    text != NULL ? text : "", text != NULL ? "\n" : "");
+	if (n < 0 || (size_t)n >= sizeof(body))
+		n = snprintf(body, sizeof(body), "%d %s\n", status, http_status_text(status));
 	evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n"
 	    "Content-Type: text/plain\r\n"
 	    "Content-Length: %d\r\n"

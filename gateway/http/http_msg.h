@@ -133,5 +133,8 @@ const char *http_status_text(int status);
  * containing CR or LF is dropped; a status outside 100..599 is sent as 500.
  */
 void http_write_error(struct evbuffer *out, int status, const char *extra_header);
+/* The same with a line of text (one sentence, at most ~400 bytes) after the status line. */
+void http_write_error_text(struct evbuffer *out, int status, const char *extra_header,
+    const char *text);
 
 #endif

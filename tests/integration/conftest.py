@@ -58,6 +58,18 @@ def allow_all(rule_opts):
     return ["allow any .* *" + rule_opts]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def client_tls(request):
+    """The kind of listener this module's gateways get: plain unless the module
+    runs over both (`pytestmark = proxytls.LISTENER_KINDS`); a test may still ask
+    Gateway(client_tls=...) for one kind."""
+    kind = bool(getattr(request, "param", False))
+    old = gwmod.DEFAULT_CLIENT_TLS
+    gwmod.DEFAULT_CLIENT_TLS = kind
+    yield kind
+    gwmod.DEFAULT_CLIENT_TLS = old
+
+
 # ------------------------------------------------------------------ servers
 
 
@@ -99,10 +111,12 @@ class GatewayFactory:
         self.instances = []
 
     def __call__(self, conf=None, policy=None, hosts=None, proxy_listener=False, start=True,
-                 workers=2, resolv_extra="", nofile=None, nofile_hard=None, env=None):
+                 workers=2, resolv_extra="", nofile=None, nofile_hard=None, env=None,
+                 client_tls=None):
         g = Gateway(self.dns_port, conf=conf, policy=policy if policy is not None else self.allow_all,
                     hosts=hosts, proxy_listener=proxy_listener, workers=workers,
-                    resolv_extra=resolv_extra, nofile=nofile, nofile_hard=nofile_hard, env=env)
+                    resolv_extra=resolv_extra, nofile=nofile, nofile_hard=nofile_hard, env=env,
+                    client_tls=client_tls)
         self.instances.append(g)
         if start:
             g.start()

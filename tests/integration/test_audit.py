@@ -34,6 +34,10 @@ from harness.gateway import Gateway
 from harness.rsyslog import Rsyslogd
 from harness.servers import _ServerBase, pattern_bytes
 from harness.util import fmt_records
+from harness.proxytls import LISTENER_KINDS
+
+# Every test here runs through a plain and a tls listener.
+pytestmark = LISTENER_KINDS
 
 SCHEMA_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "audit", "record.schema.json")
 

@@ -9,6 +9,10 @@ null without report rules; `client_tls` is false on a plain listener.
 import pytest
 
 from harness.client import Conn, request_bytes
+from harness.proxytls import LISTENER_KINDS
+
+# Every test here runs through a plain and a tls listener.
+pytestmark = LISTENER_KINDS
 
 
 @pytest.mark.parametrize("target", ["0x7f.0.0.1:443", "2130706433:443", "127.1:80"])

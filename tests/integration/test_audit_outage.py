@@ -9,6 +9,10 @@ import pytest
 
 from harness.client import Conn, request_bytes
 from harness.gateway import Gateway, SyslogCollector
+from harness.proxytls import LISTENER_KINDS
+
+# Every test here runs through a plain and a tls listener.
+pytestmark = LISTENER_KINDS
 
 
 def _wait_log(g, text, timeout=5.0):

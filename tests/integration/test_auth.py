@@ -19,6 +19,10 @@ import pytest
 from harness.client import Conn, connect_bytes, echo_through, request_bytes
 from harness.slapd import Slapd
 from harness.util import expect_one_record
+from harness.proxytls import LISTENER_KINDS
+
+# Every test here runs through a plain and a tls listener.
+pytestmark = LISTENER_KINDS
 
 SECRETS = ["alice-pw", "bob-pw", "carol-pw", "star-pw", "wrong-pw", "proxy-secret"]
 

@@ -15,6 +15,10 @@ import pytest
 from harness.client import Conn, connect_bytes
 from harness.slapd import Slapd
 from harness.util import expect_one_record
+from harness.proxytls import LISTENER_KINDS
+
+# Every test here runs through a plain and a tls listener.
+pytestmark = LISTENER_KINDS
 
 OTHER_CLIENT = "127.0.0.5"      # a second loopback source address
 

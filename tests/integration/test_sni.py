@@ -32,6 +32,10 @@ import pytest
 from harness.client import Conn, connect_bytes, open_tunnel
 from harness.tls import BODY, TlsClient, TlsOrigin, make_cert
 from harness.util import check_record_shape, curl, fmt_records
+from harness.proxytls import LISTENER_KINDS, proxy_addr
+
+# Every test here runs through a plain and a tls listener.
+pytestmark = LISTENER_KINDS
 
 ORIGIN_IP = "127.0.0.5"
 NAMES = ("allowed.test", "other.test", "denied.test", "unlisted.test")
@@ -174,7 +178,7 @@ def tls_get_through(c, sni, cafile, host_header="allowed.test", hello_sent=False
 def test_curl_proxytunnel_require(sni_gateway, tls_origin, cafile):
     gw = sni_gateway("require")
     mark = tls_origin.mark()
-    r = curl(["--proxytunnel", "-x", "http://127.0.0.1:%d" % gw.port, "--cacert", cafile,
+    r = curl(["--proxytunnel", *gw.curl_proxy(), "--cacert", cafile,
               "https://allowed.test:%d/" % tls_origin.port], timeout=20)
     assert r.returncode == 0, "curl failed (%d): %s" % (r.returncode, r.stderr.decode()[-500:])
     assert r.stdout == BODY
@@ -192,7 +196,7 @@ def test_curl_proxytunnel_require(sni_gateway, tls_origin, cafile):
 
 def test_openssl_s_client_proxy_require(sni_gateway, tls_origin, cafile):
     gw = sni_gateway("require")
-    r = s_client(["-proxy", "127.0.0.1:%d" % gw.port,
+    r = s_client(["-proxy", proxy_addr(gw),
                   "-connect", "allowed.test:%d" % tls_origin.port,
                   "-servername", "allowed.test", "-CAfile", cafile, "-verify_return_error",
                   "-quiet"],
@@ -207,7 +211,7 @@ def test_openssl_s_client_proxy_require(sni_gateway, tls_origin, cafile):
 def test_openssl_s_client_noservername_require_is_sni_missing(sni_gateway, tls_origin, cafile):
     gw = sni_gateway("require")
     mark = tls_origin.mark()
-    r = s_client(["-proxy", "127.0.0.1:%d" % gw.port,
+    r = s_client(["-proxy", proxy_addr(gw),
                   "-connect", "allowed.test:%d" % tls_origin.port, "-noservername",
                   "-CAfile", cafile, "-quiet"],
                  stdin=b"GET / HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
@@ -221,7 +225,7 @@ def test_openssl_s_client_noservername_require_is_sni_missing(sni_gateway, tls_o
 def test_openssl_s_client_ip_literal_servername_is_sni_invalid(sni_gateway, tls_origin, cafile):
     gw = sni_gateway("require")
     mark = tls_origin.mark()
-    r = s_client(["-proxy", "127.0.0.1:%d" % gw.port,
+    r = s_client(["-proxy", proxy_addr(gw),
                   "-connect", "%s:%d" % (ORIGIN_IP, tls_origin.port),
                   "-servername", ORIGIN_IP, "-CAfile", cafile, "-quiet"],
                  stdin=b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -918,7 +922,7 @@ def test_real_hrr_through_the_gateway(make_gateway, tls_cert, tmp_path):
                 ready += chunk
         assert b"ACCEPT" in ready, "openssl s_server did not start: %r" % ready
         gw = hrr_gateway(make_gateway, port)
-        r = s_client(["-proxy", "127.0.0.1:%d" % gw.port, "-connect", "allowed.test:%d" % port,
+        r = s_client(["-proxy", proxy_addr(gw), "-connect", "allowed.test:%d" % port,
                       "-servername", "allowed.test", "-CAfile", cert, "-tls1_3",
                       "-groups", "X25519:P-256", "-msg", "-ign_eof"],
                      stdin=b"GET / HTTP/1.0\r\n\r\n")

@@ -349,7 +349,9 @@ test_each_key_bad(void **state)
 	bad_line("listen ::1:3128", "listen: bad address \"::1:3128\"");
 	bad_line("listen 127.0.0.1:0", "listen: bad address \"127.0.0.1:0\"");
 	bad_line("listen 127.0.0.1:3130 proxy", "listen: unknown flag \"proxy\"");
-	bad_line("listen 127.0.0.1:3130 proxy_protocol x", "too many values for \"listen\"");
+	bad_line("listen 127.0.0.1:3130 proxy_protocol x", "listen: unknown flag \"x\" (expected "
+	    "proxy_protocol or tls)");
+	bad_line("listen 127.0.0.1:3130 proxy_protocol tls x", "too many values for \"listen\"");
 	bad_line("listen 127.0.0.1:3128", "listen: 127.0.0.1:3128 is already a listen address");
 	expect_error_at("listen 127.0.0.1:3128\npolicy_file\n", 2,
 	    "missing value for \"policy_file\"");
@@ -594,6 +596,45 @@ test_bad_file(void **state)
 	free(err);
 }
 
+/* listen ... tls, the pair it needs, tls_min_version, auth_require_tls. */
+static void
+test_tls_keys(void **state)
+{
+	struct config *c;
+	char want[512];
+
+	c = load_ok(BASE "listen 127.0.0.1:3129 tls\nlisten 127.0.0.1:3130 tls proxy_protocol\n"
+	    "listen 127.0.0.1:3131 proxy_protocol tls\ntls_cert_file proxy.pem\n"
+	    "tls_key_file /etc/egressd/proxy.key\n");
+	assert_false(c->listen[0].tls);
+	assert_true(c->listen[1].tls);
+	assert_false(c->listen[1].proxy_protocol);
+	assert_true(c->listen[2].tls && c->listen[2].proxy_protocol);
+	assert_true(c->listen[3].tls && c->listen[3].proxy_protocol);
+	snprintf(want, sizeof(want), "%s/proxy.pem", dir);
+	assert_string_equal(c->tls_cert_file, want);
+	assert_string_equal(c->tls_key_file, "/etc/egressd/proxy.key");
+	assert_int_equal(c->tls_min_version, 12);
+	assert_false(c->auth_require_tls);
+	config_free(c);
+
+	c = load_ok(BASE "tls_min_version 1.3\nauth_require_tls yes\n");
+	assert_int_equal(c->tls_min_version, 13);
+	assert_true(c->auth_require_tls);
+	config_free(c);
+
+	bad_line("listen 127.0.0.1:3129 tls tls", "listen: flag \"tls\" given twice");
+	bad_line("listen 127.0.0.1:3129 TLS", "listen: unknown flag \"TLS\"");
+	bad_line("tls_min_version 1.1", "tls_min_version: bad value \"1.1\" (expected 1.2 or 1.3)");
+	bad_line("tls_min_version 1.0", "tls_min_version: bad value");
+	bad_line("auth_require_tls maybe", "auth_require_tls: bad value \"maybe\"");
+	bad_line("listen 127.0.0.1:3129 tls", "listen 127.0.0.1:3129 tls needs \"tls_cert_file\"");
+	bad_line("listen 127.0.0.1:3129 tls", "listen 127.0.0.1:3129 tls needs \"tls_key_file\"");
+	bad_line("tls_cert_file a.pem", "tls_cert_file/tls_key_file: no listen address has tls");
+	expect_error_at(BASE "listen 127.0.0.1:3129 tls\ntls_cert_file a.pem\n", 4,
+	    "tls_cert_file needs \"tls_key_file\"");
+}
+
 /* proxy_protocol_from: ranges, repeatable, bounded, only with a PROXY listener. */
 static void
 test_proxy_protocol_from(void **state)
@@ -676,6 +717,7 @@ main(void)
 		cmocka_unit_test(test_lexical),
 		cmocka_unit_test(test_bad_file),
 		cmocka_unit_test(test_proxy_protocol_from),
+		cmocka_unit_test(test_tls_keys),
 		cmocka_unit_test(test_auth_fail_limits),
 	};
 

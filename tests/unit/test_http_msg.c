@@ -442,6 +442,17 @@ test_error_responses(void **state)
 	    "407 Proxy Authentication Required\n");
 	free(s);
 
+	/* With a sentence for the client (403 insecure_credentials). */
+	http_write_error_text(out, 403, NULL, "Use the TLS listener.");
+	s = drain(out);
+	assert_text(s, "HTTP/1.1 403 Forbidden\r\n"
+	    "Content-Type: text/plain\r\n"
+	    "Content-Length: 36\r\n"
+	    "Connection: close\r\n"
+	    "\r\n"
+	    "403 Forbidden\nUse the TLS listener.\n");
+	free(s);
+
 	/* A header with a line break would split the response: dropped. */
 	http_write_error(out, 400, "X-A: b\r\nX-Injected: c");
 	s = drain(out);

@@ -8,6 +8,8 @@ import socket
 import threading
 import time
 
+from harness.proxytls import TLS_PORTS, TlsSocket
+
 DEFAULT_TIMEOUT = 10.0
 MAX_HEAD = 256 * 1024
 
@@ -55,6 +57,9 @@ class Conn:
         self.sock = socket.create_connection((host, port), timeout=timeout,
                                              source_address=(src, 0) if src else None)
         self.sock.settimeout(timeout)
+        if port in TLS_PORTS:
+            # A tls listener: the same conversation inside TLS (harness/proxytls.py).
+            self.sock = TlsSocket(self.sock, TLS_PORTS[port])
         self.buf = b""
         self.eof = False
         self.reset = False

@@ -23,6 +23,8 @@ import tempfile
 import threading
 import time
 
+from harness import proxytls
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BINARY = os.environ.get("EGRESSD", os.path.join(REPO, "build", "egressd"))
 
@@ -34,6 +36,10 @@ DEFAULT_HOSTS = {
     "blackhole.test": "127.0.0.4",
     "forbidden.test": "127.0.0.2",
 }
+
+# The kind of main listener a Gateway gets when the test does not say:
+# conftest.py's client_tls fixture sets it per module (plain and tls runs).
+DEFAULT_CLIENT_TLS = False
 
 _AUDIT_RE = re.compile(r"(?:^|\s)audit (\{.*\})\s*$")
 
@@ -144,7 +150,7 @@ class Gateway:
 
     def __init__(self, dns_port, conf=None, policy=None, hosts=None, proxy_listener=False,
                  workers=2, resolv_extra="", nofile=None, nofile_hard=None,
-                 syslog_collector=True, env=None):
+                 syslog_collector=True, env=None, client_tls=None):
         if not os.access(BINARY, os.X_OK):
             raise GatewayError("%s is not built (run `make all`)" % BINARY)
         self.dir = tempfile.mkdtemp(prefix="egw-", dir="/tmp")
@@ -152,6 +158,9 @@ class Gateway:
         self.port = None
         self.proxy_port = None
         self.proxy_listener = proxy_listener
+        # client_tls: the main listener (and the proxy_protocol one) speak TLS.
+        self.client_tls = DEFAULT_CLIENT_TLS if client_tls is None else client_tls
+        self.tls_pair = proxytls.proxy_pair() if self.client_tls else None
         self.proc = None
         self.returncode = None
         self.stderr_path = os.path.join(self.dir, "stderr.log")
@@ -191,10 +200,17 @@ class Gateway:
         return items
 
     def write_files(self):
+        tls = " tls" if self.client_tls else ""
         lines = ["# written by tests/integration/harness/gateway.py",
-                 "listen 127.0.0.1:%d" % self.port]
+                 "listen 127.0.0.1:%d%s" % (self.port, tls)]
         if self.proxy_listener:
-            lines.append("listen 127.0.0.1:%d proxy_protocol" % self.proxy_port)
+            lines.append("listen 127.0.0.1:%d proxy_protocol%s" % (self.proxy_port, tls))
+        if self.client_tls:
+            items = self._conf_items()
+            if "tls_cert_file" not in items:
+                lines.append("tls_cert_file %s" % self.tls_pair.cert)
+            if "tls_key_file" not in items:
+                lines.append("tls_key_file %s" % self.tls_pair.key)
         for k, v in self._conf_items().items():
             for one in (v if isinstance(v, list) else [v]):
                 lines.append("%s %s" % (k, one))
@@ -220,6 +236,8 @@ class Gateway:
             if not (same_ports and self.port):
                 self.port = free_port()
                 self.proxy_port = free_port() if self.proxy_listener else None
+            if self.client_tls:
+                proxytls.TLS_PORTS[self.port] = self.tls_pair.ca
             self.write_files()
             self._stderr_file = open(self.stderr_path, "ab")
             pre = None
@@ -263,6 +281,18 @@ class Gateway:
             raise GatewayError("egressd not listening on %s after %ss; stderr:\n%s"
                                % (pending, timeout, self.stderr()[-4000:]))
         time.sleep(0.1)   # let every worker's listener come up
+
+    @property
+    def proxy_url(self):
+        """The proxy as curl and Python clients name it."""
+        return "%s://127.0.0.1:%d" % ("https" if self.client_tls else "http", self.port)
+
+    def curl_proxy(self):
+        """curl arguments that reach this gateway's main listener."""
+        args = ["-x", self.proxy_url]
+        if self.client_tls:
+            args += ["--proxy-cacert", self.tls_pair.ca]
+        return args
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None
