@@ -16,6 +16,7 @@
 #include "gateway/relay.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -31,8 +32,67 @@
 #include "lib/clock.h"
 
 #define RELAY_SCRATCH (64 * 1024)   /* one read, and the largest pending remainder */
+#define SPLICE_CHUNK (256 * 1024)   /* one splice(2) in, at most (a pipe holds what fits) */
+#define PIPE_POOL_MAX 64            /* idle pipes a worker keeps for the next burst */
 
 static __thread char relay_scratch[RELAY_SCRATCH];
+
+/*
+ * Zero copy between two plain sockets: socket -> pipe -> socket with
+ * splice(2), the bytes never entering user space.  A half holds a pipe only
+ * while bytes are in it (an idle tunnel holds none: no descriptors, no
+ * pages); drained pipes wait in a small per-thread pool.  Where a pipe
+ * cannot be had (out of descriptors) or splice is refused, the half copies
+ * through the scratch buffer as before.
+ */
+struct pipe_pool {
+	int fds[PIPE_POOL_MAX][2];
+	size_t n;
+};
+
+static __thread struct pipe_pool pipe_pool;
+
+/* EGRESSD_NO_SPLICE=1 in the environment: copy always (for measuring both). */
+static bool relay_splice_enabled = true;
+
+__attribute__((constructor)) static void
+relay_splice_setting(void)
+{
+	const char *v = getenv("EGRESSD_NO_SPLICE");
+
+	relay_splice_enabled = v == NULL || strcmp(v, "1") != 0;
+}
+
+static bool
+pipe_get(int p[2])
+{
+	if (pipe_pool.n > 0) {
+		pipe_pool.n--;
+		p[0] = pipe_pool.fds[pipe_pool.n][0];
+		p[1] = pipe_pool.fds[pipe_pool.n][1];
+		return true;
+	}
+	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) == -1)
+		return false;
+	/* Room for one SPLICE_CHUNK (pages are taken only as bytes arrive). */
+	(void)fcntl(p[1], F_SETPIPE_SZ, SPLICE_CHUNK);
+	return true;
+}
+
+/* An empty pipe back to the pool (a non-empty one is closed, never reused). */
+static void
+pipe_put(int p[2], bool empty)
+{
+	if (empty && pipe_pool.n < PIPE_POOL_MAX) {
+		pipe_pool.fds[pipe_pool.n][0] = p[0];
+		pipe_pool.fds[pipe_pool.n][1] = p[1];
+		pipe_pool.n++;
+	} else {
+		close(p[0]);
+		close(p[1]);
+	}
+	p[0] = p[1] = -1;
+}
 
 struct half {
 	struct relay *r;
@@ -42,6 +102,9 @@ struct half {
 	struct event *wev;              /* writable `to`, armed only while pend_len > 0 */
 	char *pend;                     /* bytes the peer has not taken yet */
 	size_t pend_off, pend_len;
+	bool splice;                    /* plain sockets: move bytes with splice(2) */
+	int pipe[2];                    /* while bytes are in flight: the pipe they are in */
+	size_t in_pipe;                 /* bytes in it */
 	/* Payload bytes moved by this half.  Atomic only so that the main thread
 	 * may read it (egressctl tunnels, /metrics): this thread is the one
 	 * writer, so an update is a relaxed load and store, no locked add. */
@@ -174,6 +237,66 @@ half_send(struct half *h, const char *buf, size_t len)
 	return true;
 }
 
+/* Move what is in the pipe to the peer.  false: the relay finished. */
+static bool
+half_splice_out(struct half *h)
+{
+	ssize_t w;
+
+	while (h->in_pipe > 0) {
+		w = splice(h->pipe[0], NULL, h->to, NULL, h->in_pipe,
+		    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (w > 0) {
+			h->in_pipe -= (size_t)w;
+			continue;
+		}
+		if (w == -1 && (errno == EAGAIN || errno == EINTR))
+			break;
+		relay_finish(h->r, h->side_to);
+		return false;
+	}
+	if (h->in_pipe == 0) {
+		pipe_put(h->pipe, true);
+		return true;
+	}
+	/* The peer is slow: stop reading until the pipe drains. */
+	event_del(h->rev);
+	event_add(h->wev, NULL);
+	return true;
+}
+
+/*
+ * The splice path of a readable half.  Returns 1 when it handled the event,
+ * 0 when the half must copy instead (no pipe to be had, or splice refused
+ * for these sockets: the half then copies from now on).
+ */
+static int
+half_splice_in(struct half *h)
+{
+	struct relay *r = h->r;
+	ssize_t n;
+
+	if (h->pipe[0] == -1 && !pipe_get(h->pipe))
+		return 0;
+	n = splice(h->from, NULL, h->pipe[1], NULL, SPLICE_CHUNK,
+	    SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n > 0) {
+		h->in_pipe = (size_t)n;
+		half_count(h, (uint64_t)n);
+		relay_touch(r);
+		(void)half_splice_out(h);
+		return 1;
+	}
+	pipe_put(h->pipe, true);
+	if (n == -1 && (errno == EINVAL || errno == ENOSYS)) {
+		h->splice = false;      /* these descriptors cannot splice */
+		return 0;
+	}
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 1;
+	return 0;                       /* EOF or an error: recv() tells which */
+}
+
 static void
 on_readable(evutil_socket_t fd, short what, void *arg)
 {
@@ -181,6 +304,8 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 	struct relay *r = h->r;
 	ssize_t n;
 
+	if (h->splice && half_splice_in(h))
+		return;
 	n = recv(h->from, relay_scratch, sizeof(relay_scratch), 0);
 	if (n > 0) {
 		half_count(h, (uint64_t)n);
@@ -212,6 +337,15 @@ on_writable(evutil_socket_t fd, short what, void *arg)
 	struct half *h = arg;
 	ssize_t w;
 
+	if (h->in_pipe > 0) {
+		/* a spliced remainder */
+		if (!half_splice_out(h) || h->in_pipe > 0)
+			return;
+		relay_touch(h->r);
+		event_del(h->wev);
+		event_add(h->rev, NULL);
+		return;
+	}
 	w = send(h->to, h->pend + h->pend_off, h->pend_len - h->pend_off, MSG_NOSIGNAL);
 	if (w == -1) {
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
@@ -242,6 +376,7 @@ half_init(struct relay *r, struct half *h, int from, int to, enum relay_end side
 	h->r = r;
 	h->from = from;
 	h->to = to;
+	h->pipe[0] = h->pipe[1] = -1;
 	h->side_from = side_from;
 	h->side_to = side_to;
 	h->rev = event_new(r->base, from, EV_READ | EV_PERSIST, on_readable, h);
@@ -265,6 +400,7 @@ relay_new(struct event_base *base, int client_fd, int server_fd, const void *up,
 	if (half_init(r, &r->up, client_fd, server_fd, RELAY_END_CLIENT, RELAY_END_SERVER) == -1 ||
 	    half_init(r, &r->down, server_fd, client_fd, RELAY_END_SERVER, RELAY_END_CLIENT) == -1)
 		goto fail;
+	r->up.splice = r->down.splice = relay_splice_enabled;
 	relay_touch(r);
 	/* Held bytes go first; the half reads again only once they are written. */
 	if (up_len > 0) {
@@ -306,6 +442,8 @@ relay_free(struct relay *r)
 		if (halves[i]->wev != NULL)
 			event_free(halves[i]->wev);
 		free(halves[i]->pend);
+		if (halves[i]->pipe[0] != -1)
+			pipe_put(halves[i]->pipe, halves[i]->in_pipe == 0);
 	}
 	free(r);
 }
