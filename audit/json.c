@@ -18,6 +18,7 @@
  * at 256 bytes plus the fixed keys and numbers are far below the bound.
  */
 #include "audit/audit.h"
+#include "lib/fmt.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -231,14 +232,14 @@ add_target(struct jbuf *b, const char *target, size_t len, size_t limit)
 static void
 add_int(struct jbuf *b, const char *key, int64_t value)
 {
-	char num[24];
+	char num[FMT_U64_MAX];
 
 	jb_key(b, key);
 	if (value < 0) {
 		jb_add(b, "null", 4);
 		return;
 	}
-	jb_add(b, num, (size_t)snprintf(num, sizeof(num), "%" PRId64, value));
+	jb_add(b, num, fmt_u64(num, (uint64_t)value));
 }
 
 static void
@@ -253,8 +254,17 @@ add_bool(struct jbuf *b, const char *key, enum audit_bool v)
 		jb_add(b, "false", 5);
 }
 
+/*
+ * "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC) into buf[TS_LEN + 1].  The calendar part
+ * is worked out once per second per thread: records come many per second.
+ */
+#define TS_LEN 24
+
+static __thread int64_t ts_cached_sec = -1;
+static __thread char ts_cached[TS_LEN + 1];
+
 static void
-format_ts(int64_t end_ms, char *buf, size_t bufsz)
+format_ts(int64_t end_ms, char *buf)
 {
 	struct timespec ts;
 	struct tm tm;
@@ -264,20 +274,36 @@ format_ts(int64_t end_ms, char *buf, size_t bufsz)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		end_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 	}
-	sec = (time_t)(end_ms / 1000);
-	gmtime_r(&sec, &tm);
-	snprintf(buf, bufsz, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-	    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	    (int)(end_ms % 1000));
+	if (end_ms / 1000 != ts_cached_sec) {
+		sec = (time_t)(end_ms / 1000);
+		gmtime_r(&sec, &tm);
+		fmt_dec_fixed(ts_cached, (unsigned)(tm.tm_year + 1900) % 10000, 4);
+		ts_cached[4] = '-';
+		fmt_dec_fixed(ts_cached + 5, (unsigned)tm.tm_mon + 1, 2);
+		ts_cached[7] = '-';
+		fmt_dec_fixed(ts_cached + 8, (unsigned)tm.tm_mday, 2);
+		ts_cached[10] = 'T';
+		fmt_dec_fixed(ts_cached + 11, (unsigned)tm.tm_hour, 2);
+		ts_cached[13] = ':';
+		fmt_dec_fixed(ts_cached + 14, (unsigned)tm.tm_min, 2);
+		ts_cached[16] = ':';
+		fmt_dec_fixed(ts_cached + 17, (unsigned)tm.tm_sec, 2);
+		ts_cached[19] = '.';
+		ts_cached[23] = 'Z';
+		ts_cached[TS_LEN] = '\0';
+		ts_cached_sec = end_ms / 1000;
+	}
+	memcpy(buf, ts_cached, TS_LEN + 1);
+	fmt_dec_fixed(buf + 20, (unsigned)(end_ms % 1000), 3);
 }
 
 char *
 audit_encode_limit(const struct audit_event *ev, size_t limit)
 {
 	struct jbuf b = { NULL, 0, 0, false, true };
-	char ts[96];
+	char ts[TS_LEN + 1];
 
-	format_ts(ev->end_ms, ts, sizeof(ts));
+	format_ts(ev->end_ms, ts);
 	jb_add(&b, "{", 1);
 	add_string(&b, "ts", ts, limit);
 	add_string(&b, "event", ev->event, limit);

@@ -60,6 +60,7 @@
 #include "gateway/tls.h"
 #include "gateway/upstream.h"
 #include "lib/clock.h"
+#include "lib/fmt.h"
 #include "policy/policy.h"
 
 /* style(9)'s FALLTHROUGH comment, in a form both gcc and clang check. */
@@ -252,6 +253,18 @@ close_for_reason(const char *reason)
 	return "error";
 }
 
+/* The record's id, "%016x-%u" of the connection and its request: 40 bytes hold it. */
+static void
+conn_record_id(const struct conn *c, char id[40])
+{
+	size_t n;
+
+	fmt_hex64(id, c->id);
+	id[16] = '-';
+	n = fmt_u64(id + 17, c->nrequests);
+	id[17 + n] = '\0';
+}
+
 static void
 conn_emit_record(struct conn *c, const char *close_why)
 {
@@ -265,7 +278,7 @@ conn_emit_record(struct conn *c, const char *close_why)
 	if (c->reason == NULL)
 		c->reason = "ok";
 	ok = strcmp(c->reason, "ok") == 0;
-	snprintf(id, sizeof(id), "%016" PRIx64 "-%u", c->id, c->nrequests);
+	conn_record_id(c, id);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.event = c->is_connect ? "tunnel" : "request";
@@ -1268,9 +1281,9 @@ conn_forward_finish(struct conn *c)
 	conn_emit_record(c, "server");
 	if (keep_server) {
 		/* Idle until the next request; any byte or EOF from it retires it. */
-		snprintf(c->server_host, sizeof(c->server_host), "%s", c->host);
+		str_copy(c->server_host, sizeof(c->server_host), c->host);
 		c->server_port = c->port;
-		snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
+		str_copy(c->server_ip, sizeof(c->server_ip), c->dst_ip);
 		bufferevent_setwatermark(c->server, EV_WRITE, 0, 0);
 		conn_server_reading(c, true);   /* a byte or EOF from it retires it */
 	} else
@@ -1451,7 +1464,7 @@ conn_sni_judge(struct conn *c, bool second)
 	if (require && hello.ech)
 		return conn_sni_fail(c, "sni_invalid", "Encrypted Client Hello hides the server name");
 	if (second && strcmp(hello.name, c->sni) != 0) {
-		snprintf(c->sni, sizeof(c->sni), "%s", hello.name);
+		str_copy(c->sni, sizeof(c->sni), hello.name);
 		return conn_sni_fail(c, "sni_mismatch",
 		    "the second ClientHello names another server than the first");
 	}
@@ -1459,7 +1472,7 @@ conn_sni_judge(struct conn *c, bool second)
 		if (require)
 			return conn_sni_fail(c, "sni_missing", why);
 	} else {
-		snprintf(c->sni, sizeof(c->sni), "%s", hello.name);
+		str_copy(c->sni, sizeof(c->sni), hello.name);
 		if (c->host_kind == HOST_NAME && strcmp(c->sni, c->host) != 0)
 			return conn_sni_fail(c, "sni_mismatch",
 			    "server name differs from the CONNECT host");
@@ -1587,7 +1600,7 @@ static void
 conn_reuse_server(struct conn *c)
 {
 	c->server_reused = true;
-	snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", c->server_ip);
+	str_copy(c->dst_ip, sizeof(c->dst_ip), c->server_ip);
 	conn_forward_start(c);
 }
 
@@ -1601,9 +1614,9 @@ conn_open_server(struct conn *c)
 		conn_fail(c, 500, "connect_failed");
 		return STEP_CLOSED;
 	}
-	snprintf(c->server_host, sizeof(c->server_host), "%s", c->host);
+	str_copy(c->server_host, sizeof(c->server_host), c->host);
 	c->server_port = c->port;
-	snprintf(c->server_ip, sizeof(c->server_ip), "%s", c->dst_ip);
+	str_copy(c->server_ip, sizeof(c->server_ip), c->dst_ip);
 	conn_forward_start(c);
 	return STEP_DONE;
 }
@@ -1664,16 +1677,15 @@ conn_register_tunnel(struct conn *c)
 	struct stats_tunnel t;
 	struct timespec now;
 
-	memset(&t, 0, sizeof(t));
-	snprintf(t.id, sizeof(t.id), "%016" PRIx64 "-%u", c->id, c->nrequests);
-	if (c->user != NULL)
-		snprintf(t.user, sizeof(t.user), "%s", c->user);
-	snprintf(t.client_ip, sizeof(t.client_ip), "%s", c->client_ip);
+	conn_record_id(c, t.id);
+	str_copy(t.user, sizeof(t.user), c->user != NULL ? c->user : "");
+	str_copy(t.client_ip, sizeof(t.client_ip), c->client_ip);
 	t.client_port = c->client_port;
-	snprintf(t.host, sizeof(t.host), "%s", c->host);
+	str_copy(t.host, sizeof(t.host), c->host);
 	t.port = c->port;
-	snprintf(t.dst_ip, sizeof(t.dst_ip), "%s", c->dst_ip);
-	snprintf(t.sni, sizeof(t.sni), "%s", c->sni);
+	str_copy(t.dst_ip, sizeof(t.dst_ip), c->dst_ip);
+	str_copy(t.sni, sizeof(t.sni), c->sni);
+	t.bytes_up = t.bytes_down = 0;
 	clock_gettime(CLOCK_REALTIME, &now);
 	t.start_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
 	    (clock_mono_ms() - c->start_ms);
@@ -2103,7 +2115,7 @@ on_resolved(const struct upstream_result *res, void *arg)
 	c->up_status = res->status;
 	c->up_reason = res->reason;
 	if (res->status != 0)
-		snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", res->dst_ip);
+		str_copy(c->dst_ip, sizeof(c->dst_ip), res->dst_ip);
 	else
 		c->addrs = res->addrs;
 	conn_run(c);
@@ -2117,7 +2129,7 @@ on_connected(const struct upstream_result *res, void *arg)
 	c->up_req = NULL;
 	c->up_status = res->status;
 	c->up_reason = res->reason;
-	snprintf(c->dst_ip, sizeof(c->dst_ip), "%s", res->dst_ip);
+	str_copy(c->dst_ip, sizeof(c->dst_ip), res->dst_ip);
 	if (res->status == 0)
 		c->sfd = res->fd;
 	conn_run(c);

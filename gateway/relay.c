@@ -376,12 +376,24 @@ half_init(struct relay *r, struct half *h, int from, int to, enum relay_end side
 	h->r = r;
 	h->from = from;
 	h->to = to;
-	h->pipe[0] = h->pipe[1] = -1;
 	h->side_from = side_from;
 	h->side_to = side_to;
 	h->rev = event_new(r->base, from, EV_READ | EV_PERSIST, on_readable, h);
 	h->wev = event_new(r->base, to, EV_WRITE | EV_PERSIST, on_writable, h);
 	return h->rev != NULL && h->wev != NULL ? 0 : -1;
+}
+
+/* A relay with no pipe in either half (0 is a descriptor: -1 is none). */
+static struct relay *
+relay_alloc(void)
+{
+	struct relay *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->up.pipe[0] = r->up.pipe[1] = -1;
+	r->down.pipe[0] = r->down.pipe[1] = -1;
+	return r;
 }
 
 struct relay *
@@ -391,7 +403,7 @@ relay_new(struct event_base *base, int client_fd, int server_fd, const void *up,
 {
 	struct relay *r;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if ((r = relay_alloc()) == NULL)
 		return NULL;
 	r->base = base;
 	r->cb = cb;
@@ -646,7 +658,7 @@ relay_new_bev(struct event_base *base, struct bufferevent *client, int server_fd
 {
 	struct relay *r;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL)
+	if ((r = relay_alloc()) == NULL)
 		return NULL;
 	r->base = base;
 	r->cb = cb;
