@@ -13,7 +13,7 @@ BUILD     ?= build
 CC        ?= cc
 CLANG     ?= clang
 PYTHON    ?= /usr/bin/python3
-PKGS      := libevent libevent_pthreads ldap libpcre2-8 json-c
+PKGS      := libevent libevent_pthreads ldap libpcre2-8 json-c relp
 VERSION   := 0.1.0
 
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
