@@ -110,6 +110,7 @@ static struct {
 	/* datagram: what the reader may not have read yet (unread.c) */
 	struct unread *ur;
 	int64_t unread_sampled_ms;
+	bool long_sleep;                /* the thread sleeps with nothing pending */
 	uint64_t lost_unread;           /* of lost: possibly lost, not overflow */
 	uint64_t possibly_lost_total;
 
@@ -292,8 +293,14 @@ audit_emit(const struct audit_event *ev)
 		r = send(a.fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r == (ssize_t)m->len) {
 			a.sent++;
-			if (a.ur != NULL)
+			if (a.ur != NULL) {
 				unread_sent(a.ur, m->len);
+				/* The thread proves it read soon, not after its long sleep. */
+				if (a.long_sleep) {
+					a.long_sleep = false;
+					pthread_cond_signal(&a.wake);
+				}
+			}
 			pthread_mutex_unlock(&a.mtx);
 			free(m);
 			return;
@@ -963,9 +970,11 @@ audit_thread(void *arg)
 		/* Connected, nothing queued, nothing lost: wake to prove the
 		 * last datagrams read while some are pending. */
 		atomic_store(&a_available, true);
-		if (!a.stopping)
-			audit_wait_locked(a.ur != NULL && unread_pending(a.ur) > 0 ?
-			    AUDIT_UNREAD_MS : 1000);
+		if (!a.stopping) {
+			a.long_sleep = a.ur == NULL || unread_pending(a.ur) == 0;
+			audit_wait_locked(a.long_sleep ? 1000 : AUDIT_UNREAD_MS);
+			a.long_sleep = false;
+		}
 	}
 	pthread_mutex_unlock(&a.mtx);
 	return arg;

@@ -200,6 +200,18 @@ add_int(struct json_object *o, const char *key, uint64_t v)
 	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
 }
 
+/* The transport's own counters: RELP acknowledgements, datagrams possibly lost. */
+static void
+audit_status_json(struct json_object *x, const struct audit_stats *st)
+{
+	json_object_object_add(x, "transport", json_object_new_string(st->relp ? "relp" :
+	    "datagram"));
+	add_int(x, "acked", st->acked);
+	add_int(x, "unacked", st->unacked);
+	add_int(x, "resent", st->resent);
+	add_int(x, "possibly_lost_total", st->possibly_lost_total);
+}
+
 /* Seconds with microsecond precision, printed as such (not 0.000353999...). */
 static struct json_object *
 seconds_json(double v)
@@ -284,6 +296,7 @@ control_status_json(const struct control_report *r)
 	add_int(x, "lost", r->audit.lost);
 	add_int(x, "lost_total", r->audit.lost_total);
 	add_int(x, "loss_records", r->audit.loss_records);
+	audit_status_json(x, &r->audit);
 	json_object_object_add(x, "connected", json_object_new_boolean(r->audit.connected));
 	json_object_object_add(x, "available", json_object_new_boolean(r->audit.available));
 	json_object_object_add(o, "audit", x);
