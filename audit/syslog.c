@@ -79,7 +79,7 @@
 
 #define SYSLOG_SEVERITY_INFO    6
 /* How often the thread proves datagrams read while some are pending. */
-#define AUDIT_UNREAD_MS         20
+#define AUDIT_UNREAD_MS         5
 
 /* One framed message waiting for delivery. */
 struct audit_msg {
