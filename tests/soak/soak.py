@@ -438,7 +438,7 @@ def main():
         conf["audit_syslog_socket"] = rs.sock_path
     env = None
     if ARGS.sanitizer:
-        env = {"ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
+        env = {"ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0:quarantine_size_mb=16",
                "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
                "LSAN_OPTIONS": "suppressions=%s" % os.path.join(HERE, "lsan.supp")}
     gw = Gateway(dns.port, conf=conf, policy=GOOD, workers=2, nofile=NOFILE,
