@@ -123,6 +123,10 @@ class Rsyslogd:
                             actions=actions)
         if relp:
             conf += _RELP_INPUT.format(port=self.relp_port)
+        if forward_relp:
+            conf = conf.replace('module(load="imuxsock" SysSock.Use="off")\n',
+                                'module(load="imuxsock" SysSock.Use="off")\n'
+                                'module(load="omrelp")\n', 1)
         with open(self.conf_path, "w") as f:
             f.write(conf)
         r = subprocess.run([RSYSLOGD, "-N1", "-f", self.conf_path], stdin=subprocess.DEVNULL,
