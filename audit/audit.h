@@ -109,6 +109,7 @@ struct audit_stats {
 	uint64_t resent;                /* RELP: records sent again after a reconnect (possible duplicates) */
 	uint64_t possibly_lost_total;   /* datagram: sent but unread when the reader went away
 	                                 * (included in lost_total) */
+	uint64_t unproven;              /* datagram: sent, not yet proven read by the reader */
 	uint64_t queued;                /* records waiting in the queue now */
 	uint64_t queued_bytes;          /* bytes of those records */
 	uint64_t queued_total;          /* records that ever had to wait in the queue */

@@ -344,6 +344,7 @@ audit_stats(struct audit_stats *st)
 	st->unacked = a.unacked;
 	st->resent = a.resent;
 	st->possibly_lost_total = a.possibly_lost_total;
+	st->unproven = a.ur != NULL ? unread_pending(a.ur) : 0;
 	st->queued = a.qlen;
 	st->queued_bytes = a.qbytes;
 	st->queued_total = a.queued_total;

@@ -210,6 +210,7 @@ audit_status_json(struct json_object *x, const struct audit_stats *st)
 	add_int(x, "unacked", st->unacked);
 	add_int(x, "resent", st->resent);
 	add_int(x, "possibly_lost_total", st->possibly_lost_total);
+	add_int(x, "unproven", st->unproven);
 }
 
 /* Seconds with microsecond precision, printed as such (not 0.000353999...). */

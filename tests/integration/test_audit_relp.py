@@ -8,6 +8,7 @@ port; it is stopped and started under load."""
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -202,6 +203,29 @@ def test_relp_deny_on_failure_503_then_served(relp, origin, echo, schema):
             check(rec, schema, decision="deny", reason="audit_unavailable", status=503)
     assert not [r for r in recs if r.get("event") == "audit_loss"]
     check_relp_file(rs, schema)
+
+
+def test_relp_frozen_receiver_never_blocks_a_worker(relp, origin, schema):
+    """rsyslogd SIGSTOPped: it accepts TCP and answers nothing, so librelp waits
+    for acknowledgements (up to its timeout) in the delivery thread; the
+    workers keep answering (a blocked worker would time these requests out),
+    and once rsyslogd runs again every record arrives."""
+    rs, gw = relp(conf={"audit_on_failure": "allow"})
+    served, other = _pipelined(gw, origin, "pre", 20, threads=1)
+    assert served == 20 and len(set(wait_distinct(rs, "pre", 20, 5))) == 20
+    os.kill(rs.proc.pid, signal.SIGSTOP)
+    try:
+        served, other = _pipelined(gw, origin, "frz", 300, threads=2, per_conn=150)
+        assert served == 300 and not other, "rsyslogd frozen: %d of 300 served, %r" % (
+            served, other[:3])
+        st = status(gw)
+    finally:
+        os.kill(rs.proc.pid, signal.SIGCONT)
+    got = set(wait_distinct(rs, "frz", 300, 30))
+    print("\nRELP receiver frozen: 300 served meanwhile (%d queued then), %d delivered after, "
+          "%d duplicate lines" % (st["queued"], len(got), check_relp_file(rs, schema)))
+    assert len(got) == 300
+    assert not [r for r in rs.records() if r.get("event") == "audit_loss"]
 
 
 def test_relp_queue_bound_and_loss_record(relp, origin, schema):
