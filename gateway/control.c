@@ -365,6 +365,14 @@ control_status_text(const struct control_report *r)
 	fprintf(f, "audit        %" PRIu64 " sent, %" PRIu64 " queued, %" PRIu64
 	    " lost (%" PRIu64 " since start), socket %s\n", r->audit.sent, r->audit.queued,
 	    r->audit.lost, r->audit.lost_total, r->audit.connected ? "connected" : "DOWN");
+	if (r->audit.relp)
+		fprintf(f, "             RELP: %" PRIu64 " acknowledged, %" PRIu64 " awaiting "
+		    "acknowledgement, %" PRIu64 " resent after reconnects\n", r->audit.acked,
+		    r->audit.unacked, r->audit.resent);
+	else
+		fprintf(f, "             datagram: %" PRIu64 " possibly lost (unread when the reader "
+		    "went away), %" PRIu64 " not yet proven read\n", r->audit.possibly_lost_total,
+		    r->audit.unproven);
 	format_time(r->policy_loaded_ms, when, sizeof(when));
 	fprintf(f, "policy       %s, %zu rules, generation %u, loaded %s\n", r->policy_file,
 	    r->policy_rules, r->policy_generation, when);
