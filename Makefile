@@ -16,7 +16,7 @@ BUILD     ?= build
 CC        ?= cc
 CLANG     ?= clang
 PYTHON    ?= /usr/bin/python3
-PKGS      := libevent libevent_pthreads libevent_openssl libssl libcrypto ldap libpcre2-8 json-c libsystemd
+PKGS      := libevent libevent_pthreads libevent_openssl libssl libcrypto ldap libpcre2-8 json-c libsystemd relp
 VERSION   := 0.1.0
 
 WARNINGS  := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wcast-qual \
@@ -52,7 +52,8 @@ FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_SECONDS ?= 300
 CHECK_FUZZ_SECONDS ?= 15
 
-.PHONY: all deps deps-demo check unit fuzz-check fuzz integration demo install clean check-layers bench policy-bench deb
+.PHONY: all deps deps-demo check unit fuzz-check fuzz integration demo install clean check-layers bench \
+        policy-bench deb soak soak-check
 all: $(BUILD)/egressd $(BUILD)/egressctl
 
 deps:
@@ -84,6 +85,11 @@ $(BUILD)/fzobj/%.o: %.c
 $(BUILD)/unit/%: tests/unit/%.c $(SAN_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(SAN_FLAGS) -MMD -MP -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+# The daemon under AddressSanitizer and UBSan, for the soak.
+$(BUILD)/asan/egressd: $(BUILD)/san/gateway/main.o $(SAN_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # The SNI differential compares gateway/sni.c with OpenSSL's ClientHello parser.
 $(BUILD)/fuzz/fuzz_sni_openssl: LDLIBS += $(shell pkg-config --libs openssl)
@@ -126,6 +132,21 @@ check: deps
 	$(MAKE) fuzz-check
 	$(MAKE) deb
 	$(MAKE) integration
+	$(MAKE) soak-check
+
+# The fault-injection soak (tests/soak/soak.py): every phase in each run.  make check:
+# RELP on the normal build and the datagram path under ASan+UBSan, SOAK_CHECK_SECONDS
+# each; make soak: both transports for SOAK_SECONDS on the normal build.
+SOAK_SECONDS ?= 600
+SOAK_CHECK_SECONDS ?= 60
+soak-check: all $(BUILD)/asan/egressd
+	$(PYTHON) tests/soak/soak.py --transport relp --seconds $(SOAK_CHECK_SECONDS)
+	$(PYTHON) tests/soak/soak.py --transport datagram --seconds $(SOAK_CHECK_SECONDS) \
+	    --binary $(BUILD)/asan/egressd --sanitizer
+
+soak: all
+	$(PYTHON) tests/soak/soak.py --transport relp --seconds $(SOAK_SECONDS)
+	$(PYTHON) tests/soak/soak.py --transport datagram --seconds $(SOAK_SECONDS)
 
 demo: deps-demo all
 	@sh packaging/demo.sh

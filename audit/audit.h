@@ -7,10 +7,13 @@
  * policy internals: it encodes what it is told.  Every contract field is always
  * present; a NULL string or a negative number is written as JSON null.
  *
- * Records go to the local syslog socket as RFC 3164 datagrams (syslog.c),
- * never blocking the caller: while the socket is missing or full they wait in
- * a bounded queue, what overflows is counted and reported by an "audit_loss"
- * record once delivery resumes.  Each record fits one syslog message of
+ * Records go to the local syslog socket as RFC 3164 datagrams (syslog.c), or
+ * over RELP to rsyslog's imrelp (relp.c), never blocking the caller: while
+ * the receiver is missing or full they wait in a bounded queue, what
+ * overflows is counted and reported by an "audit_loss" record once delivery
+ * resumes.  Over RELP a record leaves the queue only once acknowledged;
+ * over the datagram socket, records the reader had not read when it went
+ * away are counted in the next audit_loss record as possibly lost.  Each record fits one syslog message of
  * rsyslog's default 8 KiB limit (see AUDIT_RECORD_MAX).
  */
 #ifndef EGRESSD_AUDIT_AUDIT_H
@@ -81,6 +84,8 @@ struct audit_event {
 
 struct audit_config {
 	const char *socket_path;        /* syslog socket (AF_UNIX, datagram) */
+	const char *relp_host;          /* RELP receiver (imrelp) instead of the socket; NULL = none */
+	int relp_port;
 	int facility;                   /* syslog facility number (0..23) */
 	const char *tag;                /* APP-NAME, at most 32 bytes are used */
 	bool deny_on_failure;           /* audit_on_failure deny */
@@ -96,7 +101,15 @@ struct audit_config {
 
 /* What the audit transport has done so far (for the admin socket, metrics). */
 struct audit_stats {
-	uint64_t sent;                  /* messages accepted by the socket, loss records included */
+	bool relp;                      /* the transport is RELP (else the datagram socket) */
+	uint64_t sent;                  /* messages accepted by the socket, loss records included;
+	                                 * RELP: frames sent, resent ones included */
+	uint64_t acked;                 /* RELP: records the receiver acknowledged */
+	uint64_t unacked;               /* RELP: sent, acknowledgement not seen yet (still queued) */
+	uint64_t resent;                /* RELP: records sent again after a reconnect (possible duplicates) */
+	uint64_t possibly_lost_total;   /* datagram: sent but unread when the reader went away
+	                                 * (included in lost_total) */
+	uint64_t unproven;              /* datagram: sent, not yet proven read by the reader */
 	uint64_t queued;                /* records waiting in the queue now */
 	uint64_t queued_bytes;          /* bytes of those records */
 	uint64_t queued_total;          /* records that ever had to wait in the queue */

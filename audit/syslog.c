@@ -24,11 +24,30 @@
  * when the queue is empty and no loss is pending, under the lock, so two
  * workers' records and the thread's never interleave out of order either.
  *
+ * The datagram socket cannot acknowledge anything: a record the kernel took
+ * may still be in the reader's queue when the reader exits, and the kernel
+ * frees it without a word.  unread.c keeps what was sent since the last
+ * proof that the reader had taken it; when the reader goes away, those are
+ * counted as possibly lost in the next audit_loss record (so sent - possibly
+ * lost <= delivered <= sent).
+ *
+ * Over RELP (audit_relp) workers never send: every record is queued and the
+ * thread sends it through librelp (relp.c).  A sent record stays at the head
+ * of the queue until it is known acknowledged (librelp's window: all but the
+ * newest RELP_WINDOW sent are); `cursor` marks the first one not sent yet.
+ * When the session breaks, the cursor goes back to the head: the records not
+ * known acknowledged are sent again on the next session (counted as resent:
+ * the receiver may already have some, a consumer drops them by id).  The
+ * queue bound counts them too, so memory stays bounded the same way.
+ *
  * Framing is RFC 3164 as /dev/log readers (rsyslog imuxsock, journald)
  * expect: "<PRI>Mmm dd hh:mm:ss TAG[PID]: {json}", PRI = facility * 8 + 6
- * (info), local time, no trailing newline.
+ * (info), local time, no trailing newline.  Over RELP the receiver parses a
+ * network message, so the hostname goes before the tag.
  */
 #include "audit/audit.h"
+#include "audit/relp.h"
+#include "audit/unread.h"
 #include "lib/clock.h"
 
 #include <sys/socket.h>
@@ -59,6 +78,8 @@
 #define AUDIT_LOG_REMIND_MS     60000
 
 #define SYSLOG_SEVERITY_INFO    6
+/* How often the thread proves datagrams read while some are pending. */
+#define AUDIT_UNREAD_MS         5
 
 /* One framed message waiting for delivery. */
 struct audit_msg {
@@ -74,8 +95,10 @@ static struct {
 	pthread_t thread;
 	bool stopping;
 	struct sockaddr_un sun;
+	char dest[300];                 /* where records go, for the log */
 	int facility;
 	char tag[AUDIT_TAG_MAX + 1];
+	char host[65];                  /* RELP: the hostname field */
 	long pid;
 	bool mirror_stderr;
 
@@ -83,6 +106,23 @@ static struct {
 	bool broken;                    /* a send said the peer is gone: reconnect */
 	struct audit_msg *head, *tail;
 	size_t qlen, qbytes;
+
+	/* datagram: what the reader may not have read yet (unread.c) */
+	struct unread *ur;
+	int64_t unread_sampled_ms;
+	bool long_sleep;                /* the thread sleeps with nothing pending */
+	uint64_t lost_unread;           /* of lost: possibly lost, not overflow */
+	uint64_t possibly_lost_total;
+
+	/* RELP */
+	bool relp;
+	struct relp_link *rl;
+	bool relp_up;                   /* a session is open */
+	char relp_err[200];
+	struct audit_msg *cursor;       /* first record not sent yet, NULL = none */
+	struct audit_msg *last_sent;    /* newest sent, not known acknowledged */
+	size_t unacked;                 /* records from head up to last_sent */
+	uint64_t acked, resent;
 
 	uint64_t sent, queued_total, lost, lost_total, loss_records, reconnects;
 	uint64_t loss_seq;
@@ -113,6 +153,8 @@ static atomic_uint_fast64_t a_refused;  /* requests refused for audit_on_failure
 static pthread_mutex_t stderr_mtx = PTHREAD_MUTEX_INITIALIZER;
 
 static void *audit_thread(void *);
+static void audit_hostname(void);
+static const char *audit_error_text(void);
 static void audit_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Errors after which the socket must be reopened, not just retried. */
@@ -157,9 +199,10 @@ audit_header(char *buf, size_t size)
 
 	now = time(NULL);
 	localtime_r(&now, &tm);
-	return snprintf(buf, size, "<%d>%s %2d %02d:%02d:%02d %s[%ld]: ",
+	return snprintf(buf, size, "<%d>%s %2d %02d:%02d:%02d %s%s%s[%ld]: ",
 	    a.facility * 8 + SYSLOG_SEVERITY_INFO, months[tm.tm_mon], tm.tm_mday,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec, a.tag, a.pid);
+	    tm.tm_hour, tm.tm_min, tm.tm_sec, a.relp ? a.host : "", a.relp ? " " : "",
+	    a.tag, a.pid);
 }
 
 /* json framed as one syslog message; NULL when out of memory. */
@@ -167,7 +210,7 @@ static struct audit_msg *
 audit_frame(const char *json, size_t len)
 {
 	struct audit_msg *m;
-	char hdr[128];
+	char hdr[160];
 	int hlen;
 
 	hlen = audit_header(hdr, sizeof(hdr));
@@ -209,6 +252,8 @@ audit_enqueue_locked(struct audit_msg *m)
 	a.qlen++;
 	a.qbytes += m->len;
 	a.queued_total++;
+	if (a.relp && a.cursor == NULL)
+		a.cursor = m;
 	pthread_cond_signal(&a.wake);
 }
 
@@ -244,10 +289,18 @@ audit_emit(const struct audit_event *ev)
 		pthread_mutex_unlock(&a.mtx);
 		return;
 	}
-	if (a.head == NULL && a.lost == 0 && a.fd != -1 && !a.broken) {
+	if (!a.relp && a.head == NULL && a.lost == 0 && a.fd != -1 && !a.broken) {
 		r = send(a.fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (r == (ssize_t)m->len) {
 			a.sent++;
+			if (a.ur != NULL) {
+				unread_sent(a.ur, m->len);
+				/* The thread proves it read soon, not after its long sleep. */
+				if (a.long_sleep) {
+					a.long_sleep = false;
+					pthread_cond_signal(&a.wake);
+				}
+			}
 			pthread_mutex_unlock(&a.mtx);
 			free(m);
 			return;
@@ -285,7 +338,13 @@ void
 audit_stats(struct audit_stats *st)
 {
 	pthread_mutex_lock(&a.mtx);
+	st->relp = a.relp;
 	st->sent = a.sent;
+	st->acked = a.acked;
+	st->unacked = a.unacked;
+	st->resent = a.resent;
+	st->possibly_lost_total = a.possibly_lost_total;
+	st->unproven = a.ur != NULL ? unread_pending(a.ur) : 0;
 	st->queued = a.qlen;
 	st->queued_bytes = a.qbytes;
 	st->queued_total = a.queued_total;
@@ -293,7 +352,7 @@ audit_stats(struct audit_stats *st)
 	st->lost_total = a.lost_total;
 	st->loss_records = a.loss_records;
 	st->reconnects = a.reconnects;
-	st->connected = a.fd != -1 && !a.broken;
+	st->connected = a.relp ? a.relp_up : a.fd != -1 && !a.broken;
 	st->available = atomic_load(&a_available);
 	st->last_error = a.last_error;
 	pthread_mutex_unlock(&a.mtx);
@@ -324,12 +383,33 @@ audit_open(const struct audit_config *cfg)
 	const char *tag;
 	int fd;
 
-	if (atomic_load(&a_open) || cfg->socket_path == NULL ||
-	    strlen(cfg->socket_path) >= sizeof(a.sun.sun_path))
+	if (atomic_load(&a_open))
+		return -1;
+	a.relp = cfg->relp_host != NULL;
+	if (!a.relp && (cfg->socket_path == NULL ||
+	    strlen(cfg->socket_path) >= sizeof(a.sun.sun_path)))
 		return -1;
 	memset(&a.sun, 0, sizeof(a.sun));
-	a.sun.sun_family = AF_UNIX;
-	memcpy(a.sun.sun_path, cfg->socket_path, strlen(cfg->socket_path));
+	if (!a.relp) {
+		a.sun.sun_family = AF_UNIX;
+		memcpy(a.sun.sun_path, cfg->socket_path, strlen(cfg->socket_path));
+		snprintf(a.dest, sizeof(a.dest), "%s", cfg->socket_path);
+		if (a.ur == NULL)
+			a.ur = unread_new();
+	} else {
+		snprintf(a.dest, sizeof(a.dest), strchr(cfg->relp_host, ':') != NULL ?
+		    "RELP [%s]:%d" : "RELP %s:%d", cfg->relp_host, cfg->relp_port);
+		audit_hostname();
+		if ((a.rl = relp_link_new(cfg->relp_host, cfg->relp_port)) == NULL)
+			return -1;
+	}
+	a.relp_up = false;
+	a.relp_err[0] = '\0';
+	a.cursor = a.last_sent = NULL;
+	a.unacked = 0;
+	a.acked = a.resent = 0;
+	a.lost_unread = a.possibly_lost_total = 0;
+	a.unread_sampled_ms = 0;
 	a.facility = cfg->facility >= 0 && cfg->facility < 24 ? cfg->facility : 1;
 	tag = cfg->tag != NULL && cfg->tag[0] != '\0' ? cfg->tag : "egressd";
 	snprintf(a.tag, sizeof(a.tag), "%s", tag);
@@ -352,19 +432,27 @@ audit_open(const struct audit_config *cfg)
 	pthread_cond_init(&a.wake, &ca);
 	pthread_condattr_destroy(&ca);
 
-	/* Try once now so the "start" record goes straight out when syslog is up. */
-	if ((fd = audit_connect()) == -1) {
+	/* Try once now so the "start" record goes straight out when syslog is up.
+	 * (RELP connects in the thread: librelp may take seconds.) */
+	if (a.relp) {
+		fd = -1;
+		atomic_store(&a_available, true);
+	} else if ((fd = audit_connect()) == -1) {
 		a.last_error = errno;
 		atomic_store(&a_available, false);
 	} else {
 		a.reconnects++;
 		atomic_store(&a_available, true);
+		if (a.ur != NULL)
+			unread_connected(a.ur, fd);
 	}
 	a.fd = fd;
 	if (pthread_create(&a.thread, NULL, audit_thread, NULL) != 0) {
 		if (a.fd != -1)
 			close(a.fd);
 		a.fd = -1;
+		relp_link_free(a.rl);
+		a.rl = NULL;
 		pthread_cond_destroy(&a.wake);
 		return -1;
 	}
@@ -376,7 +464,7 @@ void
 audit_close(void)
 {
 	struct audit_msg *m;
-	size_t left;
+	size_t left, unacked;
 
 	if (!atomic_load(&a_open))
 		return;
@@ -389,20 +477,32 @@ audit_close(void)
 	pthread_mutex_unlock(&a.mtx);
 	pthread_join(a.thread, NULL);
 
+	/* RELP: a polite close; librelp waits (bounded) for the last answers. */
+	unacked = a.unacked;
+	relp_link_free(a.rl);
+	a.rl = NULL;
+	a.relp_up = false;
+
 	pthread_mutex_lock(&a.mtx);
 	/* What could not be delivered in time is lost; say so in the counters
-	 * and, since no audit_loss record can carry it any more, in the log. */
-	left = a.qlen;
+	 * and, since no audit_loss record can carry it any more, in the log.
+	 * RELP records sent but not known acknowledged are not counted lost:
+	 * the receiver had them in its window and answered the close. */
+	left = a.qlen - unacked;
 	while ((m = a.head) != NULL) {
 		a.head = m->next;
 		free(m);
-		a.lost_total++;
 	}
+	a.lost_total += left;
 	if (left > 0 || a.lost > 0)
 		audit_log("audit: %zu records still queued at exit could not be delivered to %s, "
 		    "and %llu lost records were never reported in an audit_loss record (%s)",
-		    left, a.sun.sun_path, (unsigned long long)a.lost,
-		    a.last_error != 0 ? strerror(a.last_error) : "no reader");
+		    left, a.dest, (unsigned long long)a.lost, audit_error_text());
+	if (unacked > 0)
+		audit_log("audit: %zu records sent to %s at exit were not acknowledged yet "
+		    "(the session was closed after them)", unacked, a.dest);
+	a.cursor = a.last_sent = NULL;
+	a.unacked = 0;
 	a.tail = NULL;
 	a.qlen = a.qbytes = 0;
 	if (a.fd != -1)
@@ -411,6 +511,8 @@ audit_close(void)
 	atomic_store(&a_available, false);
 	pthread_mutex_unlock(&a.mtx);
 	pthread_cond_destroy(&a.wake);
+	unread_free(a.ur);
+	a.ur = NULL;
 }
 
 /* ---- the delivery thread --------------------------------------------- */
@@ -433,6 +535,8 @@ audit_log(const char *fmt, ...)
 static const char *
 audit_error_text(void)
 {
+	if (a.relp)
+		return a.relp_err[0] != '\0' ? a.relp_err : "no RELP session yet";
 	if (a.last_error == EAGAIN || a.last_error == EWOULDBLOCK || a.last_error == ENOBUFS)
 		return "the reader takes nothing (socket full)";
 	return a.last_error != 0 ? strerror(a.last_error) : "unknown error";
@@ -466,21 +570,21 @@ audit_track_outage_locked(void)
 	if (!up && !a.down_logged && (a.last_log_ms == 0 ||
 	    now - a.last_log_ms >= AUDIT_LOG_GAP_MS)) {
 		audit_log("audit: records cannot be delivered to %s: %s; %s (%zu queued)",
-		    a.sun.sun_path, audit_error_text(), a.deny_on_failure ?
+		    a.dest, audit_error_text(), a.deny_on_failure ?
 		    "audit_on_failure deny: new tunnels and requests are refused with 503" :
 		    "queueing, still serving", a.qlen);
 		a.down_logged = true;
 		a.last_log_ms = now;
 	} else if (!up && a.down_logged && now - a.last_log_ms >= AUDIT_LOG_REMIND_MS) {
 		audit_log("audit: still cannot deliver to %s after %lld s: %s; %llu records lost, "
-		    "%llu refused so far, %zu queued", a.sun.sun_path,
+		    "%llu refused so far, %zu queued", a.dest,
 		    (long long)((now - a.down_since_ms) / 1000), audit_error_text(),
 		    (unsigned long long)lost, (unsigned long long)refused, a.qlen);
 		a.last_log_ms = now;
 	} else if (up) {
 		if (a.down_logged || lost > 0 || refused > 0) {
 			audit_log("audit: delivery to %s resumed after %.1f s; %llu records lost and "
-			    "%llu tunnels/requests refused meanwhile", a.sun.sun_path,
+			    "%llu tunnels/requests refused meanwhile", a.dest,
 			    (double)(now - a.down_since_ms) / 1000.0, (unsigned long long)lost,
 			    (unsigned long long)refused);
 			a.last_log_ms = now;
@@ -501,14 +605,14 @@ audit_wait_locked(int ms)
 	ts.tv_nsec %= 1000000000;
 	pthread_cond_timedwait(&a.wake, &a.mtx, &ts);
 }
-
-/* The audit_loss record for n lost records, framed; NULL when out of memory. */
+/* The audit_loss record for n lost records (unread of them possibly lost:
+ * sent, but unread when the reader went away), framed; NULL when out of memory. */
 static struct audit_msg *
-audit_loss_msg(uint64_t n, uint64_t seq)
+audit_loss_msg(uint64_t n, uint64_t unread, uint64_t seq)
 {
 	struct audit_event ev;
 	struct audit_msg *m;
-	char id[48], *json;
+	char id[48], msg[200], *json;
 
 	memset(&ev, 0, sizeof(ev));
 	snprintf(id, sizeof(id), "audit_loss-%ld-%llu", a.pid, (unsigned long long)seq);
@@ -519,11 +623,31 @@ audit_loss_msg(uint64_t n, uint64_t seq)
 	ev.status = -1;
 	ev.bytes_up = ev.bytes_down = ev.duration_ms = -1;
 	ev.lost = (int64_t)n;
+	if (unread > 0) {
+		snprintf(msg, sizeof(msg), "%llu dropped (queue full), %llu possibly lost (sent, "
+		    "but not yet read by the syslog daemon when it went away)",
+		    (unsigned long long)(n - unread), (unsigned long long)unread);
+		ev.message = msg;
+	}
 	if ((json = audit_encode(&ev)) == NULL)
 		return NULL;
 	m = audit_frame(json, strlen(json));
 	free(json);
 	return m;
+}
+
+/* The reader of the datagram socket went away: what it had not read is
+ * possibly lost.  Called locked, before the socket is closed. */
+static void
+audit_reader_gone_locked(void)
+{
+	uint64_t n;
+
+	if (a.ur == NULL || (n = unread_gone(a.ur)) == 0)
+		return;
+	a.lost_unread += n;
+	a.possibly_lost_total += n;
+	audit_lose_locked(n);
 }
 
 /*
@@ -537,8 +661,10 @@ audit_reconnect_locked(void)
 
 	if (a.fd != -1 && !a.broken)
 		return true;
-	if (a.fd != -1)
+	if (a.fd != -1) {
+		audit_reader_gone_locked();
 		close(a.fd);
+	}
 	a.fd = -1;
 	a.broken = false;
 	if ((fd = audit_connect()) == -1) {
@@ -549,6 +675,8 @@ audit_reconnect_locked(void)
 	}
 	a.fd = fd;
 	a.reconnects++;
+	if (a.ur != NULL)
+		unread_connected(a.ur, fd);
 	return true;
 }
 
@@ -591,6 +719,8 @@ audit_send_locked(const struct audit_msg *m)
 	pthread_mutex_lock(&a.mtx);
 	if (r == (ssize_t)m->len) {
 		a.sent++;
+		if (a.ur != NULL)
+			unread_sent(a.ur, m->len);
 		return true;
 	}
 	a.last_error = r == -1 ? e : EMSGSIZE;
@@ -608,7 +738,7 @@ audit_send_locked(const struct audit_msg *m)
 	return false;
 }
 
-/* Remove the head of the queue (just sent).  Called locked. */
+/* Remove the head of the queue (delivered).  Called locked. */
 static void
 audit_pop_locked(void)
 {
@@ -622,6 +752,159 @@ audit_pop_locked(void)
 	free(m);
 }
 
+/* Prove datagrams read, at most every AUDIT_UNREAD_MS.  Called locked. */
+static void
+audit_sample_unread_locked(void)
+{
+	int64_t now;
+
+	if (a.ur == NULL || a.fd == -1 || a.broken || unread_pending(a.ur) == 0)
+		return;
+	now = clock_mono_ms();
+	if (now - a.unread_sampled_ms < AUDIT_UNREAD_MS)
+		return;
+	a.unread_sampled_ms = now;
+	unread_sample(a.ur, a.fd);
+}
+
+/* The hostname field of RELP messages: the first label, as RFC 3164 wants,
+ * of printable characters only. */
+static void
+audit_hostname(void)
+{
+	char h[256];
+	size_t i;
+
+	if (gethostname(h, sizeof(h)) != 0)
+		h[0] = '\0';
+	h[sizeof(h) - 1] = '\0';
+	for (i = 0; h[i] != '\0' && h[i] != '.' && i < sizeof(a.host) - 1; i++)
+		a.host[i] = h[i] > ' ' && h[i] < 0x7f ? h[i] : '-';
+	a.host[i] = '\0';
+	if (i == 0)
+		snprintf(a.host, sizeof(a.host), "localhost");
+}
+
+/* ---- RELP -------------------------------------------------------------- */
+
+/* Open a session if there is none.  Called locked; librelp runs unlocked. */
+static bool
+relp_reconnect_locked(void)
+{
+	char err[sizeof(a.relp_err)];
+	int r;
+
+	if (a.relp_up)
+		return true;
+	pthread_mutex_unlock(&a.mtx);
+	r = relp_link_connect(a.rl, err, sizeof(err));
+	pthread_mutex_lock(&a.mtx);
+	if (r == -1) {
+		snprintf(a.relp_err, sizeof(a.relp_err), "%s", err);
+		a.last_error = ECONNREFUSED;
+		atomic_store(&a_available, false);
+		audit_wait_locked(AUDIT_RETRY_MS);
+		return false;
+	}
+	a.relp_up = true;
+	a.reconnects++;
+	return true;
+}
+
+/* The session broke: what was not known acknowledged goes again.  Locked. */
+static void
+relp_broken_locked(const char *err)
+{
+	snprintf(a.relp_err, sizeof(a.relp_err), "%s", err);
+	a.last_error = ECONNRESET;
+	a.relp_up = false;
+	a.resent += a.unacked;
+	a.unacked = 0;
+	a.last_sent = NULL;
+	a.cursor = a.head;
+	atomic_store(&a_available, false);
+	pthread_mutex_unlock(&a.mtx);
+	relp_link_drop(a.rl);
+	pthread_mutex_lock(&a.mtx);
+}
+
+/* Put m (a loss record) before the first unsent record.  Called locked. */
+static void
+relp_insert_locked(struct audit_msg *m)
+{
+	if (a.last_sent == NULL) {
+		m->next = a.head;
+		a.head = m;
+	} else {
+		m->next = a.last_sent->next;
+		a.last_sent->next = m;
+	}
+	if (m->next == NULL)
+		a.tail = m;
+	a.cursor = m;
+	a.qlen++;
+	a.qbytes += m->len;
+}
+
+/*
+ * One turn of the RELP thread: report losses (as a queued record, so it is
+ * held until acknowledged like the rest), send the next record, forget the
+ * ones the window proves acknowledged.  Called locked.
+ */
+static void
+relp_turn_locked(void)
+{
+	struct audit_msg *m, *loss;
+	char err[sizeof(a.relp_err)];
+	uint64_t n, unread, seq;
+	int r;
+
+	if (!relp_reconnect_locked())
+		return;
+	if (a.lost > 0 && (a.cursor == NULL ||
+	    clock_mono_ms() - a.loss_sent_ms >= AUDIT_RETRY_MS)) {
+		n = a.lost;
+		unread = a.lost_unread;
+		seq = ++a.loss_seq;
+		pthread_mutex_unlock(&a.mtx);
+		loss = audit_loss_msg(n, unread, seq);
+		pthread_mutex_lock(&a.mtx);
+		if (loss == NULL) {
+			audit_wait_locked(AUDIT_RETRY_MS);
+			return;
+		}
+		relp_insert_locked(loss);
+		a.lost -= n;
+		a.lost_unread -= unread;
+		a.loss_records++;
+		a.loss_sent_ms = clock_mono_ms();
+	}
+	if ((m = a.cursor) == NULL) {
+		atomic_store(&a_available, true);
+		if (!a.stopping)
+			audit_wait_locked(1000);
+		return;
+	}
+	/* Only this thread frees queued records: m stays valid unlocked. */
+	pthread_mutex_unlock(&a.mtx);
+	r = relp_link_send(a.rl, m->buf, m->len, err, sizeof(err));
+	pthread_mutex_lock(&a.mtx);
+	if (r == -1) {
+		relp_broken_locked(err);
+		return;
+	}
+	a.sent++;
+	a.last_sent = m;
+	a.cursor = m->next;
+	a.unacked++;
+	while (a.unacked > RELP_WINDOW) {
+		audit_pop_locked();
+		a.unacked--;
+		a.acked++;
+	}
+	atomic_store(&a_available, true);
+}
+
 /*
  * Reconnect, report losses, drain the queue in order; sleep when there is
  * nothing to do.  On stop, keep delivering for up to AUDIT_CLOSE_MS.
@@ -630,7 +913,7 @@ static void *
 audit_thread(void *arg)
 {
 	struct audit_msg *loss;
-	uint64_t n, seq;
+	uint64_t n, unread, seq;
 	int64_t deadline = 0;
 
 	pthread_mutex_lock(&a.mtx);
@@ -639,11 +922,18 @@ audit_thread(void *arg)
 		if (a.stopping) {
 			if (deadline == 0)
 				deadline = clock_mono_ms() + AUDIT_CLOSE_MS;
-			if ((a.head == NULL && a.lost == 0) || clock_mono_ms() >= deadline)
+			if ((a.relp ? a.cursor == NULL : a.head == NULL) && a.lost == 0)
 				break;
+			if (clock_mono_ms() >= deadline)
+				break;
+		}
+		if (a.relp) {
+			relp_turn_locked();
+			continue;
 		}
 		if (!audit_reconnect_locked())
 			continue;
+		audit_sample_unread_locked();
 		/*
 		 * The loss comes first when delivery resumes.  Under a sustained
 		 * overload (queue full, a slot frees, overflow again) one record per
@@ -652,9 +942,10 @@ audit_thread(void *arg)
 		if (a.lost > 0 && (a.head == NULL ||
 		    clock_mono_ms() - a.loss_sent_ms >= AUDIT_RETRY_MS)) {
 			n = a.lost;
+			unread = a.lost_unread;
 			seq = ++a.loss_seq;
 			pthread_mutex_unlock(&a.mtx);
-			loss = audit_loss_msg(n, seq);
+			loss = audit_loss_msg(n, unread, seq);
 			pthread_mutex_lock(&a.mtx);
 			if (loss == NULL) {
 				audit_wait_locked(AUDIT_RETRY_MS);
@@ -662,6 +953,7 @@ audit_thread(void *arg)
 			}
 			if (audit_send_locked(loss)) {
 				a.lost -= n;
+				a.lost_unread -= unread;
 				a.loss_records++;
 				a.loss_sent_ms = clock_mono_ms();
 				atomic_store(&a_available, true);
@@ -676,10 +968,14 @@ audit_thread(void *arg)
 			}
 			continue;
 		}
-		/* Connected, nothing queued, nothing lost. */
+		/* Connected, nothing queued, nothing lost: wake to prove the
+		 * last datagrams read while some are pending. */
 		atomic_store(&a_available, true);
-		if (!a.stopping)
-			audit_wait_locked(1000);
+		if (!a.stopping) {
+			a.long_sleep = a.ur == NULL || unread_pending(a.ur) == 0;
+			audit_wait_locked(a.long_sleep ? 1000 : AUDIT_UNREAD_MS);
+			a.long_sleep = false;
+		}
 	}
 	pthread_mutex_unlock(&a.mtx);
 	return arg;

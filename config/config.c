@@ -44,6 +44,7 @@
  *	audit_syslog_socket     PATH                    /dev/log            
  *	audit_facility          kern..local7            local5 (21)         
  *	audit_tag               1..32 of [A-Za-z0-9._-] egressd             
+ *	audit_relp              HOST:PORT | [IPV6]:PORT (none: the datagram socket)  RELP instead of audit_syslog_socket
  *	audit_on_failure        allow | deny            allow               
  *	audit_stderr            yes | no                no                  extension: also "audit {JSON}" lines on stderr
  *	admin_socket            PATH                    (none)              
@@ -621,6 +622,58 @@ d_on_failure(struct cparse *cp, const struct directive *d, char **args, size_t n
 	return 0;
 }
 
+/*
+ * audit_relp HOST:PORT: where rsyslog's imrelp listens.  HOST is an address
+ * literal ([...] for IPv6) or a DNS name; it is resolved when connecting, so
+ * a central receiver may move without a restart of egressd.
+ */
+static int
+d_relp(struct cparse *cp, const struct directive *d, char **args, size_t n)
+{
+	const char *s = args[0], *colon, *h, *he;
+	char *host, *end;
+	long port;
+	size_t i;
+
+	if (s[0] == '[') {
+		he = strchr(s, ']');
+		h = s + 1;
+		colon = he != NULL && he[1] == ':' ? he + 1 : NULL;
+	} else {
+		colon = strrchr(s, ':');
+		h = s;
+		he = colon;
+		if (colon != NULL && memchr(s, ':', (size_t)(colon - s)) != NULL)
+			colon = NULL;   /* an IPv6 literal needs brackets */
+	}
+	if (colon == NULL || he == h) {
+		cfg_error(cp, cp->line, "audit_relp: bad address \"%s\" (expected HOST:PORT or "
+		    "[IPV6]:PORT)", s);
+		return -1;
+	}
+	for (i = 0; h + i < he; i++)
+		if (!((h[i] >= 'a' && h[i] <= 'z') || (h[i] >= 'A' && h[i] <= 'Z') ||
+		    (h[i] >= '0' && h[i] <= '9') || h[i] == '.' || h[i] == '-' ||
+		    (h[i] == ':' && s[0] == '['))) {
+			cfg_error(cp, cp->line, "audit_relp: bad host in \"%s\"", s);
+			return -1;
+		}
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (colon[1] < '0' || colon[1] > '9' || *end != '\0' || errno != 0 || port < 1 ||
+	    port > 65535) {
+		cfg_error(cp, cp->line, "audit_relp: bad port in \"%s\" (1-65535)", s);
+		return -1;
+	}
+	if ((host = xstrdup(cp, h)) == NULL)
+		return -1;
+	host[he - h] = '\0';
+	free(cp->c->audit_relp_host);
+	cp->c->audit_relp_host = host;
+	cp->c->audit_relp_port = (int)port;
+	return 0;
+}
+
 static int
 d_metrics(struct cparse *cp, const struct directive *d, char **args, size_t n)
 {
@@ -674,6 +727,7 @@ static const struct directive directives[] = {
 	{ "audit_syslog_socket", d_socket_path, 0, 1, 1, 0, 0, OFF(audit_syslog_socket) },
 	{ "audit_facility", d_facility, 0, 1, 1, 0, 0, 0 },
 	{ "audit_tag", d_tag, 0, 1, 1, 0, 0, OFF(audit_tag) },
+	{ "audit_relp", d_relp, 0, 1, 1, 0, 0, 0 },
 	{ "audit_on_failure", d_on_failure, 0, 1, 1, 0, 0, 0 },
 	{ "audit_stderr", d_yesno, 0, 1, 1, 0, 0, OFF(audit_stderr) },
 	{ "admin_socket", d_socket_path, 0, 1, 1, 0, 0, OFF(admin_socket) },
@@ -1065,6 +1119,7 @@ config_free(struct config *c)
 	free(c->auth_realm);
 	free(c->audit_syslog_socket);
 	free(c->audit_tag);
+	free(c->audit_relp_host);
 	free(c->admin_socket);
 	free(c->user);
 	free(c->group);

@@ -73,6 +73,8 @@ struct config {
 	char *audit_syslog_socket;      /* resolved; default /dev/log */
 	int audit_facility;             /* facility number (LOG_LOCAL5 >> 3 = 21, the default) */
 	char *audit_tag;                /* default "egressd" */
+	char *audit_relp_host;          /* audit_relp HOST (brackets removed); NULL = datagram socket */
+	int audit_relp_port;            /* audit_relp PORT */
 	bool audit_stderr;              /* also write records to stderr (extension) */
 	bool audit_on_failure_deny;     /* audit_on_failure deny (default allow) */
 	char *admin_socket;             /* resolved; NULL = none */

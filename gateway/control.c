@@ -200,6 +200,19 @@ add_int(struct json_object *o, const char *key, uint64_t v)
 	json_object_object_add(o, key, json_object_new_int64((int64_t)v));
 }
 
+/* The transport's own counters: RELP acknowledgements, datagrams possibly lost. */
+static void
+audit_status_json(struct json_object *x, const struct audit_stats *st)
+{
+	json_object_object_add(x, "transport", json_object_new_string(st->relp ? "relp" :
+	    "datagram"));
+	add_int(x, "acked", st->acked);
+	add_int(x, "unacked", st->unacked);
+	add_int(x, "resent", st->resent);
+	add_int(x, "possibly_lost_total", st->possibly_lost_total);
+	add_int(x, "unproven", st->unproven);
+}
+
 /* Seconds with microsecond precision, printed as such (not 0.000353999...). */
 static struct json_object *
 seconds_json(double v)
@@ -284,6 +297,7 @@ control_status_json(const struct control_report *r)
 	add_int(x, "lost", r->audit.lost);
 	add_int(x, "lost_total", r->audit.lost_total);
 	add_int(x, "loss_records", r->audit.loss_records);
+	audit_status_json(x, &r->audit);
 	json_object_object_add(x, "connected", json_object_new_boolean(r->audit.connected));
 	json_object_object_add(x, "available", json_object_new_boolean(r->audit.available));
 	json_object_object_add(o, "audit", x);
@@ -351,6 +365,14 @@ control_status_text(const struct control_report *r)
 	fprintf(f, "audit        %" PRIu64 " sent, %" PRIu64 " queued, %" PRIu64
 	    " lost (%" PRIu64 " since start), socket %s\n", r->audit.sent, r->audit.queued,
 	    r->audit.lost, r->audit.lost_total, r->audit.connected ? "connected" : "DOWN");
+	if (r->audit.relp)
+		fprintf(f, "             RELP: %" PRIu64 " acknowledged, %" PRIu64 " awaiting "
+		    "acknowledgement, %" PRIu64 " resent after reconnects\n", r->audit.acked,
+		    r->audit.unacked, r->audit.resent);
+	else
+		fprintf(f, "             datagram: %" PRIu64 " possibly lost (unread when the reader "
+		    "went away), %" PRIu64 " not yet proven read\n", r->audit.possibly_lost_total,
+		    r->audit.unproven);
 	format_time(r->policy_loaded_ms, when, sizeof(when));
 	fprintf(f, "policy       %s, %zu rules, generation %u, loaded %s\n", r->policy_file,
 	    r->policy_rules, r->policy_generation, when);

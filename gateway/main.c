@@ -698,6 +698,8 @@ main(int argc, char *argv[])
 
 	memset(&acfg, 0, sizeof(acfg));
 	acfg.socket_path = d.conf->audit_syslog_socket;
+	acfg.relp_host = d.conf->audit_relp_host;
+	acfg.relp_port = d.conf->audit_relp_port;
 	acfg.facility = d.conf->audit_facility;
 	acfg.tag = d.conf->audit_tag;
 	acfg.deny_on_failure = d.conf->audit_on_failure_deny;

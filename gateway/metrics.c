@@ -77,6 +77,21 @@ one(FILE *f, const char *name, const char *type, const char *help, uint64_t v)
 	fprintf(f, "%s %" PRIu64 "\n", name, v);
 }
 
+/* The transport's own counters: RELP acknowledgements, datagrams possibly lost. */
+static void
+audit_metrics(FILE *f, const struct audit_stats *st)
+{
+	one(f, "egressd_audit_records_acked_total", "counter",
+	    "RELP: audit records the receiver acknowledged.", st->acked);
+	one(f, "egressd_audit_records_unacked", "gauge",
+	    "RELP: audit records sent, acknowledgement not seen yet.", st->unacked);
+	one(f, "egressd_audit_records_resent_total", "counter",
+	    "RELP: audit records sent again after a reconnect (possible duplicates).", st->resent);
+	one(f, "egressd_audit_records_possibly_lost_total", "counter",
+	    "Datagram: audit records sent but unread when the reader went away.",
+	    st->possibly_lost_total);
+}
+
 static void
 histogram(FILE *f, const char *name, const char *help, const struct stats_hist *h)
 {
@@ -206,6 +221,7 @@ metrics_render(const struct control_report *r)
 	    "Audit records lost (the queue overflowed).", r->audit.lost_total);
 	one(f, "egressd_audit_connected", "gauge", "1 while the syslog socket is connected.",
 	    r->audit.connected ? 1 : 0);
+	audit_metrics(f, &r->audit);
 
 	one(f, "egressd_policy_generation", "gauge",
 	    "Policies loaded so far (1 = the one at start).", r->policy_generation);

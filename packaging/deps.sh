@@ -9,9 +9,9 @@
 # otherwise start on 3128 — the demo's port — and slapd, rsyslogd and haproxy
 # on their usual ports.  The tests start their own instances on loopback.
 set -e
-BUILD="build-essential pkg-config libevent-dev libldap2-dev libpcre2-dev libjson-c-dev libssl-dev libsystemd-dev"
-DEMO="python3 curl slapd ldap-utils"
-CHECK="clang libclang-rt-dev libcmocka-dev python3-pytest python3-yaml python3-requests python3-urllib3 openssl rsyslog squid faketime haproxy debhelper lintian logrotate systemd"
+BUILD="build-essential pkg-config libevent-dev libldap2-dev libpcre2-dev libjson-c-dev libssl-dev libsystemd-dev librelp-dev"
+DEMO="python3 curl slapd ldap-utils librelp0"
+CHECK="clang libclang-rt-dev libcmocka-dev python3-pytest python3-yaml python3-requests python3-urllib3 openssl rsyslog rsyslog-relp squid faketime haproxy debhelper lintian logrotate systemd"
 case "${1:-check}" in
 demo) PKGS="$BUILD $DEMO" ;;
 check) PKGS="$BUILD $DEMO $CHECK" ;;

@@ -445,6 +445,55 @@ test_full_socket_never_blocks(void **state)
 }
 
 /* syslog restarts: the old socket goes away, a new one is bound at the path. */
+/* Wait (bounded) until the transport has proven every datagram read. */
+static void
+wait_unproven_zero(void)
+{
+	struct audit_stats st;
+	int i;
+
+	for (i = 0; i < 200; i++) {
+		audit_stats(&st);
+		if (st.unproven == 0)
+			return;
+		usleep(10000);
+	}
+	fail_msg("%llu datagrams read but never proven read", (unsigned long long)st.unproven);
+}
+
+/* The reader went away right after it had read 3 of 5 (before the thread
+ * could prove them read): all 5 are counted possibly lost, never fewer. */
+static void
+test_reader_gone_counts_possibly_lost(void **state)
+{
+	struct audit_stats st;
+	struct json_object *o, *v;
+	int fd;
+
+	fd = bind_log(0);
+	open_audit(21, false);
+	emit_n("g", 0, 2);
+	expect_in_order(fd, "g", 0, 2);
+	wait_unproven_zero();
+	emit_n("g", 2, 7);              /* 5 in the reader's queue, unread */
+	close(fd);                      /* the kernel frees them */
+	unlink(path);
+	fd = bind_log(0);
+	emit_n("g", 7, 8);              /* finds the socket gone, reconnects */
+	o = recv_record(fd);
+	assert_string_equal(field(o, "event"), "audit_loss");
+	assert_true(json_object_object_get_ex(o, "lost", &v));
+	assert_int_equal(json_object_get_int64(v), 5);
+	assert_non_null(strstr(field(o, "message"), "5 possibly lost"));
+	json_object_put(o);
+	expect_in_order(fd, "g", 7, 8);
+	audit_stats(&st);
+	assert_int_equal(st.possibly_lost_total, 5);
+	assert_int_equal(st.lost_total, 5);
+	audit_close();
+	close(fd);
+}
+
 static void
 test_restart(void **state)
 {
@@ -455,6 +504,8 @@ test_restart(void **state)
 	open_audit(21, false);
 	emit_n("r", 0, 3);
 	expect_in_order(fd, "r", 0, 3);
+	/* Read, and proven read (SIOCOUTQ) before the reader goes: not possibly lost. */
+	wait_unproven_zero();
 	close(fd);
 	unlink(path);
 
@@ -597,6 +648,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_overflow_loss_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_full_socket_never_blocks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reader_gone_counts_possibly_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_counts_undelivered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mirror_stderr, setup, teardown),

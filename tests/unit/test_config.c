@@ -700,6 +700,37 @@ test_auth_fail_limits(void **state)
 	    "\"auth_fail_per_user\" given twice (first at line 3)");
 }
 
+static void
+test_audit_relp(void **state)
+{
+	struct config *c;
+
+	c = load_ok(BASE);
+	assert_null(c->audit_relp_host);
+	config_free(c);
+	c = load_ok(BASE "audit_relp 127.0.0.1:2514\n");
+	assert_string_equal(c->audit_relp_host, "127.0.0.1");
+	assert_int_equal(c->audit_relp_port, 2514);
+	config_free(c);
+	c = load_ok(BASE "audit_relp [::1]:65535\n");
+	assert_string_equal(c->audit_relp_host, "::1");
+	assert_int_equal(c->audit_relp_port, 65535);
+	config_free(c);
+	c = load_ok(BASE "audit_relp central-1.example.net:2515\n");
+	assert_string_equal(c->audit_relp_host, "central-1.example.net");
+	config_free(c);
+	bad_line("audit_relp 127.0.0.1", "audit_relp: bad address \"127.0.0.1\"");
+	bad_line("audit_relp :2514", "audit_relp: bad address \":2514\"");
+	bad_line("audit_relp ::1:2514", "audit_relp: bad address \"::1:2514\"");
+	bad_line("audit_relp [::1]2514", "audit_relp: bad address \"[::1]2514\"");
+	bad_line("audit_relp a_b:1", "audit_relp: bad host in \"a_b:1\"");
+	bad_line("audit_relp h:0", "audit_relp: bad port in \"h:0\" (1-65535)");
+	bad_line("audit_relp h:65536", "audit_relp: bad port in \"h:65536\" (1-65535)");
+	bad_line("audit_relp h:+1", "audit_relp: bad port in \"h:+1\" (1-65535)");
+	expect_error_at(BASE "audit_relp h:1\naudit_relp h:2\n", 4,
+	    "\"audit_relp\" given twice (first at line 3)");
+}
+
 int
 main(void)
 {
@@ -719,6 +750,7 @@ main(void)
 		cmocka_unit_test(test_proxy_protocol_from),
 		cmocka_unit_test(test_tls_keys),
 		cmocka_unit_test(test_auth_fail_limits),
+		cmocka_unit_test(test_audit_relp),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -11,6 +11,13 @@ ships it.  What arrives is written to
   meta.log      "PROGRAMNAME FACILITY SEVERITY" of each message, same order
   internal.log  rsyslogd's own messages (start, drops, errors)
 
+Rsyslogd(relp=True) also listens with imrelp on 127.0.0.1:relp_port (a free
+port chosen once; the same after a restart) into the same ruleset: the
+audit_relp transport's receiver.  Rsyslogd(forward_relp=PORT) is an edge: it
+writes nothing itself and forwards every record with omrelp to a central
+rsyslogd's imrelp on that port, as packaging/rsyslog/egressd-edge-relp.conf
+ships it.
+
 stop() and start() may be called any number of times; the socket path stays the
 same (rsyslogd removes it on exit and creates it again on start).  The process
 is stopped by its PID only (SIGTERM, SIGKILL after a bound).
@@ -53,8 +60,7 @@ template(name="egressd_meta" type="list") {{
 }}
 
 ruleset(name="egressd_audit") {{
-	action(type="omfile" File="{out}" Template="egressd_json")
-	action(type="omfile" File="{meta}" Template="egressd_meta")
+{actions}
 	stop
 }}
 
@@ -63,12 +69,37 @@ ruleset(name="egressd_audit") {{
 """
 
 
+_LOCAL_ACTIONS = """\
+	action(type="omfile" File="{out}" Template="egressd_json")
+	action(type="omfile" File="{meta}" Template="egressd_meta")"""
+
+_RELP_INPUT = """
+module(load="imrelp")
+input(type="imrelp" address="127.0.0.1" port="{port}" ruleset="egressd_audit")
+"""
+
+# The edge of packaging/rsyslog/egressd-edge-relp.conf: a disk-assisted queue
+# that survives the central's absence, RELP to the central, retried forever.
+_FORWARD_ACTIONS = """\
+	action(type="omrelp" target="127.0.0.1" port="{port}" template="RSYSLOG_ForwardFormat"
+	       queue.type="LinkedList" queue.filename="fwd" queue.saveOnShutdown="on"
+	       action.resumeRetryCount="-1" action.resumeInterval="1")"""
+
+
+def _free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
 class RsyslogError(Exception):
     pass
 
 
 class Rsyslogd:
-    def __init__(self):
+    def __init__(self, relp=False, forward_relp=None):
         if not os.access(RSYSLOGD, os.X_OK):
             raise RsyslogError("%s is not installed" % RSYSLOGD)
         self.dir = tempfile.mkdtemp(prefix="ersl-", dir="/tmp")
@@ -83,9 +114,21 @@ class Rsyslogd:
         os.mkdir(self.work)
         self.proc = None
         self.starts = 0
+        self.relp_port = _free_port() if relp else None
+        if forward_relp:
+            actions = _FORWARD_ACTIONS.format(port=forward_relp)
+        else:
+            actions = _LOCAL_ACTIONS.format(out=self.out_path, meta=self.meta_path)
+        conf = _CONF.format(work=self.work, sock=self.sock_path, internal=self.internal_path,
+                            actions=actions)
+        if relp:
+            conf += _RELP_INPUT.format(port=self.relp_port)
+        if forward_relp:
+            conf = conf.replace('module(load="imuxsock" SysSock.Use="off")\n',
+                                'module(load="imuxsock" SysSock.Use="off")\n'
+                                'module(load="omrelp")\n', 1)
         with open(self.conf_path, "w") as f:
-            f.write(_CONF.format(work=self.work, sock=self.sock_path, out=self.out_path,
-                                 meta=self.meta_path, internal=self.internal_path))
+            f.write(conf)
         r = subprocess.run([RSYSLOGD, "-N1", "-f", self.conf_path], stdin=subprocess.DEVNULL,
                            capture_output=True, timeout=20)
         if r.returncode != 0:
@@ -98,11 +141,19 @@ class Rsyslogd:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             s.connect(self.sock_path)       # refused for a stale socket file
-            return True
         except OSError:
             return False
         finally:
             s.close()
+        if self.relp_port:
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                t.connect(("127.0.0.1", self.relp_port))
+            except OSError:
+                return False
+            finally:
+                t.close()
+        return True
 
     def start(self, timeout=10.0):
         if self.alive():
