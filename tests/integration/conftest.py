@@ -144,9 +144,10 @@ def make_gateway(dns, allow_all, request):
 
 
 @pytest.fixture(scope="module")
-def shared_gateway(dns, allow_all):
+def shared_gateway(dns, allow_all, client_tls):
     """One default gateway shared by the tests of a module (allow everything,
-    allow_internal 127.0.0.2/32 and 127.0.0.4/32)."""
+    allow_internal 127.0.0.2/32 and 127.0.0.4/32).  It depends on client_tls
+    so that a module run over both listener kinds gets one of each."""
     if not os.access(gwmod.BINARY, os.X_OK):
         pytest.fail("%s is not built: run `make all`" % gwmod.BINARY)
     g = Gateway(dns.port, policy=allow_all)

@@ -252,7 +252,8 @@ def _gateway(dns, rule_opts, rs, conf=None, workers=2):
 
 
 @pytest.fixture(scope="module")
-def rs():
+def rs(client_tls):
+    """One rsyslogd per listener kind: each run reads only its gateway's records."""
     r = Rsyslogd()
     r.start()
     yield r
@@ -260,7 +261,7 @@ def rs():
 
 
 @pytest.fixture(scope="module")
-def module_gw(dns, rule_opts, rs):
+def module_gw(dns, rule_opts, rs, client_tls):   # one per listener kind
     g = _gateway(dns, rule_opts, rs, conf={"connect_timeout": "1", "idle_timeout": "2",
                                            "header_timeout": "2"})
     try:

@@ -27,7 +27,7 @@ def test_bad_request_records_the_target(gw, target):
     rec = recs[0]
     assert rec["reason"] == "bad_request" and rec["host"] is None, rec
     assert rec["target"] == target, rec
-    assert rec["client_tls"] is False and rec["report"] is None, rec
+    assert rec["client_tls"] is gw.client_tls and rec["report"] is None, rec
 
 
 def test_unparsable_head_records_the_target_bounded(gw):
@@ -52,4 +52,4 @@ def test_ordinary_records_have_null_target(gw, origin):
     recs = gw.audit_for_client(port)
     assert len(recs) == 1, recs
     assert recs[0]["target"] is None and recs[0]["report"] is None, recs[0]
-    assert recs[0]["client_tls"] is False, recs[0]
+    assert recs[0]["client_tls"] is gw.client_tls, recs[0]
