@@ -50,7 +50,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/unit/%)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 FUZZ_SECONDS ?= 300
-CHECK_FUZZ_SECONDS ?= 15
+CHECK_FUZZ_SECONDS ?= 10
 
 .PHONY: all deps deps-demo check unit fuzz-check fuzz integration demo install clean check-layers bench \
         policy-bench deb soak soak-check
@@ -122,8 +122,12 @@ fuzz-check: $(FUZZ_BINS)
 fuzz: $(FUZZ_BINS)
 	@sh tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
+# The end-to-end tests run two at a time (pytest-xdist): most of them wait on sockets and
+# timers, so two processes on two cores nearly halve the time; every test has its own
+# gateway, ports and folders.  PYTEST_JOBS=1 runs them one by one.
+PYTEST_JOBS ?= 2
 integration: all
-	$(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+	$(PYTHON) -m pytest -q -p no:cacheprovider $(if $(filter-out 1,$(PYTEST_JOBS)),-n $(PYTEST_JOBS)) tests/integration
 
 check: deps
 	$(MAKE) all

@@ -11,7 +11,7 @@
 set -e
 BUILD="build-essential pkg-config libevent-dev libldap2-dev libpcre2-dev libjson-c-dev libssl-dev libsystemd-dev librelp-dev"
 DEMO="python3 curl slapd ldap-utils librelp0"
-CHECK="clang libclang-rt-dev libcmocka-dev python3-pytest python3-yaml python3-requests python3-urllib3 openssl rsyslog rsyslog-relp squid faketime haproxy debhelper lintian logrotate systemd"
+CHECK="clang libclang-rt-dev libcmocka-dev python3-pytest python3-pytest-xdist python3-yaml python3-requests python3-urllib3 openssl rsyslog rsyslog-relp squid faketime haproxy debhelper lintian logrotate systemd"
 case "${1:-check}" in
 demo) PKGS="$BUILD $DEMO" ;;
 check) PKGS="$BUILD $DEMO $CHECK" ;;
