@@ -286,7 +286,7 @@ def test_relp_bad_address_is_a_config_error(tmp_path, value, msg):
 RSYSLOG_DIR = os.path.join(gwmod.REPO, "packaging", "rsyslog")
 
 
-@pytest.mark.parametrize("name", ["egressd-audit-relp.conf", "egressd-edge-relp.conf",
+@pytest.mark.parametrize("name", ["egressd-audit-relp.conf", "egressd-forward.conf",
                                   "egressd-central-relp.conf"])
 def test_shipped_relp_configurations_are_valid(name):
     r = subprocess.run(["/usr/sbin/rsyslogd", "-N1", "-f", os.path.join(RSYSLOG_DIR, name)],
@@ -300,10 +300,14 @@ def test_shipped_relp_configurations_are_valid(name):
             assert need in text, need
 
 
+CENTRAL_OUTAGE_SECONDS = 30
+
+
 def test_edge_to_central_chain_loses_nothing(dns, rule_opts, origin, schema):
-    """egressd -> RELP -> edge rsyslogd -> omrelp -> central rsyslogd: with the
-    central restarted under load, every record reaches the central (the edge
-    holds and resends; a duplicate keeps its id)."""
+    """egressd -> RELP -> edge rsyslogd (packaging/rsyslog/egressd-forward.conf's
+    queue) -> omrelp -> central rsyslogd: the central is stopped for 30 s
+    while the gateway keeps serving a steady load, then started again; every
+    record reaches the central exactly once (ids compared), none is lost."""
     central = Rsyslogd(relp=True)
     edge = None
     gw = None
@@ -314,21 +318,38 @@ def test_edge_to_central_chain_loses_nothing(dns, rule_opts, origin, schema):
         gw = Gateway(dns.port, conf={"audit_relp": "127.0.0.1:%d" % edge.relp_port},
                      policy=policy(rule_opts), syslog_collector=False)
         gw.start()
-        served, other = _pipelined(gw, origin, "c1", 200, threads=1, per_conn=200)
-        assert served == 200 and not other
+        served = {}
+        served["before"], other = _pipelined(gw, origin, "before", 200, threads=1, per_conn=200)
+        assert not other
         central.stop()
-        served2, other = _pipelined(gw, origin, "c2", 300, threads=1, per_conn=300)
-        assert served2 == 300 and not other
-        time.sleep(0.5)
+        # A steady load for the whole outage: a batch of 20 requests a second.
+        served["outage"] = 0
+        deadline = time.monotonic() + CENTRAL_OUTAGE_SECONDS
+        batch = 0
+        while time.monotonic() < deadline:
+            n, other = _pipelined(gw, origin, "outage%d" % batch, 20, threads=1, per_conn=20,
+                                  batch=20)
+            assert not other
+            served["outage"] += n
+            batch += 1
+            time.sleep(max(0.0, 1.0 - (time.monotonic() % 1.0)))
         central.start()
-        served3, other = _pipelined(gw, origin, "c3", 100, threads=1, per_conn=100)
-        assert served3 == 100 and not other
-        got = {t: set(wait_distinct(central, t, n, 20)) for t, n in
-               (("c1", 200), ("c2", 300), ("c3", 100))}
+        served["after"], other = _pipelined(gw, origin, "after", 100, threads=1, per_conn=100)
+        assert not other
+        got = {"before": set(wait_distinct(central, "before", served["before"], 30)),
+               "after": set(wait_distinct(central, "after", served["after"], 30))}
+        outage = set()
+        for i in range(batch):
+            outage |= set(wait_distinct(central, "outage%d" % i, 20, 10))
+        got["outage"] = outage
         dups = check_relp_file(central, schema)
-        print("\nedge -> central over RELP, central restarted: %s distinct records at the "
-              "central, %d duplicate lines" % ({t: len(v) for t, v in got.items()}, dups))
-        assert [len(got[t]) for t in ("c1", "c2", "c3")] == [200, 300, 100]
+        ids = [r["id"] for r in central.records() if r.get("event") == "request"]
+        print("\nedge -> central over RELP, central stopped %d s under load: served %r, at the "
+              "central %r distinct, %d duplicate lines, %d records, %d distinct ids" % (
+                  CENTRAL_OUTAGE_SECONDS, served, {t: len(v) for t, v in got.items()}, dups,
+                  len(ids), len(set(ids))))
+        assert {t: len(v) for t, v in got.items()} == served, "records lost on the way"
+        assert dups == 0 and len(ids) == len(set(ids)), "a record arrived twice"
         assert not [r for r in central.records() if r.get("event") == "audit_loss"]
     finally:
         for x in (gw, edge, central):

@@ -15,7 +15,7 @@ Rsyslogd(relp=True) also listens with imrelp on 127.0.0.1:relp_port (a free
 port chosen once; the same after a restart) into the same ruleset: the
 audit_relp transport's receiver.  Rsyslogd(forward_relp=PORT) is an edge: it
 writes nothing itself and forwards every record with omrelp to a central
-rsyslogd's imrelp on that port, as packaging/rsyslog/egressd-edge-relp.conf
+rsyslogd's imrelp on that port, as packaging/rsyslog/egressd-forward.conf
 ships it.
 
 stop() and start() may be called any number of times; the socket path stays the
@@ -78,7 +78,7 @@ module(load="imrelp")
 input(type="imrelp" address="127.0.0.1" port="{port}" ruleset="egressd_audit")
 """
 
-# The edge of packaging/rsyslog/egressd-edge-relp.conf: a disk-assisted queue
+# The edge of packaging/rsyslog/egressd-forward.conf: a disk-assisted queue
 # that survives the central's absence, RELP to the central, retried forever.
 _FORWARD_ACTIONS = """\
 	action(type="omrelp" target="127.0.0.1" port="{port}" template="RSYSLOG_ForwardFormat"
