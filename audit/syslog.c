@@ -90,6 +90,7 @@ struct audit_msg {
 
 /* The transport: one per process, like the syslog socket itself. */
 static struct {
+	unsigned generation;          /* audit_open()s so far: what a cached header was made for */
 	pthread_mutex_t mtx;            /* everything below but the atomics */
 	pthread_cond_t wake;            /* the thread: work queued, or stop */
 	pthread_t thread;
@@ -182,6 +183,14 @@ audit_mirror(const char *json, size_t len)
 	free(line);
 }
 
+/* The last header made, per thread (see audit_header). */
+static __thread struct {
+	time_t sec;
+	unsigned generation;
+	int len;
+	char buf[160];
+} hdr_cache = { -1, 0, 0, "" };
+
 /*
  * The RFC 3164 header for now into buf: "<PRI>Mmm dd hh:mm:ss TAG[PID]: ".
  * The day is space-padded ("Jan  5") as the RFC and every reader expect; the
@@ -198,11 +207,25 @@ audit_header(char *buf, size_t size)
 	time_t now;
 
 	now = time(NULL);
-	localtime_r(&now, &tm);
-	return snprintf(buf, size, "<%d>%s %2d %02d:%02d:%02d %s%s%s[%ld]: ",
-	    a.facility * 8 + SYSLOG_SEVERITY_INFO, months[tm.tm_mon], tm.tm_mday,
-	    tm.tm_hour, tm.tm_min, tm.tm_sec, a.relp ? a.host : "", a.relp ? " " : "",
-	    a.tag, a.pid);
+	/* The same for a whole second (and one audit_open): made once per
+	 * second per thread, since localtime_r and snprintf cost more than the
+	 * rest of framing a record. */
+	if (now != hdr_cache.sec || hdr_cache.generation != a.generation) {
+		localtime_r(&now, &tm);
+		hdr_cache.len = snprintf(hdr_cache.buf, sizeof(hdr_cache.buf),
+		    "<%d>%s %2d %02d:%02d:%02d %s%s%s[%ld]: ",
+		    a.facility * 8 + SYSLOG_SEVERITY_INFO, months[tm.tm_mon], tm.tm_mday,
+		    tm.tm_hour, tm.tm_min, tm.tm_sec, a.relp ? a.host : "", a.relp ? " " : "",
+		    a.tag, a.pid);
+		if (hdr_cache.len < 0 || (size_t)hdr_cache.len >= sizeof(hdr_cache.buf))
+			return -1;
+		hdr_cache.sec = now;
+		hdr_cache.generation = a.generation;
+	}
+	if ((size_t)hdr_cache.len >= size)
+		return -1;
+	memcpy(buf, hdr_cache.buf, (size_t)hdr_cache.len + 1);
+	return hdr_cache.len;
 }
 
 /* json framed as one syslog message; NULL when out of memory. */
@@ -385,6 +408,7 @@ audit_open(const struct audit_config *cfg)
 
 	if (atomic_load(&a_open))
 		return -1;
+	a.generation++;                 /* cached headers (audit_header) are stale */
 	a.relp = cfg->relp_host != NULL;
 	if (!a.relp && (cfg->socket_path == NULL ||
 	    strlen(cfg->socket_path) >= sizeof(a.sun.sun_path)))
