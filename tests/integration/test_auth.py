@@ -216,7 +216,9 @@ def test_frozen_directory_does_not_delay_cached_users(agw, slapd, echo):
         resp, _, got = tunnel(agw, "echo.test:%d" % echo.port, basic("alice", "alice-pw"))
         took = time.time() - t0
         assert resp.status == 200 and got == b"ping", resp.describe()
-        assert took < 1.5, "a cached user's tunnel took %.2fs behind a frozen directory" % took
+        # Behind the directory it would take ldap_timeout (2 s) at least; the
+        # bound is that, not a guess at this machine's speed.
+        assert took < 2.0, "a cached user's tunnel took %.2fs behind a frozen directory" % took
         r = waiting.read_response(method="CONNECT", timeout=15)
         assert r.status == 503, "the uncached user gets 503 after ldap_timeout: %s" % r.describe()
         waiting.close()

@@ -20,6 +20,7 @@ import socket
 import ssl
 import subprocess
 import tempfile
+import threading
 
 import pytest
 
@@ -97,19 +98,28 @@ class TlsSocket:
             ctx.set_alpn_protocols(alpn)
         self.obj = ctx.wrap_bio(self.inc, self.out, server_hostname=server_hostname)
         self.closed_write = False
+        # One thread may send while another reads (echo_through does): the
+        # SSLObject is used under obj_lock only, and the records it made go
+        # out under send_lock in the order they were made.  A reader never
+        # holds a lock while it waits on the socket.
+        self.obj_lock = threading.Lock()
+        self.send_lock = threading.Lock()
         self._handshake()
 
     def _flush(self):
-        data = self.out.read()
-        if data:
-            self.raw.sendall(data)
+        with self.send_lock:
+            with self.obj_lock:
+                data = self.out.read()
+            if data:
+                self.raw.sendall(data)
 
     def _feed(self):
         data = self.raw.recv(256 * 1024)
-        if not data:
-            self.inc.write_eof()
-            return False
-        self.inc.write(data)
+        with self.obj_lock:
+            if not data:
+                self.inc.write_eof()
+                return False
+            self.inc.write(data)
         return True
 
     def _handshake(self):
@@ -131,9 +141,13 @@ class TlsSocket:
         return self.obj.version()
 
     def sendall(self, data):
-        if data:
-            self.obj.write(data)
-        self._flush()
+        with self.send_lock:
+            with self.obj_lock:
+                if data:
+                    self.obj.write(data)
+                out = self.out.read()
+            if out:
+                self.raw.sendall(out)
 
     def send(self, data):
         self.sendall(data)
@@ -142,14 +156,15 @@ class TlsSocket:
     def recv(self, n):
         for _ in range(self.MAX_ROUNDS):
             try:
-                return self.obj.read(n)
+                with self.obj_lock:
+                    return self.obj.read(n)
             except ssl.SSLWantReadError:
-                self._flush()
-                try:
-                    if not self._feed():
-                        continue
-                except ConnectionResetError:
-                    raise
+                with self.obj_lock:
+                    pending = self.out.pending
+                if pending:
+                    self._flush()
+                if not self._feed():
+                    continue
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 return b""
         return b""
@@ -161,7 +176,8 @@ class TlsSocket:
         out = b""
         for _ in range(self.MAX_ROUNDS):
             try:
-                data = self.obj.read(65536)
+                with self.obj_lock:
+                    data = self.obj.read(65536)
             except ssl.SSLWantReadError:
                 return out
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
@@ -175,7 +191,8 @@ class TlsSocket:
         if how in (socket.SHUT_WR, socket.SHUT_RDWR) and not self.closed_write:
             self.closed_write = True
             try:
-                self.obj.unwrap()
+                with self.obj_lock:
+                    self.obj.unwrap()
             except (ssl.SSLWantReadError, ssl.SSLError):
                 pass
             self._flush()
