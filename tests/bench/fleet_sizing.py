@@ -23,7 +23,6 @@ import base64
 import os
 import random
 import re
-import socket
 import sys
 import tempfile
 import threading
@@ -37,21 +36,14 @@ from harness import slapd as hs  # noqa: E402
 from harness.client import Conn, connect_bytes, echo_through, request_bytes  # noqa: E402
 from harness.gateway import Gateway, free_port  # noqa: E402
 from harness.servers import DnsStub, EchoServer, HttpOrigin  # noqa: E402
+from harness.util import http_get  # noqa: E402
 import auth_bench  # noqa: E402
 
 import subprocess  # noqa: E402
 
 
 def metric(port, name):
-    s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
+    _, data = http_get(port, "/metrics", timeout=5)
     m = re.search(rb"(?m)^%s (\d+)" % name.encode(), data)
     return int(m.group(1)) if m else 0
 

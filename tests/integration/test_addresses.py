@@ -23,7 +23,7 @@ import pytest
 from harness.client import Closed, Conn, connect_bytes, echo_through, request_bytes
 from harness.gateway import free_port
 from harness.servers import RecordingListener
-from harness.util import expect_one_record, fmt_records
+from harness.util import expect_one_record, fmt_records, http_get
 
 MAPPED_127_0_0_2 = ["::ffff:127.0.0.2", "::FFFF:127.0.0.2", "::ffff:7f00:2",
                     "0:0:0:0:0:ffff:127.0.0.2", "0000:0000:0000:0000:0000:FFFF:7F00:0002",
@@ -179,16 +179,7 @@ def own_gateway(make_gateway, rule_opts):
 
 
 def metrics_up(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=2)
-    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
-    return data.startswith(b"HTTP/1.1 200")
+    return http_get(port, "/metrics", timeout=2)[0] == 200
 
 
 def test_metrics_listener_unreachable_in_any_form(own_gateway):

@@ -30,6 +30,7 @@ import pytest
 
 from harness.client import Conn, connect_bytes, echo_through, request_bytes
 from harness.gateway import Gateway, free_port
+from harness.util import read_to_eof
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LB_CFG = os.path.join(HERE, "..", "..", "packaging", "haproxy", "egressd-lb.cfg")
@@ -74,14 +75,10 @@ class Haproxy:
         try:
             s.connect(self.sock)
             s.sendall(b"show stat\n")
-            data = b""
-            while True:
-                d = s.recv(65536)
-                if not d:
-                    break
-                data += d
-        finally:
+        except OSError:
             s.close()
+            raise
+        data = read_to_eof(s)
         lines = data.decode().splitlines()
         cols = lines[0].lstrip("# ").split(",")
         out = {}

@@ -8,32 +8,17 @@ record and no log line.
 
 import os
 import signal
-import socket
 import time
 
 import pytest
 
 from harness.client import Conn, connect_bytes, echo_through, request_bytes
 from harness.gateway import Gateway, SyslogCollector, free_port
+from harness.util import http_get as _get
 
 
 def http_get(port, path="/healthz", method="GET", timeout=3.0):
-    """(status, body) of one exchange with the metrics listener."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    try:
-        s.sendall(("%s %s HTTP/1.1\r\nHost: lb\r\nConnection: close\r\n\r\n"
-                   % (method, path)).encode())
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
-    finally:
-        s.close()
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status, body
+    return _get(port, path, method, timeout)
 
 
 @pytest.fixture

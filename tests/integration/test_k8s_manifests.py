@@ -10,7 +10,6 @@ the autoscaler scales on.
 import os
 import re
 import shutil
-import socket
 import subprocess
 import time
 
@@ -18,6 +17,7 @@ import pytest
 import yaml
 
 from harness.gateway import BINARY, free_port
+from harness.util import http_get
 
 K8S = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "packaging", "k8s")
 
@@ -212,14 +212,5 @@ def test_started_from_the_configmap_it_serves_the_probe_and_the_hpa_metric(docs,
 
 
 def get(port, path):
-    s = socket.create_connection(("127.0.0.1", port), timeout=2)
-    try:
-        s.sendall(("GET %s HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n" % path).encode())
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return data
-            data += chunk
-    finally:
-        s.close()
+    status, body = http_get(port, path, timeout=2)
+    return ("HTTP/1.1 %d" % status).encode() + b"\r\n\r\n" + body

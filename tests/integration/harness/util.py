@@ -1,6 +1,7 @@
 """Small helpers shared by the test modules: curl, assertions with readable messages."""
 
 import os
+import socket
 import subprocess
 
 CURL = "/usr/bin/curl"
@@ -51,3 +52,27 @@ def check_record_shape(rec):
     assert rec["decision"] in ("allow", "deny"), fmt_records([rec])
     for f in ("status", "bytes_up", "bytes_down", "duration_ms", "port", "client_port"):
         assert rec[f] is None or (isinstance(rec[f], int) and rec[f] >= 0), "%s: %r" % (f, rec[f])
+
+
+def read_to_eof(sock, limit=16 << 20):
+    """Everything sock sends until it closes (at most limit bytes), then close it."""
+    data = b""
+    try:
+        while len(data) < limit:
+            d = sock.recv(65536)
+            if not d:
+                break
+            data += d
+    finally:
+        sock.close()
+    return data
+
+
+def http_get(port, path="/metrics", method="GET", timeout=3.0):
+    """One HTTP/1.1 exchange with a plain listener on 127.0.0.1 (the metrics
+    one: /metrics, /healthz); returns (status, body)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(("%s %s HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n"
+               % (method, path)).encode())
+    head, _, body = read_to_eof(s).partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
