@@ -86,45 +86,43 @@ json_cost(unsigned char c)
  */
 struct jbuf {
 	char *p;
-	size_t len, cap;
+	size_t len, cap;                /* cap leaves room for the final NUL */
 	bool failed;                    /* out of memory: the record is dropped */
-	bool first;                     /* no member written yet */
 };
 
-static void
-jb_add(struct jbuf *b, const char *s, size_t n)
+#define JB_START 1024               /* a typical record is about 500 bytes */
+
+/* Make room for n more bytes; false (and the record failed) when out of memory. */
+static bool
+jb_grow(struct jbuf *b, size_t n)
 {
 	char *np;
-	size_t cap;
+	size_t cap = b->cap > 0 ? b->cap : JB_START;
 
 	if (b->failed)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		cap = b->cap > 0 ? b->cap : 1024;
-		while (b->len + n + 1 > cap)
-			cap *= 2;
-		if ((np = realloc(b->p, cap)) == NULL) {
-			b->failed = true;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
+		return false;
+	while (b->len + n + 1 > cap)
+		cap *= 2;
+	if ((np = realloc(b->p, cap)) == NULL) {
+		b->failed = true;
+		return false;
 	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
+	b->p = np;
+	b->cap = cap;
+	return true;
 }
 
-static void
-jb_key(struct jbuf *b, const char *key)
+static inline void
+jb_add(struct jbuf *b, const char *s, size_t n)
 {
-	if (!b->first)
-		jb_add(b, ",", 1);
-	b->first = false;
-	jb_add(b, "\"", 1);
-	jb_add(b, key, strlen(key));
-	jb_add(b, "\":", 2);
+	if (b->len + n + 1 > b->cap && !jb_grow(b, n))
+		return;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
 }
+
+/* A member's key as one literal, with its comma: JB_KEY(b, ",\"event\":"). */
+#define JB_KEY(b, lit) jb_add((b), (lit), sizeof(lit) - 1)
 
 /* One byte below 0x80, escaped. */
 static void
@@ -195,9 +193,8 @@ jb_string(struct jbuf *b, const char *s, size_t len, size_t limit)
 }
 
 static void
-add_string(struct jbuf *b, const char *key, const char *value, size_t limit)
+add_string(struct jbuf *b, const char *value, size_t limit)
 {
-	jb_key(b, key);
 	if (value == NULL)
 		jb_add(b, "null", 4);
 	else
@@ -217,7 +214,6 @@ add_target(struct jbuf *b, const char *target, size_t len, size_t limit)
 	char buf[AUDIT_TARGET_MAX];
 	size_t i;
 
-	jb_key(b, "target");
 	if (target == NULL) {
 		jb_add(b, "null", 4);
 		return;
@@ -230,11 +226,10 @@ add_target(struct jbuf *b, const char *target, size_t len, size_t limit)
 }
 
 static void
-add_int(struct jbuf *b, const char *key, int64_t value)
+add_int(struct jbuf *b, int64_t value)
 {
 	char num[FMT_U64_MAX];
 
-	jb_key(b, key);
 	if (value < 0) {
 		jb_add(b, "null", 4);
 		return;
@@ -243,9 +238,8 @@ add_int(struct jbuf *b, const char *key, int64_t value)
 }
 
 static void
-add_bool(struct jbuf *b, const char *key, enum audit_bool v)
+add_bool(struct jbuf *b, enum audit_bool v)
 {
-	jb_key(b, key);
 	if (v == AUDIT_BOOL_NULL)
 		jb_add(b, "null", 4);
 	else if (v == AUDIT_BOOL_TRUE)
@@ -300,43 +294,70 @@ format_ts(int64_t end_ms, char *buf)
 char *
 audit_encode_limit(const struct audit_event *ev, size_t limit)
 {
-	struct jbuf b = { NULL, 0, 0, false, true };
+	struct jbuf b = { NULL, 0, 0, false };
 	char ts[TS_LEN + 1];
 
 	format_ts(ev->end_ms, ts);
-	jb_add(&b, "{", 1);
-	add_string(&b, "ts", ts, limit);
-	add_string(&b, "event", ev->event, limit);
-	add_string(&b, "id", ev->id, limit);
-	add_string(&b, "client_ip", ev->client_ip, limit);
-	add_int(&b, "client_port", ev->client_port);
-	add_string(&b, "user", ev->user, limit);
-	add_string(&b, "method", ev->method, limit);
-	add_string(&b, "host", ev->host, limit);
-	add_int(&b, "port", ev->port);
-	add_string(&b, "url", ev->url, limit);
-	add_string(&b, "dst_ip", ev->dst_ip, limit);
-	add_string(&b, "sni", ev->sni, limit);
-	add_string(&b, "decision", ev->decision, limit);
-	add_string(&b, "reason", ev->reason, limit);
-	add_string(&b, "rule", ev->rule, limit);
-	add_int(&b, "status", ev->status);
-	add_int(&b, "bytes_up", ev->bytes_up);
-	add_int(&b, "bytes_down", ev->bytes_down);
-	add_int(&b, "duration_ms", ev->duration_ms);
-	add_string(&b, "close", ev->close, limit);
+	JB_KEY(&b, "{\"ts\":");
+	add_string(&b, ts, limit);
+	JB_KEY(&b, ",\"event\":");
+	add_string(&b, ev->event, limit);
+	JB_KEY(&b, ",\"id\":");
+	add_string(&b, ev->id, limit);
+	JB_KEY(&b, ",\"client_ip\":");
+	add_string(&b, ev->client_ip, limit);
+	JB_KEY(&b, ",\"client_port\":");
+	add_int(&b, ev->client_port);
+	JB_KEY(&b, ",\"user\":");
+	add_string(&b, ev->user, limit);
+	JB_KEY(&b, ",\"method\":");
+	add_string(&b, ev->method, limit);
+	JB_KEY(&b, ",\"host\":");
+	add_string(&b, ev->host, limit);
+	JB_KEY(&b, ",\"port\":");
+	add_int(&b, ev->port);
+	JB_KEY(&b, ",\"url\":");
+	add_string(&b, ev->url, limit);
+	JB_KEY(&b, ",\"dst_ip\":");
+	add_string(&b, ev->dst_ip, limit);
+	JB_KEY(&b, ",\"sni\":");
+	add_string(&b, ev->sni, limit);
+	JB_KEY(&b, ",\"decision\":");
+	add_string(&b, ev->decision, limit);
+	JB_KEY(&b, ",\"reason\":");
+	add_string(&b, ev->reason, limit);
+	JB_KEY(&b, ",\"rule\":");
+	add_string(&b, ev->rule, limit);
+	JB_KEY(&b, ",\"status\":");
+	add_int(&b, ev->status);
+	JB_KEY(&b, ",\"bytes_up\":");
+	add_int(&b, ev->bytes_up);
+	JB_KEY(&b, ",\"bytes_down\":");
+	add_int(&b, ev->bytes_down);
+	JB_KEY(&b, ",\"duration_ms\":");
+	add_int(&b, ev->duration_ms);
+	JB_KEY(&b, ",\"close\":");
+	add_string(&b, ev->close, limit);
+	JB_KEY(&b, ",\"target\":");
 	add_target(&b, ev->target, ev->target_len, limit);
-	add_string(&b, "report", ev->report, limit);
-	add_bool(&b, "client_tls", ev->client_tls);
-	if (ev->lost >= 0)
-		add_int(&b, "lost", ev->lost);
-	if (ev->message != NULL)
-		add_string(&b, "message", ev->message, limit);
+	JB_KEY(&b, ",\"report\":");
+	add_string(&b, ev->report, limit);
+	JB_KEY(&b, ",\"client_tls\":");
+	add_bool(&b, ev->client_tls);
+	if (ev->lost >= 0) {
+		JB_KEY(&b, ",\"lost\":");
+		add_int(&b, ev->lost);
+	}
+	if (ev->message != NULL) {
+		JB_KEY(&b, ",\"message\":");
+		add_string(&b, ev->message, limit);
+	}
 	jb_add(&b, "}", 1);
 	if (b.failed) {
 		free(b.p);
 		return NULL;
 	}
+	b.p[b.len] = '\0';              /* jb_add always leaves room for it */
 	return b.p;
 }
 
