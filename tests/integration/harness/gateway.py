@@ -236,8 +236,12 @@ class Gateway:
             if not (same_ports and self.port):
                 self.port = free_port()
                 self.proxy_port = free_port() if self.proxy_listener else None
+            # The registry outlives gateways: a port a TLS gateway used before
+            # may come back for a plain one.
             if self.client_tls:
                 proxytls.TLS_PORTS[self.port] = self.tls_pair.ca
+            else:
+                proxytls.TLS_PORTS.pop(self.port, None)
             self.write_files()
             self._stderr_file = open(self.stderr_path, "ab")
             pre = None
@@ -329,6 +333,8 @@ class Gateway:
 
     def cleanup(self):
         self.stop()
+        if self.port is not None and self.client_tls:
+            proxytls.TLS_PORTS.pop(self.port, None)
         self.syslog.stop()
         if self._stderr_file:
             self._stderr_file.close()
