@@ -7,7 +7,9 @@
 #   BENCH_ROUNDS=2                     measurements per row and column; the best is kept
 #   BENCH_CALLGRIND=1                  also count egressd's instructions per CONNECT tunnel
 #                                      and per GET 1 KiB request (valgrind; 0: skip)
+#   BENCH_CALLGRIND_SECONDS=5          seconds of each callgrind window
 #   BENCH_AUDIT=1                      also run audit_bench.sh (records/s into rsyslogd)
+#   BENCH_AUDIT_RATE=50000             records/s it offers (issue 17's target; 0: unpaced)
 #   BENCH_IDLE=1000                    idle tunnels held open for the RSS row (at most 20,000)
 #   BENCH_COLUMNS="sq ats hpc hps eg1 eg2"   columns to run (a subset while developing)
 #   BENCH_ROWS="t1 t16 t128 get1k get1m b1 b8"   rows to run
@@ -41,7 +43,9 @@ REPO=$(cd "$(dirname "$0")/../.." && pwd)
 SECS=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-2}
 CALLGRIND=${BENCH_CALLGRIND:-1}
+CG_SECS=${BENCH_CALLGRIND_SECONDS:-5}
 AUDIT=${BENCH_AUDIT:-1}
+AUDIT_OFFER=${BENCH_AUDIT_RATE:-50000}
 IDLE_N=${BENCH_IDLE:-1000}
 COLS=${BENCH_COLUMNS:-"sq ats hpc hps eg1 eg2"}
 ROWS=${BENCH_ROWS:-"t1 t16 t128 get1k get1m b1 b8"}
@@ -424,21 +428,24 @@ for col in $COLS; do
 		sleep 0.1
 		i=$((i + 1))
 	done
+	# the SNI check really ran: tunnel records carry the hello's server name
+	sni=$(grep -c '"sni":"example.com"' "$T/rsyslog/$col.log" 2>/dev/null)
 	AUDIT_NOTE="$AUDIT_NOTE
-$col: $lines audit records written by rsyslogd; egressd counted ${sent:-?} sent, ${lost:-?} lost."
+$col: $lines audit records written by rsyslogd (${sni:-0} of them tunnels with sni example.com); egressd counted ${sent:-?} sent, ${lost:-?} lost."
 done
 for col in $COLS; do stop_pid "$(v PID "$col")"; done
 
 # ------------------------------------------------------------------ audit rate (audit_bench.sh)
-AUDIT_RATE="" AUDIT_RESULT=""
+AUDIT_RATE="" AUDIT_RESULT="" AUDIT_LOST=""
 if [ "$AUDIT" = 1 ]; then
 	# the transport's own benchmark: its emitter and rsyslogd on both CPUs, as it is documented
 	taskset -pc 0-1 $$ >/dev/null 2>&1
-	out=$(sh "$REPO/tests/bench/audit_bench.sh" 200000 2 2>&1)
+	out=$(sh "$REPO/tests/bench/audit_bench.sh" 200000 2 "$AUDIT_OFFER" 2>&1)
 	[ -n "$PIN" ] && taskset -pc "$LOAD_CPU" $$ >/dev/null 2>&1
 	printf '%s\n' "$out" | sed 's/^/bench: audit_bench: /' >&2
 	AUDIT_RATE=$(printf '%s\n' "$out" | sed -n 's/.*sustained_rate=\([0-9]*\).*/\1/p')
 	AUDIT_RESULT=$(printf '%s\n' "$out" | sed -n 's/.*result: //p' | head -1)
+	AUDIT_LOST=$(printf '%s\n' "$out" | sed -n 's/^ *lost_total=//p' | head -1)
 fi
 
 # ------------------------------------------------------------------ callgrind (optional)
@@ -448,7 +455,7 @@ if [ "$CALLGRIND" = 1 ] && have_callgrind; then
 	PID_cg=$PROXY_PID PORT_cg=$PROXY_PORT
 	DIRECT_cg=0 ECHO_cg=$PROXY_PORT SOURCE_cg=$PROXY_PORT HTTP_cg=$PROXY_PORT
 	lg cg tunnels 1 2 >/dev/null   # warm-up, not counted
-	if callgrind_measure "$T/cg-tunnel.out" lg cg tunnels 1 "$SECS"; then
+	if callgrind_measure "$T/cg-tunnel.out" lg cg tunnels 1 "$CG_SECS"; then
 		n=$(field ok "$CG_RUN")
 		if [ -n "$CG_TOTAL" ] && [ -n "$n" ] && [ "$n" -gt 0 ] && [ "$(field err "$CG_RUN")" = 0 ]; then
 			CG_TUNNEL=$((CG_TOTAL / n))
@@ -460,7 +467,7 @@ if [ "$CALLGRIND" = 1 ] && have_callgrind; then
 	start_egressd cg2 1 eg1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/cg-get.out"
 	DIRECT_cg=0 HTTP_cg=$PROXY_PORT
 	wrk_get cg 1k 4 2 >/dev/null   # warm-up, not counted
-	if callgrind_measure "$T/cg-get.out" wrk_get cg 1k 4 "$SECS"; then
+	if callgrind_measure "$T/cg-get.out" wrk_get cg 1k 4 "$CG_SECS"; then
 		n=$(printf '%s\n' "$CG_RUN" | awk '/requests in/ {print $1}')
 		bad=$(printf '%s\n' "$CG_RUN" | awk '/Non-2xx or 3xx responses:/ {print $NF}')
 		if [ -n "$CG_TOTAL" ] && [ -n "$n" ] && [ "$n" -gt 0 ] && [ -z "$bad" ]; then
@@ -515,12 +522,13 @@ row b1    "bulk GiB/s, 1 tunnel"
 row b8    "bulk GiB/s, 8 tunnels"
 row rss   "KiB RSS per idle tunnel ($IDLE_N open; lower is better)"
 if [ -n "$AUDIT_RATE" ]; then
-	printf '| %s | – | – | – / – | %s | – | | | | |\n' "audit records/s into rsyslogd (audit_bench.sh)" "$AUDIT_RATE"
+	printf '| %s | – | – | – / – | %s (%s lost) | – | | | | |\n' "audit records/s delivered to rsyslogd (audit_bench.sh: 200,000 offered at $([ "$AUDIT_OFFER" = 0 ] && echo 'full speed' || echo "$AUDIT_OFFER/s"))" \
+		"$AUDIT_RATE" "${AUDIT_LOST:-?}"
 fi
 echo
 [ -n "$CG_TUNNEL" ] && echo "callgrind: egressd w1 instructions per CONNECT tunnel (sni=require, audit on): $CG_TUNNEL"
 [ -n "$CG_GET" ] && echo "callgrind: egressd w1 instructions per GET 1 KiB request (keep-alive, 4 conns, audit on): $CG_GET"
-[ -n "$AUDIT_RESULT" ] && echo "audit_bench.sh: 200,000 records from 2 threads: $AUDIT_RESULT"
+[ -n "$AUDIT_RESULT" ] && echo "audit_bench.sh: 200,000 records from 2 threads (both CPUs, with rsyslogd): $AUDIT_RESULT"
 printf '%s\n' "$AUDIT_NOTE" | sed '/^$/d'
 echo
 echo "Higher is better except RSS. Best of $ROUNDS x ${SECS}s per cell; * = failed tunnels, socket errors or non-2xx responses."
