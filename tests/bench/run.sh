@@ -307,24 +307,28 @@ start_column() {   # COLUMN
 v() { eval "printf '%s' \"\$$1_$2\""; }   # v NAME COLUMN: the value of NAME_COLUMN
 
 # lg COLUMN MODE N SECONDS: run loadgen through the column (CONNECT, or direct via a relay).
-lg() {
-	col=$1 mode=$2
+# lg_bg: the same, to be started with & (the subshell becomes loadgen, so $! is its PID).
+lg() { lg_run "" "$@"; }
+lg_bg() { lg_run exec "$@"; }
+lg_run() {   # "" | exec, then lg's arguments
+	ex=$1 col=$2 mode=$3
 	case $mode in bulk) which=SOURCE target=$SOURCE_PORT ;; *) which=ECHO target=$ECHO_PORT ;; esac
 	if [ "$(v DIRECT "$col")" = 1 ]; then
-		"$B/loadgen" -d -p "$HELLO" "$mode" "$(v "$which" "$col")" "$target" "$3" "$4"
+		$ex "$B/loadgen" -d -p "$HELLO" "$mode" "$(v "$which" "$col")" "$target" "$4" "$5"
 	else
-		"$B/loadgen" -p "$HELLO" "$mode" "$(v "$which" "$col")" "$target" "$3" "$4"
+		$ex "$B/loadgen" -p "$HELLO" "$mode" "$(v "$which" "$col")" "$target" "$4" "$5"
 	fi
 }
 
 # wrk_get COLUMN SIZE CONNS SECONDS: wrk's output for GET /SIZE through the column
-# (absolute-form through a proxy, origin-form through a relay).
+# (absolute-form through a proxy, origin-form through a relay); wrk takes whole seconds.
 wrk_get() {
 	col=$1
+	d=$(awk -v s="$4" 'BEGIN { d = int(s); if (d < s) d++; if (d < 1) d = 1; print d }')
 	if [ "$(v DIRECT "$col")" = 1 ]; then
-		wrk -t1 -c"$3" -d"${4}s" "http://127.0.0.1:$(v HTTP "$col")/$2" 2>&1
+		wrk -t1 -c"$3" -d"${d}s" "http://127.0.0.1:$(v HTTP "$col")/$2" 2>&1
 	else
-		wrk -t1 -c"$3" -d"${4}s" -s "$T/get$2.lua" "http://127.0.0.1:$(v HTTP "$col")/" 2>&1
+		wrk -t1 -c"$3" -d"${d}s" -s "$T/get$2.lua" "http://127.0.0.1:$(v HTTP "$col")/" 2>&1
 	fi
 }
 
@@ -338,7 +342,7 @@ measure_idle() {   # COLUMN
 	pid=$(v PID "$col")
 	lg "$col" tunnels 1 0.3 >/dev/null   # warm-up
 	before=$(rss_kb "$pid")
-	lg "$col" idle "$IDLE_N" 120 >"$T/idle.out" &
+	lg_bg "$col" idle "$IDLE_N" 120 >"$T/idle.out" &
 	lgpid=$!
 	PIDS="$PIDS $lgpid"
 	i=0
