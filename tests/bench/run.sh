@@ -456,7 +456,6 @@ fi
 CG_TUNNEL="" CG_GET=""
 if [ "$CALLGRIND" = 1 ] && have_callgrind; then
 	start_egressd cg1 1 eg1 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$T/cg-tunnel.out"
-	PID_cg=$PROXY_PID PORT_cg=$PROXY_PORT
 	DIRECT_cg=0 ECHO_cg=$PROXY_PORT SOURCE_cg=$PROXY_PORT HTTP_cg=$PROXY_PORT
 	lg cg tunnels 1 2 >/dev/null   # warm-up, not counted
 	if callgrind_measure "$T/cg-tunnel.out" lg cg tunnels 1 "$CG_SECS"; then
