@@ -3,6 +3,8 @@
 #
 #   sh packaging/deps.sh demo    what the build and `make demo` need, nothing more
 #   sh packaging/deps.sh check   that, plus what the tests need (default)
+#   sh packaging/deps.sh bench   that, plus the peers and tools of `make bench` (tests/bench
+#                                installs what it lacks itself, too)
 #
 # Packages are installed without starting their services (a policy-rc.d that
 # says no while apt runs): squid (the differential test's peer) would
@@ -12,10 +14,12 @@ set -e
 BUILD="build-essential pkg-config libevent-dev libldap2-dev libpcre2-dev libjson-c-dev libssl-dev libsystemd-dev librelp-dev"
 DEMO="python3 curl slapd ldap-utils librelp0"
 CHECK="clang libclang-rt-dev libcmocka-dev python3-pytest python3-pytest-xdist python3-yaml python3-requests python3-urllib3 openssl rsyslog rsyslog-relp squid faketime haproxy debhelper lintian logrotate systemd"
+BENCH="trafficserver wrk valgrind"
 case "${1:-check}" in
 demo) PKGS="$BUILD $DEMO" ;;
 check) PKGS="$BUILD $DEMO $CHECK" ;;
-*) echo "usage: sh packaging/deps.sh [demo|check]" >&2; exit 2 ;;
+bench) PKGS="$BUILD $DEMO $CHECK $BENCH" ;;
+*) echo "usage: sh packaging/deps.sh [demo|check|bench]" >&2; exit 2 ;;
 esac
 missing=""
 for p in $PKGS; do
@@ -40,7 +44,7 @@ apt-get update -qq && apt-get install -y -qq --no-install-recommends $missing >/
 [ -n "$own_prc" ] && rm -f "$prc"
 # Installed for the tests only: never started at boot either.
 if [ -d /run/systemd/system ]; then
-	for svc in squid slapd haproxy; do
+	for svc in squid slapd haproxy trafficserver; do
 		case " $missing " in *" $svc "*) systemctl disable --now "$svc" >/dev/null 2>&1 || true ;; esac
 	done
 fi

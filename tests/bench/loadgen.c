@@ -1,8 +1,15 @@
 /* Load client for tests/bench/run.sh: one epoll thread, every loop bounded in time.
  *
+ *   loadgen [-d] [-p FILE] MODE PROXY_PORT TARGET_PORT N SECONDS
+ *       -d       direct: PROXY_PORT is a plain TCP relay to the target (or the target
+ *                itself); no CONNECT exchange, the tunnel's bytes go first
+ *       -p FILE  the first tunnel bytes are FILE's (a TLS ClientHello, so that tunnels
+ *                pass an sni=require rule; the echo sends it back, a source ignores it);
+ *                default 16 fixed bytes for tunnels/idle and nothing for bulk
+ *
  *   loadgen tunnels PROXY_PORT ECHO_PORT CONC SECONDS
  *       CONC connections at a time, each: CONNECT 127.0.0.1:ECHO_PORT, read the 200,
- *       send 16 bytes, read them back, close; a new one starts as each ends.
+ *       send the payload, read it back, close; a new one starts as each ends.
  *       Prints: ok=N err=E secs=S rate=TUNNELS_PER_SECOND
  *   loadgen bulk PROXY_PORT SOURCE_PORT CONC SECONDS
  *       CONC tunnels to a source origin, read everything for SECONDS.
@@ -18,8 +25,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "loadlib.h"
+
+static unsigned char payload[LG_PAYLOADMAX];
+
+/* Read FILE as the tunnels' first bytes; -1 when it is unreadable, empty or too big. */
+static int load_payload(const char *file)
+{
+	FILE *f = fopen(file, "rb");
+	if (!f)
+		return -1;
+	size_t n = fread(payload, 1, sizeof payload, f);
+	int big = fgetc(f) != EOF;
+	fclose(f);
+	if (n == 0 || big)
+		return -1;
+	lg_payload = payload;
+	lg_payload_len = n;
+	return 0;
+}
 
 static char req[256];
 static size_t req_len;
@@ -40,8 +66,24 @@ static int n_ready(void)
 
 int main(int argc, char **argv)
 {
+	int opt;
+	while ((opt = getopt(argc, argv, "+dp:")) != -1) {
+		if (opt == 'd') {
+			lg_direct = 1;
+		} else if (opt == 'p') {
+			if (load_payload(optarg) < 0) {
+				fprintf(stderr, "loadgen: %s: unreadable, empty or over %d bytes\n", optarg,
+				    LG_PAYLOADMAX);
+				return 2;
+			}
+		} else {
+			return 2;
+		}
+	}
+	argc -= optind - 1;
+	argv += optind - 1;
 	if (argc != 6) {
-		fprintf(stderr, "usage: loadgen tunnels|bulk|idle PROXY_PORT TARGET_PORT N SECONDS\n");
+		fprintf(stderr, "usage: loadgen [-d] [-p FILE] tunnels|bulk|idle PROXY_PORT TARGET_PORT N SECONDS\n");
 		return 2;
 	}
 	if (!strcmp(argv[1], "tunnels"))

@@ -41,6 +41,9 @@ long lg_nlat;
 long lg_next_index, lg_last_index = -1;
 int lg_restart;
 int lg_counting;
+int lg_direct;
+const unsigned char *lg_payload;
+size_t lg_payload_len;
 long lg_ok, lg_err, lg_live;
 unsigned long long lg_bulk_bytes;
 volatile sig_atomic_t lg_stop;
@@ -116,7 +119,7 @@ int lg_start(long idx)
 	}
 	c->fd = fd;
 	c->st = ST_CONNECTING;
-	c->req_len = lg_build_req(c->req, idx);
+	c->req_len = lg_direct ? 0 : lg_build_req(c->req, idx);
 	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
 	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 	lg_live++;
@@ -134,6 +137,26 @@ void lg_start_next(void)
 		lg_err++;
 }
 
+/* The tunnel is open (after the 200, or at once when direct): send the payload and go on
+ * by lg_after. 1 when the connection ended. */
+static int tunnel_open(struct conn *c)
+{
+	const void *p = lg_payload ? (const void *)lg_payload : PAYLOAD;
+	size_t n = lg_payload ? lg_payload_len : (lg_after == LG_BULK ? 0 : PAYLOAD_LEN);
+	/* the payload fits a fresh socket buffer: one send, never a partial one */
+	if (n && send(c->fd, p, n, MSG_NOSIGNAL) != (ssize_t)n) {
+		conn_end(c, 0);
+		return 1;
+	}
+	if (lg_after == LG_BULK) {
+		c->st = ST_BULK;
+		lg_ok++;
+		return 0;
+	}
+	c->st = ST_ECHO;
+	return 0;
+}
+
 /* The response head has ended at END: go on by lg_after. 1 when the connection ended. */
 static int on_head(struct conn *c, const char *end)
 {
@@ -145,19 +168,15 @@ static int on_head(struct conn *c, const char *end)
 		conn_end(c, 0);
 		return 1;
 	}
-	if (lg_after == LG_BULK) {
-		if (lg_counting)
-			lg_bulk_bytes += extra;
-		c->st = ST_BULK;
-		lg_ok++;
-		return 0;
-	}
-	if (send(c->fd, PAYLOAD, PAYLOAD_LEN, MSG_NOSIGNAL) != PAYLOAD_LEN) {
-		conn_end(c, 0);
-		return 1;
-	}
-	c->st = ST_ECHO;
-	return 0;
+	if (lg_after == LG_BULK && lg_counting)
+		lg_bulk_bytes += extra;
+	return tunnel_open(c);
+}
+
+/* How many bytes the echo sends back. */
+static size_t echo_len(void)
+{
+	return lg_payload ? lg_payload_len : PAYLOAD_LEN;
 }
 
 /* Returns 1 when the connection ended (freed), 0 otherwise. */
@@ -168,14 +187,14 @@ static int on_event(struct conn *c, uint32_t events)
 		socklen_t el = sizeof err;
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
 		if (err || (events & EPOLLERR) ||
-		    send(c->fd, c->req, c->req_len, MSG_NOSIGNAL) != (ssize_t)c->req_len) {
+		    (!lg_direct && send(c->fd, c->req, c->req_len, MSG_NOSIGNAL) != (ssize_t)c->req_len)) {
 			conn_end(c, 0);
 			return 1;
 		}
 		c->st = ST_HEAD;
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-		return 0;
+		return lg_direct ? tunnel_open(c) : 0;
 	}
 	static char buf[256 * 1024];
 	for (int rounds = 0; rounds < 8; rounds++) {
@@ -210,10 +229,10 @@ static int on_event(struct conn *c, uint32_t events)
 		}
 		case ST_ECHO:
 			c->echo_got += (size_t)r;
-			if (c->echo_got < PAYLOAD_LEN)
+			if (c->echo_got < echo_len())
 				continue;
-			if (c->echo_got > PAYLOAD_LEN || lg_after == LG_ECHO_CLOSE) {
-				conn_end(c, c->echo_got == PAYLOAD_LEN);
+			if (c->echo_got > echo_len() || lg_after == LG_ECHO_CLOSE) {
+				conn_end(c, c->echo_got == echo_len());
 				return 1;
 			}
 			c->st = ST_HOLD;

@@ -29,6 +29,12 @@ extern long lg_nlat;
 extern long lg_next_index, lg_last_index;   /* indices still to start; last -1: unlimited */
 extern int lg_restart;            /* start the next index as each connection ends */
 extern int lg_counting;           /* bulk: bytes are counted only in the measured window */
+extern int lg_direct;             /* no CONNECT: the tunnel's bytes start at once */
+/* The first tunnel bytes (e.g. a TLS ClientHello, so that sni=require passes); NULL: 16
+ * fixed bytes for the echo modes and nothing for bulk. At most LG_PAYLOADMAX bytes. */
+#define LG_PAYLOADMAX 65536
+extern const unsigned char *lg_payload;
+extern size_t lg_payload_len;
 
 /* Results. */
 extern long lg_ok, lg_err, lg_live;

@@ -2,7 +2,9 @@
  *
  *   origin echo    PORTFILE [SECONDS]  TCP echo on 127.0.0.1:0 (byte-exact, honours EOF)
  *   origin http    PORTFILE [SECONDS]  HTTP/1.1 keep-alive: every request head gets
- *                                      200 with a 1024-byte body (pipelining answered in order)
+ *                                      200 with a 1024-byte body, or a 1 MiB one when the
+ *                                      request line's path ends in /1m (pipelining
+ *                                      answered in order; bodies sent from static buffers)
  *   origin source  PORTFILE [SECONDS]  writes an endless byte stream to each connection
  *   origin logsink PATH     [SECONDS]  unix datagram socket that reads and discards
  *
@@ -31,19 +33,31 @@ enum mode { M_ECHO, M_HTTP, M_SOURCE };
 #define BUFSZ (64 * 1024)
 #define MAXEV 256
 
+#define HTTP_QMAX 1024   /* pipelined responses queued per connection, at most */
+#define LINE_MAX_ 256    /* bytes of a request line kept to find its path */
+
 struct conn {
 	int fd;
-	char *out;          /* pending output */
+	char *out;          /* pending output (echo) */
 	size_t out_len, out_off, out_cap;
 	int tail;           /* HTTP: how many bytes of "\r\n\r\n" matched so far */
 	int want_out;
+	/* HTTP: the request line being read, and the responses owed (a ring of kinds, the
+	 * first one sent up to resp_off) */
+	char line[LINE_MAX_];
+	size_t line_len;
+	int line_done;
+	unsigned char q[HTTP_QMAX];
+	int q_head, q_len;
+	size_t resp_off;
 };
 
 static enum mode mode;
 static int ep;
 static char src_buf[BUFSZ];
-static char http_resp[2048];
-static size_t http_resp_len;
+enum { R_1K, R_1M };
+static char *http_resp[2];     /* complete responses: head and body */
+static size_t http_resp_len[2];
 
 static double now(void)
 {
@@ -98,9 +112,51 @@ static int out_append(struct conn *c, const char *p, size_t n)
 	return 0;
 }
 
+/* HTTP: send the owed responses from their static buffers; -1 on a fatal error. */
+static int flush_http(struct conn *c)
+{
+	while (c->q_len > 0) {
+		int k = c->q[c->q_head];
+		ssize_t w = send(c->fd, http_resp[k] + c->resp_off, http_resp_len[k] - c->resp_off,
+		    MSG_NOSIGNAL);
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				set_events(c, 1);
+				return 0;
+			}
+			return -1;
+		}
+		c->resp_off += (size_t)w;
+		if (c->resp_off == http_resp_len[k]) {
+			c->resp_off = 0;
+			c->q_head = (c->q_head + 1) % HTTP_QMAX;
+			c->q_len--;
+		}
+	}
+	set_events(c, 0);
+	return 0;
+}
+
+/* HTTP: one request head has ended; owe the response its request line asks for. */
+static int http_owe(struct conn *c)
+{
+	if (c->q_len == HTTP_QMAX)
+		return -1;
+	c->line[c->line_len] = 0;
+	char *sp = strstr(c->line, " HTTP/");
+	int big = sp && sp - c->line >= 3 && !strncmp(sp - 3, "/1m", 3);
+	c->q[(c->q_head + c->q_len) % HTTP_QMAX] = big ? R_1M : R_1K;
+	c->q_len++;
+	c->line_len = 0;
+	c->line_done = 0;
+	return 0;
+}
+
 /* Flush pending output; returns -1 on a fatal error. */
 static int flush_out(struct conn *c)
 {
+	if (mode == M_HTTP)
+		return flush_http(c);
 	while (c->out_off < c->out_len) {
 		ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
 		if (w < 0) {
@@ -157,20 +213,25 @@ static void on_readable(struct conn *c)
 			static const char term[4] = { '\r', '\n', '\r', '\n' };
 			int n = 0;
 			for (ssize_t i = 0; i < r; i++) {
+				if (!c->line_done) {
+					if (buf[i] == '\r' || buf[i] == '\n')
+						c->line_done = 1;
+					else if (c->line_len < LINE_MAX_ - 1)
+						c->line[c->line_len++] = buf[i];
+				}
 				if (buf[i] == term[c->tail]) {
 					if (++c->tail == 4) {
 						c->tail = 0;
 						n++;
+						if (http_owe(c) < 0) {
+							conn_free(c);
+							return;
+						}
 					}
 				} else {
 					c->tail = buf[i] == '\r' ? 1 : 0;
 				}
 			}
-			for (int i = 0; i < n; i++)
-				if (out_append(c, http_resp, http_resp_len) < 0) {
-					conn_free(c);
-					return;
-				}
 			if (n && flush_out(c) < 0) {
 				conn_free(c);
 				return;
@@ -247,11 +308,17 @@ int main(int argc, char **argv)
 		return 2;
 
 	memset(src_buf, 'z', sizeof src_buf);
-	http_resp_len = (size_t)snprintf(http_resp, sizeof http_resp,
-		"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-		"Cache-Control: no-store\r\nContent-Length: 1024\r\n\r\n");
-	memset(http_resp + http_resp_len, 'k', 1024);
-	http_resp_len += 1024;
+	static const size_t body_len[2] = { 1024, 1024 * 1024 };
+	for (int k = R_1K; k <= R_1M; k++) {
+		http_resp[k] = malloc(body_len[k] + 256);
+		if (!http_resp[k])
+			die("malloc");
+		int h = snprintf(http_resp[k], 256,
+			"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+			"Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n", body_len[k]);
+		memset(http_resp[k] + h, k == R_1K ? 'k' : 'm', body_len[k]);
+		http_resp_len[k] = (size_t)h + body_len[k];
+	}
 
 	int ls = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	int one = 1;
