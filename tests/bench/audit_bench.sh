@@ -34,9 +34,9 @@ trap cleanup EXIT INT TERM
 
 now_ms() { date +%s%3N; }
 
-cc -std=gnu11 -D_GNU_SOURCE -O2 -g -I"$TOP" $(pkg-config --cflags json-c) \
+cc -std=gnu11 -D_GNU_SOURCE -O2 -g -I"$TOP" $(pkg-config --cflags json-c relp) \
     "$TOP"/tests/bench/audit_bench.c "$TOP"/audit/*.c -o "$TMP/audit_bench" \
-    -pthread $(pkg-config --libs json-c)
+    -pthread $(pkg-config --libs json-c relp)
 
 cat > "$TMP/rsyslog.conf" <<EOF
 global(workDirectory="$TMP")
