@@ -127,6 +127,9 @@ struct conn {
 	int sfd;                        /* destination socket (owned), -1 if none */
 	struct bufferevent *server;     /* destination I/O when forwarding (writes; reads: server_rev) */
 	struct event *server_rev;       /* the destination is readable: on_server_readable */
+	bool client_write_waits;        /* the client socket was full: libevent writes the rest */
+	bool server_write_waits;        /* ... the origin socket */
+	bool sni_write_waits;           /* ... the destination socket during the SNI check */
 	struct event *timer;            /* the deadline of the current wait */
 	struct event *free_ev;          /* frees the connection from the loop */
 	struct upstream_req *up_req;    /* pending resolve or connect */
@@ -464,6 +467,7 @@ conn_release_server(struct conn *c)
 	c->server_host[0] = '\0';
 	c->server_port = 0;
 	c->server_eof = false;
+	c->server_write_waits = false;
 }
 
 /* Bytes still to reach the client (TLS: encrypted ones below it too). */
@@ -1343,8 +1347,6 @@ conn_forward(struct conn *c)
 		else if (!c->req_body.done)
 			bufferevent_enable(c->client, EV_READ);
 	}
-	if (c->req_body.done)
-		bufferevent_disable(c->client, EV_READ);    /* pipelined bytes wait */
 
 	if (!c->resp_head_done) {
 		s = conn_read_response_head(c);
@@ -1937,6 +1939,89 @@ conn_take_facts(struct conn *c)
 /* ---- the state machine ------------------------------------------------ */
 
 /*
+ * Write a plain socket's pending output now, not after the loop has reported
+ * the socket writable: a head or a small response then costs one system call
+ * instead of two changes of the epoll set and another trip through the loop.
+ * What does not fit is left to libevent (EV_WRITE on, *waits set until the
+ * write callback reports room); with nothing left EV_WRITE is off, which
+ * withdraws an add still pending in the loop's change list before it reaches
+ * the kernel.  Returns true when it made room a state may be waiting for
+ * (the output was at BODY_HIGH_WM or more and is below it now).
+ */
+static bool
+conn_write_now(struct bufferevent *bev, bool *waits)
+{
+	struct evbuffer *out = bufferevent_get_output(bev);
+	size_t before = evbuffer_get_length(out), len = before;
+
+	if (len > 0 && !*waits) {
+		/* A bufferevent keeps the start of its output frozen between its
+		 * own writes; this is one of them. */
+		evbuffer_unfreeze(out, 1);
+		(void)evbuffer_write(out, bufferevent_getfd(bev));
+		evbuffer_freeze(out, 1);
+		/* Full, or an error: libevent's write sees it again and reports
+		 * an error through the event callback as it always does. */
+		len = evbuffer_get_length(out);
+		*waits = len > 0;
+	}
+	if (len == 0)
+		bufferevent_disable(bev, EV_WRITE);
+	else
+		bufferevent_enable(bev, EV_WRITE);
+	return before >= BODY_HIGH_WM && len < BODY_HIGH_WM;
+}
+
+/*
+ * The states between a request and its forwarding read nothing from the
+ * client, but its reading stays on while nothing comes (turning it off and
+ * on again for every request costs two epoll changes); bytes that do come
+ * (the next pipelined request, an early ClientHello, a body) stop it until
+ * a state wants them.  EOF and errors are seen meanwhile: conn_client_ended.
+ */
+static void
+conn_hold_client(struct conn *c)
+{
+	switch (c->state) {
+	case CONN_AUTHENTICATING:
+	case CONN_DECIDING:
+	case CONN_RESOLVING:
+	case CONN_CONNECTING:
+		break;
+	case CONN_FORWARDING:
+		if (c->req_body.done)
+			break;
+		return;
+	default:
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_input(c->client)) > 0)
+		bufferevent_disable(c->client, EV_READ);
+}
+
+/* The loop is about to wait: write what is ready, hold what came early.
+ * Returns true when room was made (conn_write_now). */
+static bool
+conn_settle_io(struct conn *c)
+{
+	bool room = false;
+
+	if (c->closing)
+		return false;
+	if (c->client != NULL) {
+		/* A TLS client's bufferevent writes through OpenSSL itself. */
+		if (!c->tls)
+			room |= conn_write_now(c->client, &c->client_write_waits);
+		conn_hold_client(c);
+	}
+	if (c->server != NULL)
+		room |= conn_write_now(c->server, &c->server_write_waits);
+	if (c->sni_server != NULL)
+		(void)conn_write_now(c->sni_server, &c->sni_write_waits);
+	return room;
+}
+
+/*
  * The only place a connection's state changes (besides conn_close).  Each
  * case does its state's work; when the work is done it enters the next
  * state and the loop goes on, when it must wait it breaks out of the switch
@@ -1977,7 +2062,7 @@ conn_run(struct conn *c)
 			}
 			if (conn_read_request(c) != STEP_DONE)
 				break;
-			bufferevent_disable(c->client, EV_READ);
+			/* Reading stays on: conn_settle_io holds what comes next. */
 			if (conn_admit(c) != STEP_DONE)
 				continue;
 			conn_enter(c, CONN_AUTHENTICATING);
@@ -2096,7 +2181,10 @@ conn_run(struct conn *c)
 		case CONN_LINGER:
 			break;
 		}
-		/* Waiting.  Unless a callback fired while the loop ran. */
+		/* Waiting: what is ready goes out now (room it made may let the
+		 * state go on).  Unless a callback fired while the loop ran. */
+		if (conn_settle_io(c))
+			c->rerun = true;
 		if (!c->rerun)
 			break;
 		c->rerun = false;
@@ -2171,7 +2259,10 @@ on_client_read(struct bufferevent *bev, void *arg)
 static void
 on_client_write(struct bufferevent *bev, void *arg)
 {
-	conn_run(arg);
+	struct conn *c = arg;
+
+	c->client_write_waits = false;
+	conn_run(c);
 	(void)bev;
 }
 
@@ -2247,7 +2338,10 @@ on_server_readable(evutil_socket_t fd, short what, void *arg)
 static void
 on_server_write(struct bufferevent *bev, void *arg)
 {
-	conn_run(arg);
+	struct conn *c = arg;
+
+	c->server_write_waits = false;
+	conn_run(c);
 	(void)bev;
 }
 
@@ -2364,7 +2458,9 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 	bufferevent_setcb(c->client, on_client_read, on_client_write, on_client_event, c);
 	/* The head must fit in 64 KiB: reading stops one byte past that bound. */
 	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
-	bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	/* A plain socket's writes are started by conn_settle_io when there is
+	 * something to write; OpenSSL's handshake needs both directions. */
+	bufferevent_enable(c->client, tls ? EV_READ | EV_WRITE : EV_READ);
 	/* The header deadline is total: trickled bytes do not extend it. */
 	conn_arm_timer(c, c->conf->header_timeout);
 }

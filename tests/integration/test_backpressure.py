@@ -95,3 +95,44 @@ def test_upload_to_stalled_destination_bounded_memory(make_gateway):
                 "the client could push %d MiB into a tunnel whose destination reads nothing" % (sent[0] >> 20)
     finally:
         srv.stop()
+
+
+def _unread_in_kernel(local_port, remote_port):
+    """Bytes queued unread on the IPv4 socket local_port <-> remote_port (/proc/net/tcp)."""
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if (int(fields[1].split(":")[1], 16) == local_port and
+                    int(fields[2].split(":")[1], 16) == remote_port):
+                return int(fields[4].split(":")[1], 16)
+    raise AssertionError("no socket %d <-> %d in /proc/net/tcp" % (local_port, remote_port))
+
+
+def test_bytes_pipelined_behind_a_pending_response_stay_in_the_kernel(make_gateway, origin):
+    """While a request waits for its response, whatever the client sends next
+    is not read without bound: the gateway stops reading the client, the bytes
+    queue in the kernel (and then in the client), and the response still comes
+    out whole.  The pipelined bytes are a head that never ends: the gateway answers 431
+    once it reads them."""
+    g = make_gateway()
+    with Conn(g.port, timeout=10) as c:
+        c.send(b"GET http://origin.test:%d/slow/1500/10 HTTP/1.1\r\nHost: origin.test:%d\r\n\r\n"
+               % (origin.port, origin.port))
+        time.sleep(0.2)
+        c.sock.setblocking(False)
+        sent, block = 0, b"x" * 65536
+        while sent < BIG:
+            try:
+                sent += c.sock.send(block)
+            except BlockingIOError:
+                break
+        c.sock.setblocking(True)
+        time.sleep(0.3)
+        unread = _unread_in_kernel(g.port, c.local_port)
+        assert sent < BIG and unread > 0, \
+            "the client pushed %d bytes behind a pending response; %d of them wait unread in " \
+            "the gateway's socket: it kept reading" % (sent, unread)
+        r = c.read_response()
+        assert r.status == 200 and len(r.body) == 10, r.describe()
+        nxt = c.read_head(timeout=5)
+        assert nxt.status == 431, nxt.describe()
