@@ -170,10 +170,15 @@ half_shut(struct half *h)
 {
 	struct relay *r = h->r;
 
+	struct half *other = h == &r->up ? &r->down : &r->up;
+
 	if (!h->shut) {
 		h->shut = true;
-		/* Errors are irrelevant here: a peer that already left needs no FIN. */
-		(void)shutdown(h->to, SHUT_WR);
+		/* Errors are irrelevant here: a peer that already left needs no FIN.
+		 * With the other half shut too the relay finishes now, and closing a
+		 * socket whose EOF was read sends the same FIN. */
+		if (!other->shut)
+			(void)shutdown(h->to, SHUT_WR);
 	}
 	if (r->up.shut && r->down.shut)
 		relay_finish(r, r->have_first_eof ? r->first_eof : RELAY_END_CLIENT);
@@ -267,8 +272,9 @@ half_splice_out(struct half *h)
 
 /*
  * The splice path of a readable half.  Returns 1 when it handled the event,
- * 0 when the half must copy instead (no pipe to be had, or splice refused
- * for these sockets: the half then copies from now on).
+ * 0 when the half must copy instead (no pipe to be had, splice refused for
+ * these sockets: the half then copies from now on, or an error recv() will
+ * name), -1 at EOF.
  */
 static int
 half_splice_in(struct half *h)
@@ -294,7 +300,23 @@ half_splice_in(struct half *h)
 	}
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return 1;
-	return 0;                       /* EOF or an error: recv() tells which */
+	return n == 0 ? -1 : 0;
+}
+
+/* h->from sent EOF: pass it on. */
+static void
+half_eof(struct half *h)
+{
+	struct relay *r = h->r;
+
+	h->eof = true;
+	if (!r->have_first_eof) {
+		r->have_first_eof = true;
+		r->first_eof = h->side_from;
+	}
+	event_del(h->rev);
+	relay_touch(r);
+	half_shut(h);
 }
 
 static void
@@ -303,9 +325,13 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 	struct half *h = arg;
 	struct relay *r = h->r;
 	ssize_t n;
+	int spliced;
 
-	if (h->splice && half_splice_in(h))
+	if (h->splice && (spliced = half_splice_in(h)) != 0) {
+		if (spliced == -1)
+			half_eof(h);
 		return;
+	}
 	n = recv(h->from, relay_scratch, sizeof(relay_scratch), 0);
 	if (n > 0) {
 		half_count(h, (uint64_t)n);
@@ -314,14 +340,7 @@ on_readable(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	if (n == 0) {
-		h->eof = true;
-		if (!r->have_first_eof) {
-			r->have_first_eof = true;
-			r->first_eof = h->side_from;
-		}
-		event_del(h->rev);
-		relay_touch(r);
-		half_shut(h);
+		half_eof(h);
 		return;
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
