@@ -150,6 +150,13 @@ jb_ascii(struct jbuf *b, unsigned char c)
 	}
 }
 
+/* Bytes written as they are: printable ASCII but quote and backslash. */
+static const bool json_plain[256] = {
+	[0x20 ... 0x21] = true,         /* '"' is 0x22 */
+	[0x23 ... 0x5b] = true,         /* '\\' is 0x5c */
+	[0x5d ... 0x7f] = true,
+};
+
 /*
  * s[0..len) as a JSON string, made valid UTF-8 (see the top comment) and cut
  * so that its escaped form stays within limit bytes, plus the marker if cut.
@@ -159,13 +166,22 @@ jb_string(struct jbuf *b, const char *s, size_t len, size_t limit)
 {
 	static const char replacement[] = "\xEF\xBF\xBD";
 	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, cost = 0, n, c;
+	size_t i = 0, cost = 0, n, c, j, end;
 	size_t run = 0;                 /* start of the bytes kept as they are, not yet added */
 
 	if (limit > AUDIT_VALUE_MAX)
 		limit = AUDIT_VALUE_MAX;
 	jb_add(b, "\"", 1);
 	while (i < len) {
+		/* The common case first: a run of printable ASCII passes as it
+		 * is, one unit of the limit per byte. */
+		end = i + (len - i < limit - cost ? len - i : limit - cost);
+		for (j = i; j < end && json_plain[p[j]]; j++)
+			;
+		cost += j - i;
+		i = j;
+		if (i == len)
+			break;
 		n = utf8_seq(p + i, len - i);
 		c = n == 0 ? 3 : n == 1 ? json_cost(p[i]) : n;
 		if (cost + c > limit) {

@@ -127,6 +127,7 @@ struct conn {
 	int sfd;                        /* destination socket (owned), -1 if none */
 	struct bufferevent *server;     /* destination I/O when forwarding (writes; reads: server_rev) */
 	struct event *server_rev;       /* the destination is readable: on_server_readable */
+	bool server_reading;            /* ... and that event is added */
 	bool client_write_waits;        /* the client socket was full: libevent writes the rest */
 	bool server_write_waits;        /* ... the origin socket */
 	bool sni_write_waits;           /* ... the destination socket during the SNI check */
@@ -458,6 +459,7 @@ conn_release_server(struct conn *c)
 	if (c->server_rev != NULL)
 		event_free(c->server_rev);
 	c->server_rev = NULL;
+	c->server_reading = false;
 	if (c->server != NULL)
 		bufferevent_free(c->server);
 	c->server = NULL;
@@ -1144,12 +1146,28 @@ pump_body(struct body_pump *p, struct evbuffer *src, struct evbuffer *dst, bool 
 	return rc;
 }
 
-/* Watch the origin for bytes (on_server_readable), or stop (backpressure). */
+/* The client's reading on or off.  Only a change reaches libevent, which
+ * re-adds an event that is already on (and leaves one a watermark suspended
+ * alone either way). */
+static void
+conn_client_reading(struct conn *c, bool on)
+{
+	bool is_on = (bufferevent_get_enabled(c->client) & EV_READ) != 0;
+
+	if (on && !is_on)
+		bufferevent_enable(c->client, EV_READ);
+	else if (!on && is_on)
+		bufferevent_disable(c->client, EV_READ);
+}
+
+/* Watch the origin for bytes (on_server_readable), or stop (backpressure);
+ * as above, only a change reaches libevent. */
 static void
 conn_server_reading(struct conn *c, bool on)
 {
-	if (c->server_rev == NULL)
+	if (c->server_rev == NULL || on == c->server_reading)
 		return;
+	c->server_reading = on;
 	if (on)
 		event_add(c->server_rev, NULL);
 	else
@@ -1178,7 +1196,7 @@ conn_forward_start(struct conn *c)
 	bufferevent_set_max_single_write(c->client, FORWARD_WRITE_MAX);
 	bufferevent_enable(c->server, EV_WRITE);
 	conn_server_reading(c, true);
-	bufferevent_enable(c->client, EV_READ);
+	conn_client_reading(c, true);
 	c->last_activity_ms = clock_mono_coarse_ms();
 	conn_arm_timer(c, c->conf->idle_timeout);
 }
@@ -1295,7 +1313,7 @@ conn_forward_finish(struct conn *c)
 	conn_reset_request(c);
 	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
 	bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
-	bufferevent_enable(c->client, EV_READ);
+	conn_client_reading(c, true);
 	conn_arm_timer(c, c->conf->idle_timeout);
 	return STEP_DONE;       /* conn_run() reads the next request */
 }
@@ -1343,9 +1361,9 @@ conn_forward(struct conn *c)
 		}
 		/* Backpressure: stop reading the client while the origin is slow. */
 		if (evbuffer_get_length(sout) >= BODY_HIGH_WM)
-			bufferevent_disable(c->client, EV_READ);
+			conn_client_reading(c, false);
 		else if (!c->req_body.done)
-			bufferevent_enable(c->client, EV_READ);
+			conn_client_reading(c, true);
 	}
 
 	if (!c->resp_head_done) {
@@ -1648,7 +1666,7 @@ static void
 conn_start_sni_peek(struct conn *c)
 {
 	bufferevent_setwatermark(c->client, EV_READ, 0, SNI_MAX_HELLO);
-	bufferevent_enable(c->client, EV_READ);
+	conn_client_reading(c, true);
 	conn_arm_timer(c, c->conf->sni_timeout);
 }
 
@@ -1872,7 +1890,7 @@ conn_client_ended(struct conn *c, short what)
 		if (!eof)
 			break;
 		c->sni_final = true;    /* no more ClientHello bytes: judge what there is */
-		bufferevent_disable(c->client, EV_READ);
+		conn_client_reading(c, false);
 		return;
 	case CONN_FORWARDING:
 		if (!eof || !c->req_body.done)
@@ -1886,7 +1904,7 @@ conn_client_ended(struct conn *c, short what)
 			break;
 		c->client_eof = true;
 		c->client_keep_alive = false;
-		bufferevent_disable(c->client, EV_READ);
+		conn_client_reading(c, false);
 		return;
 	case CONN_RELAYING:
 	case CONN_LINGER:
@@ -1965,9 +1983,9 @@ conn_write_now(struct bufferevent *bev, bool *waits)
 		len = evbuffer_get_length(out);
 		*waits = len > 0;
 	}
-	if (len == 0)
+	if (len == 0 && (bufferevent_get_enabled(bev) & EV_WRITE))
 		bufferevent_disable(bev, EV_WRITE);
-	else
+	else if (len > 0)
 		bufferevent_enable(bev, EV_WRITE);
 	return before >= BODY_HIGH_WM && len < BODY_HIGH_WM;
 }
@@ -1996,7 +2014,7 @@ conn_hold_client(struct conn *c)
 		return;
 	}
 	if (evbuffer_get_length(bufferevent_get_input(c->client)) > 0)
-		bufferevent_disable(c->client, EV_READ);
+		conn_client_reading(c, false);
 }
 
 /* The loop is about to wait: write what is ready, hold what came early.

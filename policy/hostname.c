@@ -91,6 +91,28 @@ ip_addr_unmap(int *family, uint8_t addr[16])
 	return true;
 }
 
+/* The dotted quad inet_ntop() prints for a (no leading zeros), without the
+ * sprintf glibc's inet_ntop makes per address. */
+static void
+ipv4_canonical(const uint8_t a[4], char out[INET_ADDRSTRLEN])
+{
+	char *o = out;
+	unsigned v;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		v = a[i];
+		if (i > 0)
+			*o++ = '.';
+		if (v >= 100)
+			*o++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*o++ = (char)('0' + v / 10 % 10);
+		*o++ = (char)('0' + v % 10);
+	}
+	*o = '\0';
+}
+
 int
 ip_literal_parse(const char *text, size_t len, int *family, uint8_t addr[16])
 {
@@ -119,8 +141,8 @@ ip_literal_parse(const char *text, size_t len, int *family, uint8_t addr[16])
 	 * leading zeros differs between C libraries; comparing with the
 	 * canonical text settles it for all of them.
 	 */
-	if (inet_ntop(AF_INET, &in4, canon, sizeof(canon)) == NULL ||
-	    strcmp(canon, buf) != 0)
+	ipv4_canonical((const uint8_t *)&in4, canon);
+	if (strcmp(canon, buf) != 0)
 		return -1;
 	*family = AF_INET;
 	memset(addr, 0, 16);

@@ -21,12 +21,24 @@
 
 #define HTTP_CL_DIGITS_MAX 18           /* 10^18 - 1 fits an int64_t */
 
-/* Fields that describe one connection, not the message: never forwarded. */
-static const char *const http_hop_fields[] = {
-	"Connection", "Keep-Alive", "Proxy-Connection", "TE", "Trailer",
-	"Transfer-Encoding", "Upgrade", "Proxy-Authorization", "Proxy-Authenticate",
-	NULL,
+/* A field name with its length, so a list is scanned without strlen. */
+struct http_name {
+	const char *s;
+	size_t len;
 };
+
+#define HTTP_NAME(lit) { (lit), sizeof(lit) - 1 }
+
+/* Fields that describe one connection, not the message: never forwarded. */
+static const struct http_name http_hop_fields[] = {
+	HTTP_NAME("Connection"), HTTP_NAME("Keep-Alive"), HTTP_NAME("Proxy-Connection"),
+	HTTP_NAME("TE"), HTTP_NAME("Trailer"), HTTP_NAME("Transfer-Encoding"),
+	HTTP_NAME("Upgrade"), HTTP_NAME("Proxy-Authorization"),
+	HTTP_NAME("Proxy-Authenticate"),
+	{ NULL, 0 },
+};
+
+static const struct http_name http_content_length_name = HTTP_NAME("Content-Length");
 
 /*
  * Fields a trailer must not carry on (RFC 9110 6.5.1): a recipient that
@@ -35,14 +47,18 @@ static const char *const http_hop_fields[] = {
  * the content's format from bytes no hop has checked.  The hop-by-hop fields
  * above are dropped from trailers as well.
  */
-static const char *const http_trailer_forbidden[] = {
-	"Content-Length", "Host", "Authorization", "WWW-Authenticate",
-	"Authentication-Info", "Proxy-Authentication-Info", "Cookie", "Set-Cookie",
-	"Content-Encoding", "Content-Type", "Content-Range", "Range", "Expect",
-	"Max-Forwards", "Cache-Control", "Pragma", "If-Match", "If-None-Match",
-	"If-Modified-Since", "If-Unmodified-Since", "If-Range", "Age", "Expires", "Date",
-	"Location", "Retry-After", "Vary", "Warning",
-	NULL,
+static const struct http_name http_trailer_forbidden[] = {
+	HTTP_NAME("Content-Length"), HTTP_NAME("Host"), HTTP_NAME("Authorization"),
+	HTTP_NAME("WWW-Authenticate"), HTTP_NAME("Authentication-Info"),
+	HTTP_NAME("Proxy-Authentication-Info"), HTTP_NAME("Cookie"), HTTP_NAME("Set-Cookie"),
+	HTTP_NAME("Content-Encoding"), HTTP_NAME("Content-Type"), HTTP_NAME("Content-Range"),
+	HTTP_NAME("Range"), HTTP_NAME("Expect"), HTTP_NAME("Max-Forwards"),
+	HTTP_NAME("Cache-Control"), HTTP_NAME("Pragma"), HTTP_NAME("If-Match"),
+	HTTP_NAME("If-None-Match"), HTTP_NAME("If-Modified-Since"),
+	HTTP_NAME("If-Unmodified-Since"), HTTP_NAME("If-Range"), HTTP_NAME("Age"),
+	HTTP_NAME("Expires"), HTTP_NAME("Date"), HTTP_NAME("Location"),
+	HTTP_NAME("Retry-After"), HTTP_NAME("Vary"), HTTP_NAME("Warning"),
+	{ NULL, 0 },
 };
 
 static char
@@ -58,30 +74,30 @@ http_lower(char c)
  * framing field.
  */
 static bool
-http_name_eq(const char *name, size_t len, const char *ref, bool dash_underscore)
+http_name_eq(const char *name, size_t len, const struct http_name *ref, bool dash_underscore)
 {
 	size_t i;
 	char c;
 
-	if (len != strlen(ref))
+	if (len != ref->len)
 		return false;
 	for (i = 0; i < len; i++) {
 		c = name[i];
 		if (dash_underscore && c == '_')
 			c = '-';
-		if (http_lower(c) != http_lower(ref[i]))
+		if (http_lower(c) != http_lower(ref->s[i]))
 			return false;
 	}
 	return true;
 }
 
 static bool
-http_name_in(const char *name, size_t len, const char *const *list, bool dash_underscore)
+http_name_in(const char *name, size_t len, const struct http_name *list, bool dash_underscore)
 {
 	size_t i;
 
-	for (i = 0; list[i] != NULL; i++)
-		if (http_name_eq(name, len, list[i], dash_underscore))
+	for (i = 0; list[i].s != NULL; i++)
+		if (http_name_eq(name, len, &list[i], dash_underscore))
 			return true;
 	return false;
 }
@@ -89,11 +105,11 @@ http_name_in(const char *name, size_t len, const char *const *list, bool dash_un
 enum http_field_kind
 http_field_classify(const char *name, size_t len)
 {
-	if (http_name_eq(name, len, "Content-Length", false) ||
+	if (http_name_eq(name, len, &http_content_length_name, false) ||
 	    http_name_in(name, len, http_hop_fields, false))
 		return HTTP_FIELD_HOP;
 	if (memchr(name, '_', len) != NULL &&
-	    (http_name_eq(name, len, "Content-Length", true) ||
+	    (http_name_eq(name, len, &http_content_length_name, true) ||
 	    http_name_in(name, len, http_hop_fields, true)))
 		return HTTP_FIELD_LOOKALIKE;
 	return HTTP_FIELD_PLAIN;

@@ -37,12 +37,6 @@ http_is_field_vchar(unsigned char c)
 	return c == '\t' || (c >= 0x20 && c != 0x7f);
 }
 
-bool
-http_header_is(const struct http_header *h, const char *name)
-{
-	return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
-}
-
 /*
  * Out of bytes at some point of the head: valid so far.  A head that has
  * already filled HTTP_HEAD_MAX bytes without ending can only grow past it.

@@ -16,6 +16,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <strings.h>
 
 #define HTTP_HEAD_MAX (64 * 1024)   /* request head bound: over it, 431 */
 #define HTTP_HEADERS_MAX 128        /* header fields per message */
@@ -106,8 +108,13 @@ int http_parse_absolute_url(const char *target, size_t len, struct http_target *
 int http_parse_authority(const char *target, size_t len, struct http_target *out,
     const char **err);
 
-/* Case-insensitive comparison of a header name with a NUL-terminated name. */
-bool http_header_is(const struct http_header *h, const char *name);
+/* Case-insensitive comparison of a header name with a NUL-terminated name
+ * (inline: with a literal name its length is known at compile time). */
+static inline bool
+http_header_is(const struct http_header *h, const char *name)
+{
+	return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+}
 
 /*
  * The two character classes of RFC 9110 every HTTP grammar here is built on,
