@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "lib/fmt.h"
 #include "policy/policy.h" /* ip_literal_parse: the one strict IP-literal parser */
 
 /* An IPv4 range in host order, for the internal table. */
@@ -490,6 +491,10 @@ netaddr_ntop(const struct sockaddr *sa, char *buf, size_t bufsz)
 
 	if (bufsz == 0)
 		return buf;
+	if (sa->sa_family == AF_INET && bufsz >= FMT_IPV4_MAX) {
+		fmt_ipv4(buf, (const uint8_t *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr);
+		return buf;
+	}
 	if (sa->sa_family == AF_INET)
 		src = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
 	else if (sa->sa_family == AF_INET6)

@@ -113,9 +113,6 @@ struct hello {
 	bool have_name;                 /* a server name was read and normalized */
 	bool ech;                       /* an encrypted_client_hello extension was met */
 	char name[HOST_BUF];            /* that name */
-	/* Extension types met so far, one bit each: any number of extensions
-	 * (OpenSSL sets no limit but the message size) at O(1) per check. */
-	uint64_t seen[65536 / 64];
 };
 
 /*
@@ -321,8 +318,15 @@ server_name(struct hello *h, size_t elen)
 static bool
 extensions(struct hello *h)
 {
-	size_t type, n;
+	size_t type, n, w;
 	uint64_t bit;
+	/*
+	 * Extension types met so far, one bit each: any number of extensions
+	 * (OpenSSL sets no limit but the message size) at O(1) per check.  A
+	 * word of `seen` counts only once its bit in `valid` is set, so a hello
+	 * clears 128 bytes, not the 8 KiB of the whole set.
+	 */
+	uint64_t seen[65536 / 64], valid[65536 / 64 / 64] = { 0 };
 
 	while (h->msg_left > 0) {
 		if (h->msg_left < 4)
@@ -332,9 +336,14 @@ extensions(struct hello *h)
 		if (n > h->msg_left)
 			return fail(h, "extension longer than the extensions block");
 		bit = (uint64_t)1 << (type % 64);
-		if (h->seen[type / 64] & bit)
+		w = type / 64;
+		if (!(valid[w / 64] & (uint64_t)1 << (w % 64))) {
+			valid[w / 64] |= (uint64_t)1 << (w % 64);
+			seen[w] = 0;
+		}
+		if (seen[w] & bit)
 			return invalid(h, "duplicated extension");
-		h->seen[type / 64] |= bit;
+		seen[w] |= bit;
 		if (type == EXT_ECH)
 			h->ech = true;
 		if (type == EXT_SERVER_NAME) {

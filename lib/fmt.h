@@ -64,4 +64,28 @@ fmt_hex64(char *buf, uint64_t v)
 	}
 }
 
+#define FMT_IPV4_MAX 16             /* "255.255.255.255" and its NUL */
+
+/* The IPv4 address a[0..4) as the dotted quad inet_ntop() prints, terminated
+ * (glibc's inet_ntop makes a sprintf call per address). */
+static inline void
+fmt_ipv4(char buf[FMT_IPV4_MAX], const uint8_t a[4])
+{
+	char *o = buf;
+	unsigned v;
+	int i;
+
+	for (i = 0; i < 4; i++) {
+		v = a[i];
+		if (i > 0)
+			*o++ = '.';
+		if (v >= 100)
+			*o++ = (char)('0' + v / 100);
+		if (v >= 10)
+			*o++ = (char)('0' + v / 10 % 10);
+		*o++ = (char)('0' + v % 10);
+	}
+	*o = '\0';
+}
+
 #endif

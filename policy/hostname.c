@@ -31,6 +31,8 @@
 
 #include <string.h>
 
+#include "lib/fmt.h"
+
 #define LABEL_MAX 63
 #define IPV4_TEXT_MAX 15            /* "255.255.255.255" */
 #define IPV6_TEXT_MAX 45            /* "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255" */
@@ -91,32 +93,10 @@ ip_addr_unmap(int *family, uint8_t addr[16])
 	return true;
 }
 
-/* The dotted quad inet_ntop() prints for a (no leading zeros), without the
- * sprintf glibc's inet_ntop makes per address. */
-static void
-ipv4_canonical(const uint8_t a[4], char out[INET_ADDRSTRLEN])
-{
-	char *o = out;
-	unsigned v;
-	int i;
-
-	for (i = 0; i < 4; i++) {
-		v = a[i];
-		if (i > 0)
-			*o++ = '.';
-		if (v >= 100)
-			*o++ = (char)('0' + v / 100);
-		if (v >= 10)
-			*o++ = (char)('0' + v / 10 % 10);
-		*o++ = (char)('0' + v % 10);
-	}
-	*o = '\0';
-}
-
 int
 ip_literal_parse(const char *text, size_t len, int *family, uint8_t addr[16])
 {
-	char buf[IPV6_TEXT_MAX + 1], canon[INET_ADDRSTRLEN];
+	char buf[IPV6_TEXT_MAX + 1], canon[FMT_IPV4_MAX];
 	struct in_addr in4;
 	struct in6_addr in6;
 
@@ -141,7 +121,7 @@ ip_literal_parse(const char *text, size_t len, int *family, uint8_t addr[16])
 	 * leading zeros differs between C libraries; comparing with the
 	 * canonical text settles it for all of them.
 	 */
-	ipv4_canonical((const uint8_t *)&in4, canon);
+	fmt_ipv4(canon, (const uint8_t *)&in4);
 	if (strcmp(canon, buf) != 0)
 		return -1;
 	*family = AF_INET;

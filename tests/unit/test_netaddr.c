@@ -535,6 +535,33 @@ test_ntop_small_buffer(void **state)
 	assert_string_equal(netaddr_ntop((struct sockaddr *)&ss, text, sizeof(text)), "");
 }
 
+/* IPv4 text is written without inet_ntop: the same text for every octet value
+ * in every position, and a buffer one byte short of the longest is refused. */
+static void
+test_ntop_ipv4_like_inet_ntop(void **state)
+{
+	struct sockaddr_in sin;
+	char got[NETADDR_TEXT_MAX], want[INET_ADDRSTRLEN], small[15];
+	unsigned v, pos;
+	uint8_t *b = (uint8_t *)&sin.sin_addr;
+
+	(void)state;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	for (pos = 0; pos < 4; pos++) {
+		for (v = 0; v < 256; v++) {
+			memset(b, pos == 0 ? 7 : 0, 4);
+			b[pos] = (uint8_t)v;
+			assert_non_null(inet_ntop(AF_INET, &sin.sin_addr, want, sizeof(want)));
+			assert_string_equal(netaddr_ntop((struct sockaddr *)&sin, got, sizeof(got)), want);
+		}
+	}
+	memset(b, 255, 4);
+	assert_string_equal(netaddr_ntop((struct sockaddr *)&sin, got, sizeof(got)),
+	    "255.255.255.255");
+	assert_string_equal(netaddr_ntop((struct sockaddr *)&sin, small, sizeof(small)), "");
+}
+
 /* Order addresses given as literals, compare with the expected literals. */
 static void
 check_interleave(const char *const *in, const char *const *want, size_t n)
@@ -606,6 +633,7 @@ main(void)
 		cmocka_unit_test(test_cidr_parse),
 		cmocka_unit_test(test_hostport),
 		cmocka_unit_test(test_ntop_small_buffer),
+		cmocka_unit_test(test_ntop_ipv4_like_inet_ntop),
 		cmocka_unit_test(test_interleave_families),
 	};
 
