@@ -169,7 +169,6 @@ static void
 half_shut(struct half *h)
 {
 	struct relay *r = h->r;
-
 	struct half *other = h == &r->up ? &r->down : &r->up;
 
 	if (!h->shut) {
