@@ -216,7 +216,13 @@ def test_started_as_user_with_ambient_capability_sheds_it(echo, dns, rule_opts):
 def test_non_root_with_another_user_is_refused():
     d = _conf_dir("user root\n")
     try:
-        r = subprocess.run([gwmod.BINARY, "-c", os.path.join(d, "egressd.conf")],
+        # nobody runs a copy: the checkout may sit under a folder only root
+        # may enter (mktemp -d makes it 0700).
+        import shutil
+        binary = os.path.join(d, "egressd")
+        shutil.copy(gwmod.BINARY, binary)
+        os.chmod(binary, 0o755)
+        r = subprocess.run([binary, "-c", os.path.join(d, "egressd.conf")],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=10,
                            user=NOBODY.pw_uid, group=NOBODY.pw_gid, extra_groups=[])
         assert r.returncode != 0
