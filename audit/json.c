@@ -63,15 +63,24 @@ utf8_seq(const unsigned char *s, size_t len)
 	return n;
 }
 
+/* Bytes written as they are: printable ASCII but quote and backslash. */
+static const bool json_plain[256] = {
+	[0x20 ... 0x21] = true,         /* '"' is 0x22 */
+	[0x23 ... 0x5b] = true,         /* '\\' is 0x5c */
+	[0x5d ... 0x7f] = true,
+};
+
 /* Bytes the JSON form of one byte c < 0x80 takes (the escapes below). */
 static size_t
 json_cost(unsigned char c)
 {
+	if (json_plain[c])
+		return 1;
 	switch (c) {
 	case '\b': case '\f': case '\n': case '\r': case '\t': case '"': case '\\':
 		return 2;
 	default:
-		return c < 0x20 ? 6 : 1;
+		return 6;
 	}
 }
 
@@ -149,13 +158,6 @@ jb_ascii(struct jbuf *b, unsigned char c)
 		jb_add(b, e, 6);
 	}
 }
-
-/* Bytes written as they are: printable ASCII but quote and backslash. */
-static const bool json_plain[256] = {
-	[0x20 ... 0x21] = true,         /* '"' is 0x22 */
-	[0x23 ... 0x5b] = true,         /* '\\' is 0x5c */
-	[0x5d ... 0x7f] = true,
-};
 
 /*
  * s[0..len) as a JSON string, made valid UTF-8 (see the top comment) and cut

@@ -128,9 +128,6 @@ struct conn {
 	struct bufferevent *server;     /* destination I/O when forwarding (writes; reads: server_rev) */
 	struct event *server_rev;       /* the destination is readable: on_server_readable */
 	bool server_reading;            /* ... and that event is added */
-	bool client_write_waits;        /* the client socket was full: libevent writes the rest */
-	bool server_write_waits;        /* ... the origin socket */
-	bool sni_write_waits;           /* ... the destination socket during the SNI check */
 	struct event *timer;            /* the deadline of the current wait */
 	struct event *free_ev;          /* frees the connection from the loop */
 	struct upstream_req *up_req;    /* pending resolve or connect */
@@ -453,6 +450,21 @@ conn_free_later(struct conn *c)
 	event_active(c->free_ev, EV_TIMEOUT, 0);
 }
 
+/*
+ * A bufferevent on a plain socket.  libevent makes one with EV_WRITE on; here
+ * it is off until bytes wait that the socket would not take, since
+ * conn_settle_io writes the rest itself (see conn_write_now).
+ */
+static struct bufferevent *
+conn_socket_bev(struct conn *c, int fd)
+{
+	struct bufferevent *bev = bufferevent_socket_new(c->base, fd, 0);
+
+	if (bev != NULL)
+		bufferevent_disable(bev, EV_WRITE);
+	return bev;
+}
+
 static void
 conn_release_server(struct conn *c)
 {
@@ -469,7 +481,6 @@ conn_release_server(struct conn *c)
 	c->server_host[0] = '\0';
 	c->server_port = 0;
 	c->server_eof = false;
-	c->server_write_waits = false;
 }
 
 /* Bytes still to reach the client (TLS: encrypted ones below it too). */
@@ -1160,6 +1171,22 @@ conn_client_reading(struct conn *c, bool on)
 		bufferevent_disable(c->client, EV_READ);
 }
 
+/*
+ * At most high bytes of the client's kept in its input: libevent reads no
+ * further until they are taken.  Only a change reaches libevent, which
+ * re-adds the read event whenever the mark is set.
+ */
+static void
+conn_client_read_limit(struct conn *c, size_t high)
+{
+	size_t low, cur;
+
+	if (bufferevent_getwatermark(c->client, EV_READ, &low, &cur) == 0 && low == 0 &&
+	    cur == high)
+		return;
+	bufferevent_setwatermark(c->client, EV_READ, 0, high);
+}
+
 /* Watch the origin for bytes (on_server_readable), or stop (backpressure);
  * as above, only a change reaches libevent. */
 static void
@@ -1194,7 +1221,6 @@ conn_forward_start(struct conn *c)
 	bufferevent_setwatermark(c->server, EV_WRITE, BODY_LOW_WM, 0);
 	bufferevent_set_max_single_write(c->server, FORWARD_WRITE_MAX);
 	bufferevent_set_max_single_write(c->client, FORWARD_WRITE_MAX);
-	bufferevent_enable(c->server, EV_WRITE);
 	conn_server_reading(c, true);
 	conn_client_reading(c, true);
 	c->last_activity_ms = clock_mono_coarse_ms();
@@ -1311,7 +1337,7 @@ conn_forward_finish(struct conn *c)
 	} else
 		conn_release_server(c);
 	conn_reset_request(c);
-	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	conn_client_read_limit(c, HTTP_HEAD_MAX + 1);
 	bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
 	conn_client_reading(c, true);
 	conn_arm_timer(c, c->conf->idle_timeout);
@@ -1524,7 +1550,7 @@ conn_sni_pass_hello(struct conn *c)
 	struct evbuffer *in = bufferevent_get_input(c->client);
 
 	if (c->sni_server == NULL) {
-		c->sni_server = bufferevent_socket_new(c->base, c->sfd, 0);
+		c->sni_server = conn_socket_bev(c, c->sfd);
 		if (c->sni_server == NULL) {
 			conn_close(c, "error");
 			return STEP_CLOSED;
@@ -1628,7 +1654,7 @@ conn_reuse_server(struct conn *c)
 static enum step
 conn_open_server(struct conn *c)
 {
-	c->server = bufferevent_socket_new(c->base, c->sfd, 0);
+	c->server = conn_socket_bev(c, c->sfd);
 	c->server_rev = event_new(c->base, c->sfd, EV_READ | EV_PERSIST, on_server_readable, c);
 	if (c->server == NULL || c->server_rev == NULL) {
 		conn_fail(c, 500, "connect_failed");
@@ -1665,7 +1691,7 @@ conn_answer_connect(struct conn *c)
 static void
 conn_start_sni_peek(struct conn *c)
 {
-	bufferevent_setwatermark(c->client, EV_READ, 0, SNI_MAX_HELLO);
+	conn_client_read_limit(c, SNI_MAX_HELLO);
 	conn_client_reading(c, true);
 	conn_arm_timer(c, c->conf->sni_timeout);
 }
@@ -1676,7 +1702,7 @@ conn_start_server_hello_wait(struct conn *c)
 {
 	evtimer_del(c->timer);
 	conn_arm_timer(c, c->conf->sni_timeout);
-	bufferevent_enable(c->sni_server, EV_READ | EV_WRITE);
+	bufferevent_enable(c->sni_server, EV_READ);    /* writes: conn_settle_io */
 }
 
 /* A HelloRetryRequest: the client answers with another ClientHello, held
@@ -1960,19 +1986,21 @@ conn_take_facts(struct conn *c)
  * Write a plain socket's pending output now, not after the loop has reported
  * the socket writable: a head or a small response then costs one system call
  * instead of two changes of the epoll set and another trip through the loop.
- * What does not fit is left to libevent (EV_WRITE on, *waits set until the
- * write callback reports room); with nothing left EV_WRITE is off, which
- * withdraws an add still pending in the loop's change list before it reaches
- * the kernel.  Returns true when it made room a state may be waiting for
- * (the output was at BODY_HIGH_WM or more and is below it now).
+ * A plain socket's EV_WRITE is on only while libevent holds bytes the socket
+ * would not take (nothing else enables it): then libevent goes on writing
+ * them.  With nothing left EV_WRITE goes off, which withdraws an add still
+ * pending in the loop's change list before it reaches the kernel.  Returns
+ * true when it made room a state may be waiting for (the output was at
+ * BODY_HIGH_WM or more and is below it now).
  */
 static bool
-conn_write_now(struct bufferevent *bev, bool *waits)
+conn_write_now(struct bufferevent *bev)
 {
 	struct evbuffer *out = bufferevent_get_output(bev);
 	size_t before = evbuffer_get_length(out), len = before;
+	bool writing = (bufferevent_get_enabled(bev) & EV_WRITE) != 0;
 
-	if (len > 0 && !*waits) {
+	if (len > 0 && !writing) {
 		/* A bufferevent keeps the start of its output frozen between its
 		 * own writes; this is one of them. */
 		evbuffer_unfreeze(out, 1);
@@ -1981,12 +2009,10 @@ conn_write_now(struct bufferevent *bev, bool *waits)
 		/* Full, or an error: libevent's write sees it again and reports
 		 * an error through the event callback as it always does. */
 		len = evbuffer_get_length(out);
-		*waits = len > 0;
-	}
-	if (len == 0 && (bufferevent_get_enabled(bev) & EV_WRITE))
+		if (len > 0)
+			bufferevent_enable(bev, EV_WRITE);
+	} else if (len == 0 && writing)
 		bufferevent_disable(bev, EV_WRITE);
-	else if (len > 0)
-		bufferevent_enable(bev, EV_WRITE);
 	return before >= BODY_HIGH_WM && len < BODY_HIGH_WM;
 }
 
@@ -2029,13 +2055,13 @@ conn_settle_io(struct conn *c)
 	if (c->client != NULL) {
 		/* A TLS client's bufferevent writes through OpenSSL itself. */
 		if (!c->tls)
-			room |= conn_write_now(c->client, &c->client_write_waits);
+			room |= conn_write_now(c->client);
 		conn_hold_client(c);
 	}
 	if (c->server != NULL)
-		room |= conn_write_now(c->server, &c->server_write_waits);
+		room |= conn_write_now(c->server);
 	if (c->sni_server != NULL)
-		(void)conn_write_now(c->sni_server, &c->sni_write_waits);
+		(void)conn_write_now(c->sni_server);
 	return room;
 }
 
@@ -2277,10 +2303,7 @@ on_client_read(struct bufferevent *bev, void *arg)
 static void
 on_client_write(struct bufferevent *bev, void *arg)
 {
-	struct conn *c = arg;
-
-	c->client_write_waits = false;
-	conn_run(c);
+	conn_run(arg);
 	(void)bev;
 }
 
@@ -2356,10 +2379,7 @@ on_server_readable(evutil_socket_t fd, short what, void *arg)
 static void
 on_server_write(struct bufferevent *bev, void *arg)
 {
-	struct conn *c = arg;
-
-	c->server_write_waits = false;
-	conn_run(c);
+	conn_run(arg);
 	(void)bev;
 }
 
@@ -2425,7 +2445,7 @@ conn_tls_wrap_filter(struct conn *c)
 	}
 	c->client = bev;
 	bufferevent_setcb(c->client, on_client_read, on_client_write, on_client_event, c);
-	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	conn_client_read_limit(c, HTTP_HEAD_MAX + 1);
 	bufferevent_enable(c->client, EV_READ | EV_WRITE);
 	return 0;
 }
@@ -2468,14 +2488,14 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 		if (conn_tls_wrap_socket(c) == -1)
 			c->client = NULL;
 	} else
-		c->client = bufferevent_socket_new(c->base, fd, 0);
+		c->client = conn_socket_bev(c, fd);
 	if (c->timer == NULL || c->client == NULL) {
 		conn_close(c, "error");
 		return;
 	}
 	bufferevent_setcb(c->client, on_client_read, on_client_write, on_client_event, c);
 	/* The head must fit in 64 KiB: reading stops one byte past that bound. */
-	bufferevent_setwatermark(c->client, EV_READ, 0, HTTP_HEAD_MAX + 1);
+	conn_client_read_limit(c, HTTP_HEAD_MAX + 1);
 	/* A plain socket's writes are started by conn_settle_io when there is
 	 * something to write; OpenSSL's handshake needs both directions. */
 	bufferevent_enable(c->client, tls ? EV_READ | EV_WRITE : EV_READ);
