@@ -30,7 +30,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2456,7 +2455,6 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 {
 	struct gateway *gw = env->gw;
 	struct conn *c;
-	int one = 1;
 
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
 	    (c->free_ev = event_new(env->base, -1, 0, on_free_deferred, c)) == NULL) {
@@ -2482,7 +2480,6 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 	env->nconns++;
 	stats_conn_open(env->stats);
 
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->timer = evtimer_new(c->base, on_timer, c);
 	if (tls && !proxy_protocol) {
 		if (conn_tls_wrap_socket(c) == -1)
