@@ -660,6 +660,58 @@ audit_loss_msg(uint64_t n, uint64_t unread, uint64_t seq)
 	return m;
 }
 
+/* The counts one audit_loss record carries, as they were when it was built. */
+struct audit_loss {
+	uint64_t n, unread;
+};
+
+/*
+ * Whether a loss record goes next (next: the first record not sent yet).
+ * The loss comes first when delivery resumes.  Under a sustained overload
+ * (queue full, a slot frees, overflow again) one record per AUDIT_RETRY_MS
+ * carries the sum, rather than one every few records.  Called locked.
+ */
+static bool
+audit_loss_due_locked(const struct audit_msg *next)
+{
+	return a.lost > 0 && (next == NULL ||
+	    clock_mono_ms() - a.loss_sent_ms >= AUDIT_RETRY_MS);
+}
+
+/*
+ * The audit_loss record for what is lost so far, its counts in *l.  It is
+ * built outside the lock, so workers may lose more meanwhile: the counts come
+ * off only in audit_loss_done_locked(), once the record is on its way, and
+ * what was lost since goes in the next one.  Called locked, returns locked;
+ * NULL when out of memory, after waiting AUDIT_RETRY_MS.
+ */
+static struct audit_msg *
+audit_loss_take_locked(struct audit_loss *l)
+{
+	struct audit_msg *m;
+	uint64_t seq;
+
+	l->n = a.lost;
+	l->unread = a.lost_unread;
+	seq = ++a.loss_seq;
+	pthread_mutex_unlock(&a.mtx);
+	m = audit_loss_msg(l->n, l->unread, seq);
+	pthread_mutex_lock(&a.mtx);
+	if (m == NULL)
+		audit_wait_locked(AUDIT_RETRY_MS);
+	return m;
+}
+
+/* The record for l was sent (datagram) or queued to be (RELP).  Called locked. */
+static void
+audit_loss_done_locked(const struct audit_loss *l)
+{
+	a.lost -= l->n;
+	a.lost_unread -= l->unread;
+	a.loss_records++;
+	a.loss_sent_ms = clock_mono_ms();
+}
+
 /* The reader of the datagram socket went away: what it had not read is
  * possibly lost.  Called locked, before the socket is closed. */
 static void
@@ -879,29 +931,17 @@ static void
 relp_turn_locked(void)
 {
 	struct audit_msg *m, *loss;
+	struct audit_loss l;
 	char err[sizeof(a.relp_err)];
-	uint64_t n, unread, seq;
 	int r;
 
 	if (!relp_reconnect_locked())
 		return;
-	if (a.lost > 0 && (a.cursor == NULL ||
-	    clock_mono_ms() - a.loss_sent_ms >= AUDIT_RETRY_MS)) {
-		n = a.lost;
-		unread = a.lost_unread;
-		seq = ++a.loss_seq;
-		pthread_mutex_unlock(&a.mtx);
-		loss = audit_loss_msg(n, unread, seq);
-		pthread_mutex_lock(&a.mtx);
-		if (loss == NULL) {
-			audit_wait_locked(AUDIT_RETRY_MS);
+	if (audit_loss_due_locked(a.cursor)) {
+		if ((loss = audit_loss_take_locked(&l)) == NULL)
 			return;
-		}
 		relp_insert_locked(loss);
-		a.lost -= n;
-		a.lost_unread -= unread;
-		a.loss_records++;
-		a.loss_sent_ms = clock_mono_ms();
+		audit_loss_done_locked(&l);
 	}
 	if ((m = a.cursor) == NULL) {
 		atomic_store(&a_available, true);
@@ -937,7 +977,7 @@ static void *
 audit_thread(void *arg)
 {
 	struct audit_msg *loss;
-	uint64_t n, unread, seq;
+	struct audit_loss l;
 	int64_t deadline = 0;
 
 	pthread_mutex_lock(&a.mtx);
@@ -958,28 +998,11 @@ audit_thread(void *arg)
 		if (!audit_reconnect_locked())
 			continue;
 		audit_sample_unread_locked();
-		/*
-		 * The loss comes first when delivery resumes.  Under a sustained
-		 * overload (queue full, a slot frees, overflow again) one record per
-		 * AUDIT_RETRY_MS carries the sum, rather than one every few records.
-		 */
-		if (a.lost > 0 && (a.head == NULL ||
-		    clock_mono_ms() - a.loss_sent_ms >= AUDIT_RETRY_MS)) {
-			n = a.lost;
-			unread = a.lost_unread;
-			seq = ++a.loss_seq;
-			pthread_mutex_unlock(&a.mtx);
-			loss = audit_loss_msg(n, unread, seq);
-			pthread_mutex_lock(&a.mtx);
-			if (loss == NULL) {
-				audit_wait_locked(AUDIT_RETRY_MS);
+		if (audit_loss_due_locked(a.head)) {
+			if ((loss = audit_loss_take_locked(&l)) == NULL)
 				continue;
-			}
 			if (audit_send_locked(loss)) {
-				a.lost -= n;
-				a.lost_unread -= unread;
-				a.loss_records++;
-				a.loss_sent_ms = clock_mono_ms();
+				audit_loss_done_locked(&l);
 				atomic_store(&a_available, true);
 			}
 			free(loss);
