@@ -97,6 +97,30 @@ http_parse_crlf(const char *buf, size_t len, size_t *p, const char **err)
 }
 
 /*
+ * Field-vchars from buf[*p] up to the CR that ends the line, which is left for
+ * the caller; ctl is the error for any other control character.  A field value
+ * and a reason phrase are the same text to the byte.
+ */
+static enum http_parse_result
+http_parse_text(const char *buf, size_t len, size_t *p, const char *ctl, const char **err)
+{
+	unsigned char c;
+
+	for (;;) {
+		if (*p >= len)
+			return http_parse_need(len);
+		c = buf[*p];
+		if (c == '\r')
+			return HTTP_PARSE_DONE;
+		if (!http_is_field_vchar(c)) {
+			*err = c == '\n' ? "bare LF" : ctl;
+			return HTTP_PARSE_ERROR;
+		}
+		(*p)++;
+	}
+}
+
+/*
  * The header fields from buf[p] up to and including the empty line:
  *	field-line = field-name ":" OWS field-value OWS CRLF
  * with field-name 1*tchar and a value of field-vchars; the value kept is the
@@ -107,6 +131,7 @@ static enum http_parse_result
 http_parse_fields(const char *buf, size_t len, size_t p, struct http_header *headers,
     size_t *nheaders, size_t *head_len, const char **err)
 {
+	enum http_parse_result r;
 	size_t name, name_end, value, value_end;
 	unsigned char c;
 
@@ -160,21 +185,13 @@ http_parse_fields(const char *buf, size_t len, size_t p, struct http_header *hea
 
 		while (p < len && (buf[p] == ' ' || buf[p] == '\t'))
 			p++;
-		value = value_end = p;
-		for (;;) {
-			if (p >= len)
-				return http_parse_need(len);
-			c = buf[p];
-			if (c == '\r')
-				break;
-			if (!http_is_field_vchar(c)) {
-				*err = c == '\n' ? "bare LF" : "control character in field value";
-				return HTTP_PARSE_ERROR;
-			}
-			p++;
-			if (c != ' ' && c != '\t')
-				value_end = p;
-		}
+		value = p;
+		if ((r = http_parse_text(buf, len, &p, "control character in field value",
+		    err)) != HTTP_PARSE_DONE)
+			return r;
+		value_end = p;
+		while (value_end > value && (buf[value_end - 1] == ' ' || buf[value_end - 1] == '\t'))
+			value_end--;
 		if (p + 1 >= len)
 			return http_parse_need(len);
 		if (buf[p + 1] != '\n') {
@@ -312,18 +329,9 @@ http_parse_response(const char *buf, size_t len, struct http_response *resp,
 	}
 	p++;
 	start = p;
-	for (;;) {
-		if (p >= len)
-			return http_parse_need(len);
-		c = buf[p];
-		if (c == '\r')
-			break;
-		if (!http_is_field_vchar(c)) {
-			*err = c == '\n' ? "bare LF" : "control character in reason phrase";
-			return HTTP_PARSE_ERROR;
-		}
-		p++;
-	}
+	if ((r = http_parse_text(buf, len, &p, "control character in reason phrase",
+	    err)) != HTTP_PARSE_DONE)
+		return r;
 	resp->reason = buf + start;
 	resp->reason_len = p - start;
 	if ((r = http_parse_crlf(buf, len, &p, err)) != HTTP_PARSE_DONE)
