@@ -159,12 +159,6 @@ http_list_next(const char **s, const char *end, const char **elt, size_t *elt_le
 	return true;
 }
 
-static bool
-http_token_eq(const char *tok, size_t len, const char *name)
-{
-	return len == strlen(name) && strncasecmp(tok, name, len) == 0;
-}
-
 /* Does any Connection field of the message list this field name? */
 static bool
 http_connection_lists(const struct http_header *hs, size_t n, const char *name,

@@ -108,12 +108,19 @@ int http_parse_absolute_url(const char *target, size_t len, struct http_target *
 int http_parse_authority(const char *target, size_t len, struct http_target *out,
     const char **err);
 
-/* Case-insensitive comparison of a header name with a NUL-terminated name
- * (inline: with a literal name its length is known at compile time). */
+/* Case-insensitive comparison of tok[0..len) (a field name, a token of a
+ * value) with a NUL-terminated name (inline: with a literal name its length
+ * is known at compile time). */
+static inline bool
+http_token_eq(const char *tok, size_t len, const char *name)
+{
+	return len == strlen(name) && strncasecmp(tok, name, len) == 0;
+}
+
 static inline bool
 http_header_is(const struct http_header *h, const char *name)
 {
-	return h->name_len == strlen(name) && strncasecmp(h->name, name, h->name_len) == 0;
+	return http_token_eq(h->name, h->name_len, name);
 }
 
 /*
