@@ -29,7 +29,7 @@ from collections import Counter
 import pytest
 
 from harness.client import Conn, connect_bytes, echo_through, request_bytes
-from harness.gateway import Gateway, free_port
+from harness.gateway import Gateway, free_port, stop_process
 from harness.util import read_to_eof
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -102,13 +102,7 @@ class Haproxy:
         raise AssertionError("haproxy servers %r, wanted %r" % (got, want))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
         self.log.close()
 
 

@@ -52,6 +52,21 @@ def free_port(host="127.0.0.1"):
     return port
 
 
+def stop_process(proc, grace=5.0):
+    """SIGTERM, wait up to grace seconds, then SIGKILL (a process that ignores
+    SIGTERM must not hang the run).  True when SIGKILL was needed."""
+    if proc.poll() is not None:
+        return False
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+        return True
+
+
 _COLLECTOR = r"""
 import os, signal, socket, sys
 path, out = sys.argv[1], sys.argv[2]
@@ -108,13 +123,7 @@ class SyslogCollector:
         return out
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        stop_process(self.proc)
 
 
 class NoCollector:
@@ -323,11 +332,7 @@ class Gateway:
         self.killed = False
         if self.proc is None:
             return None
-        if self.alive():
-            os.kill(self.proc.pid, signal.SIGTERM)
-            if self.wait_exit(grace) is None:
-                self.killed = True
-                self.kill()
+        self.killed = stop_process(self.proc, grace)
         self.returncode = self.proc.returncode
         return self.returncode
 
