@@ -183,6 +183,39 @@ launch_egressd() {
 	wait_port "$PROXY_PORT" 60 "$PROXY_PID" || { tail -5 "$D/stderr" >&2; fail "$label did not start"; }
 }
 
+# squid_conf DIR LINE...: write DIR/squid.conf, the LINEs (its ports) and the settings every
+# bench Squid shares (one process, its files in DIR, caching off, access log to /dev/null,
+# names from $T/hosts), and give DIR to the user Squid drops to.
+squid_conf() {
+	sd=$1
+	shift
+	{
+		for line in "$@"; do printf '%s\n' "$line"; done
+		cat <<CONF
+pid_filename $sd/squid.pid
+cache_log $sd/cache.log
+access_log stdio:/dev/null
+cache_store_log none
+coredump_dir $sd
+cache deny all
+cache_mem 8 MB
+http_access allow localhost
+http_access deny all
+dns_nameservers 127.0.0.1
+hosts_file $T/hosts
+pinger_enable off
+icp_port 0
+htcp_port 0
+client_db off
+netdb_filename none
+shutdown_lifetime 1 seconds
+max_filedescriptors 20000
+visible_hostname egressd-bench
+CONF
+	} >"$sd/squid.conf"
+	if id proxy >/dev/null 2>&1; then chown -R proxy "$sd"; else chmod 777 "$sd"; fi
+}
+
 # have_callgrind: whether valgrind and callgrind_control are installed.
 have_callgrind() { command -v valgrind >/dev/null 2>&1 && command -v callgrind_control >/dev/null 2>&1; }
 

@@ -168,29 +168,7 @@ start_squid() {
 	d="$T/squid"
 	mkdir -p "$d"
 	PROXY_PORT=$(free_port)
-	cat >"$d/squid.conf" <<EOF
-http_port 127.0.0.1:$PROXY_PORT
-pid_filename $d/squid.pid
-cache_log $d/cache.log
-access_log stdio:/dev/null
-cache_store_log none
-coredump_dir $d
-cache deny all
-cache_mem 8 MB
-http_access allow localhost
-http_access deny all
-dns_nameservers 127.0.0.1
-hosts_file $T/hosts
-pinger_enable off
-icp_port 0
-htcp_port 0
-client_db off
-netdb_filename none
-shutdown_lifetime 1 seconds
-max_filedescriptors 20000
-visible_hostname egressd-bench
-EOF
-	if id proxy >/dev/null 2>&1; then chown -R proxy "$d"; else chmod 777 "$d"; fi
+	squid_conf "$d" "http_port 127.0.0.1:$PROXY_PORT"
 	$PIN "$SQUID" -N -f "$d/squid.conf" >/dev/null 2>"$d/stderr" &
 	PROXY_PID=$!
 	PIDS="$PIDS $PROXY_PID"
