@@ -33,6 +33,9 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 now_ms() { date +%s%3N; }
+# cpu_ticks: "ALL STEAL", the machine's CPU time so far and the part of it the
+# hypervisor took (steal: on a shared VM, rsyslogd and the emitter lose it alike).
+cpu_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t, $9 }' /proc/stat; }
 
 cc -std=gnu11 -D_GNU_SOURCE -O2 -g -I"$TOP" $(pkg-config --cflags json-c relp) \
     "$TOP"/tests/bench/audit_bench.c "$TOP"/audit/*.c -o "$TMP/audit_bench" \
@@ -67,6 +70,7 @@ done
 
 echo "== $N records from $THREADS threads into rsyslogd $("$RSYSLOGD" -v | head -1 | awk '{print $2}')" \
     "(rate: $([ "$RATE" = 0 ] && echo 'as fast as possible' || echo "$RATE/s"))"
+ticks_before=$(cpu_ticks)
 "$TMP/audit_bench" emit "$TMP/log.sock" "$N" "$THREADS" "$RATE" > "$TMP/emit.out"
 start=$(sed -n 's/^start_ms=//p' "$TMP/emit.out")
 lost=$(sed -n 's/^lost_total=//p' "$TMP/emit.out")
@@ -82,6 +86,7 @@ while :; do
 	[ "$done_ms" -lt "$deadline" ] || break
 	sleep 0.02
 done
+ticks_after=$(cpu_ticks)
 grep -v '^start_ms=' "$TMP/emit.out" | sed 's/^/  /'
 dups=$(grep -o '"id":"b[0-9]*-[0-9]*"' "$TMP/audit.log" | sort | uniq -d | wc -l)
 bad=$(grep -vc '^{"ts":"[^"]*","event":"\(tunnel\|audit_loss\)".*}$' "$TMP/audit.log" || true)
@@ -91,6 +96,8 @@ echo "  received_lines=$lines (expected $expect: $N emitted - $lost lost + $loss
 echo "  duplicate_ids=$dups malformed_lines=$bad lost_in_audit_loss_records=$lost_reported (counted: $lost)"
 echo "  sustained_rate=$(awk -v n="$lines" -v ms="$elapsed" 'BEGIN { printf "%.0f", n * 1000 / ms }') records/s" \
     "(first emit to last line written: $elapsed ms)"
+echo "  steal=$(echo "$ticks_before $ticks_after" | awk '{ d = $3 - $1; printf "%.1f", (d > 0 ? 100 * ($4 - $2) / d : 0) }')%" \
+    "of the machine's CPU time over that span (taken by the hypervisor; 0 on bare metal)"
 if [ "$lines" -eq "$expect" ] && [ "$lost" -eq 0 ] && [ "$dups" -eq 0 ] && [ "$bad" -eq 0 ]; then
 	echo "  result: every record received, none lost"
 else
