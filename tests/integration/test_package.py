@@ -22,8 +22,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
-import socket
 import stat
 import subprocess
 import tempfile
@@ -183,9 +181,11 @@ def test_unit_verifies_and_is_hardened(root):
     assert int(keys["LimitNOFILE"][0]) >= 2 * maxc + 1000, (keys["LimitNOFILE"], maxc)
 
 
-def _packaged_conf(root, d, port, extra_policy=""):
+def _packaged_conf(root, d, port, dns, extra_policy="", allow_internal=None):
     """The packaged egressd.conf and policy.rules, with what names this host
-    (port, sockets, user, DNS files) pointed at the test's folder d."""
+    (port, sockets, user, DNS files) pointed at the test's folder d: hosts
+    names echo.test, the rest goes to the dns stub; allow_internal, when
+    given, is added."""
     with open(os.path.join(root, "etc/egressd/egressd.conf")) as f:
         text = f.read()
     text = re.sub(r"^listen\s+127\.0\.0\.1:3128$", "listen 127.0.0.1:%d" % port, text, flags=re.M)
@@ -194,8 +194,14 @@ def _packaged_conf(root, d, port, extra_policy=""):
     text = text.replace("/run/egressd/admin.sock", os.path.join(d, "admin.sock"))
     assert "listen 127.0.0.1:%d" % port in text and "user nobody" in text
     text += "dns_hosts_file hosts\ndns_resolv_conf resolv.conf\n"
+    if allow_internal is not None:
+        text += "allow_internal %s\n" % allow_internal
     with open(os.path.join(d, "egressd.conf"), "w") as f:
         f.write(text)
+    with open(os.path.join(d, "hosts"), "w") as f:
+        f.write("127.0.0.2 echo.test\n")
+    with open(os.path.join(d, "resolv.conf"), "w") as f:
+        f.write("nameserver 127.0.0.1:%d\n" % dns.port)
     with open(os.path.join(root, "etc/egressd/policy.rules")) as f:
         policy = f.read()
     with open(os.path.join(d, "policy.rules"), "w") as f:
@@ -220,11 +226,7 @@ def test_packaged_config_checks_and_denies_by_default(root, workdir, dns, echo):
         rules = [l for l in f if l.strip() and not l.lstrip().startswith("#")]
     assert rules == [], "the packaged policy must be default-deny: %r" % rules
     port = gwmod.free_port()
-    conf = _packaged_conf(root, workdir, port)
-    with open(os.path.join(workdir, "hosts"), "w") as f:
-        f.write("127.0.0.2 echo.test\n")
-    with open(os.path.join(workdir, "resolv.conf"), "w") as f:
-        f.write("nameserver 127.0.0.1:%d\n" % dns.port)
+    conf = _packaged_conf(root, workdir, port, dns)
     binary = os.path.join(root, "usr/sbin/egressd")
     r = subprocess.run([binary, "-t", "-c", conf], capture_output=True, timeout=10)
     assert r.returncode == 0 and b"ok (0 rules)" in r.stdout, r
@@ -232,14 +234,9 @@ def test_packaged_config_checks_and_denies_by_default(root, workdir, dns, echo):
 
 def test_packaged_binary_drops_and_serves(root, workdir, dns, echo):
     port = gwmod.free_port()
-    conf = _packaged_conf(root, workdir, port, "allow any echo\\.test * sni=off\n")
-    with open(os.path.join(workdir, "hosts"), "w") as f:
-        f.write("127.0.0.2 echo.test\n")
-    with open(os.path.join(workdir, "resolv.conf"), "w") as f:
-        f.write("nameserver 127.0.0.1:%d\n" % dns.port)
     # The shipped config allows no internal destination: the echo server is on loopback.
-    with open(conf, "a") as f:
-        f.write("allow_internal 127.0.0.2/32\n")
+    conf = _packaged_conf(root, workdir, port, dns, "allow any echo\\.test * sni=off\n",
+                          allow_internal="127.0.0.2/32")
     with open(conf) as f:
         text = f.read()
     text = re.sub(r"^workers\s+auto$", "workers 2", text, flags=re.M)
@@ -251,14 +248,7 @@ def test_packaged_binary_drops_and_serves(root, workdir, dns, echo):
     p = subprocess.Popen([binary, "-c", conf], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                          cwd=workdir)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert p.poll() is None, open(os.path.join(workdir, "stderr.log")).read()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        gwmod.wait_listening(p, [port], log.name)
         with Conn(port) as c:
             c.send(connect_bytes("echo.test:%d" % echo.port))
             resp = c.read_head()
@@ -281,13 +271,7 @@ def test_packaged_binary_drops_and_serves(root, workdir, dns, echo):
                            capture_output=True, timeout=10)
         assert r.returncode == 0, r
     finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        gwmod.stop_process(p, grace=10)
         log.close()
     assert p.returncode == 0, open(os.path.join(workdir, "stderr.log")).read()
 
@@ -335,19 +319,14 @@ def test_rsyslog_dropin_and_logrotate(root, workdir, dns, echo):
         assert _wait(lambda: os.path.exists(sock) and os.path.exists(pidfile)), \
             "rsyslogd did not start: %r" % (rs.poll() and rs.stderr.read())
         port = gwmod.free_port()
-        conf = _packaged_conf(root, workdir, port, "allow any echo\\.test * sni=off\n")
-        with open(os.path.join(workdir, "hosts"), "w") as f:
-            f.write("127.0.0.2 echo.test\n")
-        with open(os.path.join(workdir, "resolv.conf"), "w") as f:
-            f.write("nameserver 127.0.0.1:%d\n" % dns.port)
-        with open(conf, "a") as f:
-            f.write("allow_internal 127.0.0.2/32\n")
+        conf = _packaged_conf(root, workdir, port, dns, "allow any echo\\.test * sni=off\n",
+                              allow_internal="127.0.0.2/32")
         log = open(os.path.join(workdir, "stderr.log"), "wb")
         g = subprocess.Popen([os.path.join(root, "usr/sbin/egressd"), "-c", conf],
                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=workdir)
+        gwmod.wait_listening(g, [port], log.name)
 
         def tunnel(tag):
-            assert _wait(lambda: _can_connect(port)), open(os.path.join(workdir, "stderr.log")).read()
             with Conn(port) as c:
                 c.send(connect_bytes("echo.test:%d" % echo.port))
                 assert c.read_head().status == 200
@@ -387,28 +366,9 @@ def test_rsyslog_dropin_and_logrotate(root, workdir, dns, echo):
                        for l in _lines(audit + ".1"))
         assert stat.S_IMODE(os.stat(audit).st_mode) == 0o640
     finally:
-        if g is not None and g.poll() is None:
-            g.send_signal(signal.SIGTERM)
-            try:
-                g.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                g.kill()
-                g.wait()
-        if rs.poll() is None:
-            rs.send_signal(signal.SIGTERM)
-            try:
-                rs.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                rs.kill()
-                rs.wait()
-
-
-def _can_connect(port):
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
+        if g is not None:
+            gwmod.stop_process(g, grace=10)
+        gwmod.stop_process(rs, grace=10)
 
 
 @pytest.mark.skipif(os.environ.get("EGRESSD_PKG_INSTALL_TEST") != "1",

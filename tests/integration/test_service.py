@@ -183,14 +183,7 @@ def test_started_as_user_with_ambient_capability_sheds_it(echo, dns, rule_opts):
                           os.path.join(d, "egressd.conf")],
                          stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=d)
     try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert p.poll() is None, open(os.path.join(d, "stderr.log")).read()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.05)
+        gwmod.wait_listening(p, [port], log.name)
         with Conn(port) as c:
             c.send(connect_bytes("echo.test:%d" % echo.port))
             assert c.read_head().status == 200
@@ -201,13 +194,7 @@ def test_started_as_user_with_ambient_capability_sheds_it(echo, dns, rule_opts):
             for cap in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
                 assert int(st[cap][0], 16) == 0, (tid, cap, st[cap])
     finally:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(timeout=5)
+        gwmod.stop_process(p, grace=10)
         log.close()
         import shutil
         shutil.rmtree(d, ignore_errors=True)

@@ -67,6 +67,35 @@ def stop_process(proc, grace=5.0):
         return True
 
 
+def read_log(path):
+    """A process's captured stdout and stderr, as text ("" before there is any)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def wait_listening(proc, ports, log, timeout=10.0):
+    """Until every one of ports on 127.0.0.1 accepts.  GatewayError, with the
+    end of the log file, when proc exits first or timeout passes."""
+    deadline = time.monotonic() + timeout
+    pending = list(ports)
+    while pending and time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise GatewayError("egressd exited with %s before listening; stderr:\n%s"
+                               % (proc.returncode, read_log(log)[-4000:]))
+        try:
+            s = socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5)
+            s.close()
+            pending.pop(0)
+        except OSError:
+            time.sleep(0.05)
+    if pending:
+        raise GatewayError("egressd not listening on %s after %ss; stderr:\n%s"
+                           % (pending, timeout, read_log(log)[-4000:]))
+
+
 _COLLECTOR = r"""
 import os, signal, socket, sys
 path, out = sys.argv[1], sys.argv[2]
@@ -277,22 +306,8 @@ class Gateway:
         raise last
 
     def wait_ready(self, timeout=10.0):
-        deadline = time.monotonic() + timeout
         ports = [self.port] + ([self.proxy_port] if self.proxy_port else [])
-        pending = list(ports)
-        while pending and time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise GatewayError("egressd exited with %s before listening; stderr:\n%s"
-                                   % (self.proc.returncode, self.stderr()[-4000:]))
-            try:
-                s = socket.create_connection(("127.0.0.1", pending[0]), timeout=0.5)
-                s.close()
-                pending.pop(0)
-            except OSError:
-                time.sleep(0.05)
-        if pending:
-            raise GatewayError("egressd not listening on %s after %ss; stderr:\n%s"
-                               % (pending, timeout, self.stderr()[-4000:]))
+        wait_listening(self.proc, ports, self.stderr_path, timeout)
         time.sleep(0.1)   # let every worker's listener come up
 
     @property
@@ -347,11 +362,7 @@ class Gateway:
 
     # ------------------------------------------------------------ output
     def stderr(self):
-        try:
-            with open(self.stderr_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
+        return read_log(self.stderr_path)
 
     def audit(self, event=None):
         """Every audit record seen so far (stderr `audit {...}` lines and syslog)."""
