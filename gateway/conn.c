@@ -121,6 +121,10 @@ struct conn {
 
 	int cfd;                        /* client socket (owned; -1 once a TLS bufferevent owns it) */
 	struct bufferevent *client;     /* client I/O outside the relay (TLS: also inside it) */
+	struct event *client_rev;       /* plain: the client is readable, on_client_readable */
+	bool client_reading;            /* plain: reading is wanted ... */
+	size_t client_read_max;         /* ... while the input holds fewer bytes than this */
+	bool client_rev_added;          /* plain: client_rev is added (both of the above) */
 	bool tls;                       /* a tls listener: c->client is an OpenSSL bufferevent */
 	bool insecure_authz;            /* auth_require_tls: credentials came on a plain listener */
 	int sfd;                        /* destination socket (owned), -1 if none */
@@ -213,6 +217,8 @@ static void on_client_read(struct bufferevent *, void *);
 static void on_client_write(struct bufferevent *, void *);
 static void on_client_event(struct bufferevent *, short, void *);
 static void on_server_readable(evutil_socket_t, short, void *);
+static void on_client_readable(evutil_socket_t, short, void *);
+static void conn_client_release_rev(struct conn *);
 static void on_server_write(struct bufferevent *, void *);
 static void on_server_event(struct bufferevent *, short, void *);
 static int conn_tls_wrap_filter(struct conn *);
@@ -412,6 +418,7 @@ conn_free(struct conn *c)
 		event_free(c->timer);
 	if (c->free_ev != NULL)
 		event_free(c->free_ev);
+	conn_client_release_rev(c);
 	if (c->client != NULL)
 		bufferevent_free(c->client);    /* TLS: frees the SSL too (and its socket) */
 	if (c->cfd != -1)
@@ -442,6 +449,7 @@ conn_free_later(struct conn *c)
 	c->freeing = true;
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
+	conn_client_release_rev(c);
 	if (c->client != NULL)
 		bufferevent_disable(c->client, EV_READ | EV_WRITE);
 	/* Made with the connection, so this cannot fail: nothing frees it
@@ -600,6 +608,7 @@ conn_close(struct conn *c, const char *why)
 	if (c->client != NULL && conn_client_unsent(c) > 0) {
 		conn_enter(c, CONN_LINGER);
 		c->bytes_up = 0;
+		conn_client_release_rev(c);     /* the rest is drained by the bufferevent */
 		bufferevent_setcb(c->client, on_linger_read, on_linger_write, on_linger_event, c);
 		bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
 		bufferevent_setwatermark(c->client, EV_READ, 0, 0);
@@ -1156,14 +1165,55 @@ pump_body(struct body_pump *p, struct evbuffer *src, struct evbuffer *dst, bool 
 	return rc;
 }
 
+/*
+ * A plain client's socket is read by the connection itself (on_client_readable),
+ * as the origin's is: libevent's reads ask FIONREAD before each one (a system
+ * call per read) and take 4 KiB at most.  Its event is added exactly while
+ * reading is wanted and the input has room below the read limit; the input
+ * drains inside conn_run, which ends in conn_settle_io, which looks again.
+ */
+static void
+conn_client_watch(struct conn *c)
+{
+	bool want;
+
+	if (c->client_rev == NULL)
+		return;
+	want = c->client_reading &&
+	    evbuffer_get_length(bufferevent_get_input(c->client)) < c->client_read_max;
+	if (want == c->client_rev_added)
+		return;
+	c->client_rev_added = want;
+	if (want)
+		event_add(c->client_rev, NULL);
+	else
+		event_del(c->client_rev);
+}
+
+/* Reading goes back to the bufferevent (linger) or to the relay. */
+static void
+conn_client_release_rev(struct conn *c)
+{
+	if (c->client_rev != NULL)
+		event_free(c->client_rev);
+	c->client_rev = NULL;
+	c->client_rev_added = false;
+}
+
 /* The client's reading on or off.  Only a change reaches libevent, which
  * re-adds an event that is already on (and leaves one a watermark suspended
  * alone either way). */
 static void
 conn_client_reading(struct conn *c, bool on)
 {
-	bool is_on = (bufferevent_get_enabled(c->client) & EV_READ) != 0;
+	bool is_on;
 
+	if (c->client_rev != NULL) {
+		c->client_reading = on;
+		conn_client_watch(c);
+		return;
+	}
+	is_on = (bufferevent_get_enabled(c->client) & EV_READ) != 0;
 	if (on && !is_on)
 		bufferevent_enable(c->client, EV_READ);
 	else if (!on && is_on)
@@ -1180,6 +1230,11 @@ conn_client_read_limit(struct conn *c, size_t high)
 {
 	size_t low, cur;
 
+	if (c->client_rev != NULL) {
+		c->client_read_max = high;
+		conn_client_watch(c);
+		return;
+	}
 	if (bufferevent_getwatermark(c->client, EV_READ, &low, &cur) == 0 && low == 0 &&
 	    cur == high)
 		return;
@@ -1800,6 +1855,7 @@ conn_start_relay(struct conn *c)
 	 * head are the first tunnel bytes, and the 200 still unwritten goes first. */
 	c->relay = relay_new(c->base, c->cfd, c->sfd, evbuffer_pullup(in, -1), up_len,
 	    evbuffer_pullup(out, -1), down_len, on_relay_done, c, &c->last_activity_ms);
+	conn_client_release_rev(c);
 	bufferevent_free(c->client);
 	c->client = NULL;
 	if (c->relay == NULL) {
@@ -2056,6 +2112,7 @@ conn_settle_io(struct conn *c)
 		if (!c->tls)
 			room |= conn_write_now(c->client);
 		conn_hold_client(c);
+		conn_client_watch(c);           /* the input may have drained */
 	}
 	if (c->server != NULL)
 		room |= conn_write_now(c->server);
@@ -2375,6 +2432,39 @@ on_server_readable(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
+/*
+ * A plain client is readable (conn_client_watch): read in one piece what fits
+ * below the read limit.  EOF and errors are recorded as the bufferevent would
+ * record them, and end the reading as its own do.
+ */
+static void
+on_client_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(c->client);
+	size_t len = evbuffer_get_length(in);
+	ssize_t n;
+
+	if (len >= c->client_read_max) {
+		conn_client_watch(c);
+		return;
+	}
+	evbuffer_unfreeze(in, 0);       /* frozen between reads, as in on_server_readable */
+	n = bigread(in, fd, c->client_read_max - len);
+	evbuffer_freeze(in, 0);
+	if (n > 0)
+		c->last_activity_ms = clock_mono_coarse_ms();
+	else if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return;
+	else {
+		c->client_event = BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+		c->client_reading = false;
+	}
+	conn_client_watch(c);
+	conn_run(c);
+	(void)what;
+}
+
 static void
 on_server_write(struct bufferevent *bev, void *arg)
 {
@@ -2484,9 +2574,9 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 	if (tls && !proxy_protocol) {
 		if (conn_tls_wrap_socket(c) == -1)
 			c->client = NULL;
-	} else
-		c->client = conn_socket_bev(c, fd);
-	if (c->timer == NULL || c->client == NULL) {
+	} else if ((c->client = conn_socket_bev(c, fd)) != NULL && !tls)
+		c->client_rev = event_new(c->base, fd, EV_READ | EV_PERSIST, on_client_readable, c);
+	if (c->timer == NULL || c->client == NULL || (!tls && c->client_rev == NULL)) {
 		conn_close(c, "error");
 		return;
 	}
@@ -2494,8 +2584,12 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 	/* The head must fit in 64 KiB: reading stops one byte past that bound. */
 	conn_client_read_limit(c, HTTP_HEAD_MAX + 1);
 	/* A plain socket's writes are started by conn_settle_io when there is
-	 * something to write; OpenSSL's handshake needs both directions. */
-	bufferevent_enable(c->client, tls ? EV_READ | EV_WRITE : EV_READ);
+	 * something to write; OpenSSL's handshake needs both directions, and
+	 * reads through the bufferevent (a PROXY header, then TLS, too). */
+	if (tls)
+		bufferevent_enable(c->client, EV_READ | EV_WRITE);
+	else
+		conn_client_reading(c, true);
 	/* The header deadline is total: trickled bytes do not extend it. */
 	conn_arm_timer(c, c->conf->header_timeout);
 }
