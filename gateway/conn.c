@@ -107,6 +107,21 @@ struct body_pump {
 	uint64_t out_bytes;             /* bytes written to the destination, framing included */
 };
 
+/*
+ * A plain socket the connection reads itself into its bufferevent's input
+ * (bigread), as on_server_readable reads the origin: libevent's own reads ask
+ * FIONREAD before each one (a system call per read) and take 4 KiB at most.
+ * The bufferevent still writes.  ev is added exactly while reading is wanted
+ * and the input has room below max; the input drains inside conn_run, which
+ * ends in conn_settle_io, which looks again (sock_in_watch).
+ */
+struct sock_in {
+	struct event *ev;               /* the socket is readable; NULL: the bufferevent reads */
+	bool wanted;                    /* reading is wanted ... */
+	size_t max;                     /* ... while the input holds fewer bytes than this */
+	bool added;                     /* ev is added (both of the above) */
+};
+
 struct conn {
 	TAILQ_ENTRY(conn) entry;        /* in env->conns */
 	struct conn_env *env;           /* the loop's shared state (conn.h) */
@@ -121,10 +136,7 @@ struct conn {
 
 	int cfd;                        /* client socket (owned; -1 once a TLS bufferevent owns it) */
 	struct bufferevent *client;     /* client I/O outside the relay (TLS: also inside it) */
-	struct event *client_rev;       /* plain: the client is readable, on_client_readable */
-	bool client_reading;            /* plain: reading is wanted ... */
-	size_t client_read_max;         /* ... while the input holds fewer bytes than this */
-	bool client_rev_added;          /* plain: client_rev is added (both of the above) */
+	struct sock_in client_in;       /* plain: its reads (on_client_readable) */
 	bool tls;                       /* a tls listener: c->client is an OpenSSL bufferevent */
 	bool insecure_authz;            /* auth_require_tls: credentials came on a plain listener */
 	int sfd;                        /* destination socket (owned), -1 if none */
@@ -172,6 +184,7 @@ struct conn {
 	bool sni_hrr;                   /* the server's first message is a HelloRetryRequest */
 	size_t sni_consumed;            /* bytes the hello just judged took, records included */
 	struct bufferevent *sni_server; /* the destination while its first message is awaited */
+	struct sock_in sni_in;          /* ... its reads (on_sni_server_readable) */
 	struct policy *policy;          /* snapshot the decision used (one reference) */
 	struct policy_decision decision;
 	char dst_ip[NETADDR_TEXT_MAX];
@@ -218,7 +231,8 @@ static void on_client_write(struct bufferevent *, void *);
 static void on_client_event(struct bufferevent *, short, void *);
 static void on_server_readable(evutil_socket_t, short, void *);
 static void on_client_readable(evutil_socket_t, short, void *);
-static void conn_client_release_rev(struct conn *);
+static void on_sni_server_readable(evutil_socket_t, short, void *);
+static void sock_in_release(struct sock_in *);
 static void on_server_write(struct bufferevent *, void *);
 static void on_server_event(struct bufferevent *, short, void *);
 static int conn_tls_wrap_filter(struct conn *);
@@ -418,7 +432,7 @@ conn_free(struct conn *c)
 		event_free(c->timer);
 	if (c->free_ev != NULL)
 		event_free(c->free_ev);
-	conn_client_release_rev(c);
+	sock_in_release(&c->client_in);
 	if (c->client != NULL)
 		bufferevent_free(c->client);    /* TLS: frees the SSL too (and its socket) */
 	if (c->cfd != -1)
@@ -449,7 +463,7 @@ conn_free_later(struct conn *c)
 	c->freeing = true;
 	if (c->timer != NULL)
 		evtimer_del(c->timer);
-	conn_client_release_rev(c);
+	sock_in_release(&c->client_in);
 	if (c->client != NULL)
 		bufferevent_disable(c->client, EV_READ | EV_WRITE);
 	/* Made with the connection, so this cannot fail: nothing frees it
@@ -597,6 +611,7 @@ conn_close(struct conn *c, const char *why)
 	}
 	relay_free(c->relay);
 	c->relay = NULL;
+	sock_in_release(&c->sni_in);
 	if (c->sni_server != NULL)
 		bufferevent_free(c->sni_server);    /* the socket is closed just below */
 	c->sni_server = NULL;
@@ -608,7 +623,7 @@ conn_close(struct conn *c, const char *why)
 	if (c->client != NULL && conn_client_unsent(c) > 0) {
 		conn_enter(c, CONN_LINGER);
 		c->bytes_up = 0;
-		conn_client_release_rev(c);     /* the rest is drained by the bufferevent */
+		sock_in_release(&c->client_in);     /* the rest is drained by the bufferevent */
 		bufferevent_setcb(c->client, on_linger_read, on_linger_write, on_linger_event, c);
 		bufferevent_setwatermark(c->client, EV_WRITE, 0, 0);
 		bufferevent_setwatermark(c->client, EV_READ, 0, 0);
@@ -1165,39 +1180,66 @@ pump_body(struct body_pump *p, struct evbuffer *src, struct evbuffer *dst, bool 
 	return rc;
 }
 
-/*
- * A plain client's socket is read by the connection itself (on_client_readable),
- * as the origin's is: libevent's reads ask FIONREAD before each one (a system
- * call per read) and take 4 KiB at most.  Its event is added exactly while
- * reading is wanted and the input has room below the read limit; the input
- * drains inside conn_run, which ends in conn_settle_io, which looks again.
- */
+/* Add or remove the read event as wanted and room say (struct sock_in). */
 static void
-conn_client_watch(struct conn *c)
+sock_in_watch(struct sock_in *r, struct bufferevent *bev)
 {
 	bool want;
 
-	if (c->client_rev == NULL)
+	if (r->ev == NULL)
 		return;
-	want = c->client_reading &&
-	    evbuffer_get_length(bufferevent_get_input(c->client)) < c->client_read_max;
-	if (want == c->client_rev_added)
+	want = r->wanted && evbuffer_get_length(bufferevent_get_input(bev)) < r->max;
+	if (want == r->added)
 		return;
-	c->client_rev_added = want;
+	r->added = want;
 	if (want)
-		event_add(c->client_rev, NULL);
+		event_add(r->ev, NULL);
 	else
-		event_del(c->client_rev);
+		event_del(r->ev);
 }
 
-/* Reading goes back to the bufferevent (linger) or to the relay. */
 static void
-conn_client_release_rev(struct conn *c)
+sock_in_set(struct sock_in *r, struct bufferevent *bev, bool wanted, size_t max)
 {
-	if (c->client_rev != NULL)
-		event_free(c->client_rev);
-	c->client_rev = NULL;
-	c->client_rev_added = false;
+	r->wanted = wanted;
+	r->max = max;
+	sock_in_watch(r, bev);
+}
+
+/* Before the bufferevent is freed, or reads through it (linger). */
+static void
+sock_in_release(struct sock_in *r)
+{
+	if (r->ev != NULL)
+		event_free(r->ev);
+	r->ev = NULL;
+	r->added = false;
+}
+
+/*
+ * The socket is readable: read in one piece what fits below max.  Returns as
+ * bigread; at EOF or an error reading is no longer wanted, as a bufferevent's
+ * own reading ends there.
+ */
+static ssize_t
+sock_in_read(struct sock_in *r, struct bufferevent *bev, int fd)
+{
+	struct evbuffer *in = bufferevent_get_input(bev);
+	size_t len = evbuffer_get_length(in);
+	ssize_t n;
+
+	if (len >= r->max) {
+		sock_in_watch(r, bev);
+		errno = EAGAIN;
+		return -1;
+	}
+	evbuffer_unfreeze(in, 0);       /* a bufferevent keeps the end frozen between its reads */
+	n = bigread(in, fd, r->max - len);
+	evbuffer_freeze(in, 0);
+	if (n == 0 || (n == -1 && errno != EAGAIN))
+		r->wanted = false;
+	sock_in_watch(r, bev);
+	return n;
 }
 
 /* The client's reading on or off.  Only a change reaches libevent, which
@@ -1208,9 +1250,8 @@ conn_client_reading(struct conn *c, bool on)
 {
 	bool is_on;
 
-	if (c->client_rev != NULL) {
-		c->client_reading = on;
-		conn_client_watch(c);
+	if (c->client_in.ev != NULL) {
+		sock_in_set(&c->client_in, c->client, on, c->client_in.max);
 		return;
 	}
 	is_on = (bufferevent_get_enabled(c->client) & EV_READ) != 0;
@@ -1230,9 +1271,8 @@ conn_client_read_limit(struct conn *c, size_t high)
 {
 	size_t low, cur;
 
-	if (c->client_rev != NULL) {
-		c->client_read_max = high;
-		conn_client_watch(c);
+	if (c->client_in.ev != NULL) {
+		sock_in_set(&c->client_in, c->client, c->client_in.wanted, high);
 		return;
 	}
 	if (bufferevent_getwatermark(c->client, EV_READ, &low, &cur) == 0 && low == 0 &&
@@ -1590,7 +1630,6 @@ conn_sni_judge(struct conn *c, bool second)
 	return STEP_DONE;
 }
 
-static void on_sni_server_read(struct bufferevent *, void *);
 static void on_sni_server_event(struct bufferevent *, short, void *);
 
 /*
@@ -1605,12 +1644,14 @@ conn_sni_pass_hello(struct conn *c)
 
 	if (c->sni_server == NULL) {
 		c->sni_server = conn_socket_bev(c, c->sfd);
-		if (c->sni_server == NULL) {
+		c->sni_in.ev = event_new(c->base, c->sfd, EV_READ | EV_PERSIST,
+		    on_sni_server_readable, c);
+		if (c->sni_server == NULL || c->sni_in.ev == NULL) {
 			conn_close(c, "error");
 			return STEP_CLOSED;
 		}
-		bufferevent_setcb(c->sni_server, on_sni_server_read, NULL, on_sni_server_event, c);
-		bufferevent_setwatermark(c->sni_server, EV_READ, 0, SNI_MAX_HELLO);
+		bufferevent_setcb(c->sni_server, NULL, NULL, on_sni_server_event, c);
+		c->sni_in.max = SNI_MAX_HELLO;
 	}
 	if (evbuffer_remove_buffer(in, bufferevent_get_output(c->sni_server),
 	    c->sni_consumed) != (int)c->sni_consumed) {
@@ -1756,7 +1797,7 @@ conn_start_server_hello_wait(struct conn *c)
 {
 	evtimer_del(c->timer);
 	conn_arm_timer(c, c->conf->sni_timeout);
-	bufferevent_enable(c->sni_server, EV_READ);    /* writes: conn_settle_io */
+	sock_in_set(&c->sni_in, c->sni_server, true, SNI_MAX_HELLO);  /* writes: conn_settle_io */
 }
 
 /* A HelloRetryRequest: the client answers with another ClientHello, held
@@ -1764,7 +1805,7 @@ conn_start_server_hello_wait(struct conn *c)
 static void
 conn_start_second_hello_wait(struct conn *c)
 {
-	bufferevent_disable(c->sni_server, EV_READ);
+	sock_in_set(&c->sni_in, c->sni_server, false, SNI_MAX_HELLO);
 	conn_sni_pass_down(c);
 	evtimer_del(c->timer);
 	conn_arm_timer(c, c->conf->sni_timeout);
@@ -1842,6 +1883,7 @@ conn_start_relay(struct conn *c)
 			conn_close(c, "error");
 			return;
 		}
+		sock_in_release(&c->sni_in);
 		bufferevent_free(c->sni_server);
 		c->sni_server = NULL;
 	}
@@ -1855,7 +1897,7 @@ conn_start_relay(struct conn *c)
 	 * head are the first tunnel bytes, and the 200 still unwritten goes first. */
 	c->relay = relay_new(c->base, c->cfd, c->sfd, evbuffer_pullup(in, -1), up_len,
 	    evbuffer_pullup(out, -1), down_len, on_relay_done, c, &c->last_activity_ms);
-	conn_client_release_rev(c);
+	sock_in_release(&c->client_in);
 	bufferevent_free(c->client);
 	c->client = NULL;
 	if (c->relay == NULL) {
@@ -2112,12 +2154,14 @@ conn_settle_io(struct conn *c)
 		if (!c->tls)
 			room |= conn_write_now(c->client);
 		conn_hold_client(c);
-		conn_client_watch(c);           /* the input may have drained */
+		sock_in_watch(&c->client_in, c->client);       /* the input may have drained */
 	}
 	if (c->server != NULL)
 		room |= conn_write_now(c->server);
-	if (c->sni_server != NULL)
+	if (c->sni_server != NULL) {
 		(void)conn_write_now(c->sni_server);
+		sock_in_watch(&c->sni_in, c->sni_server);
+	}
 	return room;
 }
 
@@ -2375,17 +2419,8 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 	(void)bev;
 }
 
-/* The destination during the SNI check: its first message, or its end. */
-static void
-on_sni_server_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-
-	c->last_activity_ms = clock_mono_coarse_ms();
-	conn_run(c);
-	(void)bev;
-}
-
+/* The destination during the SNI check: a write failed (its reads:
+ * on_sni_server_readable). */
 static void
 on_sni_server_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -2432,35 +2467,46 @@ on_server_readable(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 }
 
-/*
- * A plain client is readable (conn_client_watch): read in one piece what fits
- * below the read limit.  EOF and errors are recorded as the bufferevent would
- * record them, and end the reading as its own do.
- */
+/* What a read of a plain socket (sock_in_read) tells, as a bufferevent event:
+ * 0 for bytes, -1 for nothing yet. */
+static short
+sock_in_event(ssize_t n)
+{
+	if (n > 0)
+		return 0;
+	if (n == -1 && errno == EAGAIN)
+		return -1;
+	return BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
+}
+
+/* A plain client is readable (struct sock_in). */
 static void
 on_client_readable(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
-	struct evbuffer *in = bufferevent_get_input(c->client);
-	size_t len = evbuffer_get_length(in);
-	ssize_t n;
+	short ev = sock_in_event(sock_in_read(&c->client_in, c->client, fd));
 
-	if (len >= c->client_read_max) {
-		conn_client_watch(c);
+	if (ev == -1)
 		return;
-	}
-	evbuffer_unfreeze(in, 0);       /* frozen between reads, as in on_server_readable */
-	n = bigread(in, fd, c->client_read_max - len);
-	evbuffer_freeze(in, 0);
-	if (n > 0)
+	if (ev == 0)
 		c->last_activity_ms = clock_mono_coarse_ms();
-	else if (n == -1 && (errno == EAGAIN || errno == EINTR))
+	c->client_event = ev;
+	conn_run(c);
+	(void)what;
+}
+
+/* The destination during the SNI check is readable: its first message. */
+static void
+on_sni_server_readable(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	short ev = sock_in_event(sock_in_read(&c->sni_in, c->sni_server, fd));
+
+	if (ev == -1)
 		return;
-	else {
-		c->client_event = BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
-		c->client_reading = false;
-	}
-	conn_client_watch(c);
+	if (ev == 0)
+		c->last_activity_ms = clock_mono_coarse_ms();
+	c->sni_server_event = ev;
 	conn_run(c);
 	(void)what;
 }
@@ -2575,8 +2621,8 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 		if (conn_tls_wrap_socket(c) == -1)
 			c->client = NULL;
 	} else if ((c->client = conn_socket_bev(c, fd)) != NULL && !tls)
-		c->client_rev = event_new(c->base, fd, EV_READ | EV_PERSIST, on_client_readable, c);
-	if (c->timer == NULL || c->client == NULL || (!tls && c->client_rev == NULL)) {
+		c->client_in.ev = event_new(c->base, fd, EV_READ | EV_PERSIST, on_client_readable, c);
+	if (c->timer == NULL || c->client == NULL || (!tls && c->client_in.ev == NULL)) {
 		conn_close(c, "error");
 		return;
 	}
