@@ -117,6 +117,9 @@ struct body_pump {
  */
 struct sock_in {
 	struct event *ev;               /* the socket is readable; NULL: the bufferevent reads */
+	struct conn *conn;
+	struct bufferevent *bev;        /* whose input the bytes go to (and who writes) */
+	short *event;                   /* where EOF or an error is recorded, as BEV_EVENT_* */
 	bool wanted;                    /* reading is wanted ... */
 	size_t max;                     /* ... while the input holds fewer bytes than this */
 	bool added;                     /* ev is added (both of the above) */
@@ -136,7 +139,7 @@ struct conn {
 
 	int cfd;                        /* client socket (owned; -1 once a TLS bufferevent owns it) */
 	struct bufferevent *client;     /* client I/O outside the relay (TLS: also inside it) */
-	struct sock_in client_in;       /* plain: its reads (on_client_readable) */
+	struct sock_in client_in;       /* plain: its reads (struct sock_in) */
 	bool tls;                       /* a tls listener: c->client is an OpenSSL bufferevent */
 	bool insecure_authz;            /* auth_require_tls: credentials came on a plain listener */
 	int sfd;                        /* destination socket (owned), -1 if none */
@@ -184,7 +187,7 @@ struct conn {
 	bool sni_hrr;                   /* the server's first message is a HelloRetryRequest */
 	size_t sni_consumed;            /* bytes the hello just judged took, records included */
 	struct bufferevent *sni_server; /* the destination while its first message is awaited */
-	struct sock_in sni_in;          /* ... its reads (on_sni_server_readable) */
+	struct sock_in sni_in;          /* ... its reads */
 	struct policy *policy;          /* snapshot the decision used (one reference) */
 	struct policy_decision decision;
 	char dst_ip[NETADDR_TEXT_MAX];
@@ -230,8 +233,7 @@ static void on_client_read(struct bufferevent *, void *);
 static void on_client_write(struct bufferevent *, void *);
 static void on_client_event(struct bufferevent *, short, void *);
 static void on_server_readable(evutil_socket_t, short, void *);
-static void on_client_readable(evutil_socket_t, short, void *);
-static void on_sni_server_readable(evutil_socket_t, short, void *);
+static void on_sock_in_readable(evutil_socket_t, short, void *);
 static void sock_in_release(struct sock_in *);
 static void on_server_write(struct bufferevent *, void *);
 static void on_server_event(struct bufferevent *, short, void *);
@@ -1180,15 +1182,26 @@ pump_body(struct body_pump *p, struct evbuffer *src, struct evbuffer *dst, bool 
 	return rc;
 }
 
+/* Read fd into bev's input from now on (off until sock_in_set); -1 if out of memory. */
+static int
+sock_in_open(struct sock_in *r, struct conn *c, struct bufferevent *bev, int fd, short *event)
+{
+	r->conn = c;
+	r->bev = bev;
+	r->event = event;
+	r->ev = event_new(c->base, fd, EV_READ | EV_PERSIST, on_sock_in_readable, r);
+	return r->ev != NULL ? 0 : -1;
+}
+
 /* Add or remove the read event as wanted and room say (struct sock_in). */
 static void
-sock_in_watch(struct sock_in *r, struct bufferevent *bev)
+sock_in_watch(struct sock_in *r)
 {
 	bool want;
 
 	if (r->ev == NULL)
 		return;
-	want = r->wanted && evbuffer_get_length(bufferevent_get_input(bev)) < r->max;
+	want = r->wanted && evbuffer_get_length(bufferevent_get_input(r->bev)) < r->max;
 	if (want == r->added)
 		return;
 	r->added = want;
@@ -1199,11 +1212,11 @@ sock_in_watch(struct sock_in *r, struct bufferevent *bev)
 }
 
 static void
-sock_in_set(struct sock_in *r, struct bufferevent *bev, bool wanted, size_t max)
+sock_in_set(struct sock_in *r, bool wanted, size_t max)
 {
 	r->wanted = wanted;
 	r->max = max;
-	sock_in_watch(r, bev);
+	sock_in_watch(r);
 }
 
 /* Before the bufferevent is freed, or reads through it (linger). */
@@ -1222,14 +1235,14 @@ sock_in_release(struct sock_in *r)
  * own reading ends there.
  */
 static ssize_t
-sock_in_read(struct sock_in *r, struct bufferevent *bev, int fd)
+sock_in_read(struct sock_in *r, int fd)
 {
-	struct evbuffer *in = bufferevent_get_input(bev);
+	struct evbuffer *in = bufferevent_get_input(r->bev);
 	size_t len = evbuffer_get_length(in);
 	ssize_t n;
 
 	if (len >= r->max) {
-		sock_in_watch(r, bev);
+		sock_in_watch(r);
 		errno = EAGAIN;
 		return -1;
 	}
@@ -1238,7 +1251,7 @@ sock_in_read(struct sock_in *r, struct bufferevent *bev, int fd)
 	evbuffer_freeze(in, 0);
 	if (n == 0 || (n == -1 && errno != EAGAIN))
 		r->wanted = false;
-	sock_in_watch(r, bev);
+	sock_in_watch(r);
 	return n;
 }
 
@@ -1251,7 +1264,7 @@ conn_client_reading(struct conn *c, bool on)
 	bool is_on;
 
 	if (c->client_in.ev != NULL) {
-		sock_in_set(&c->client_in, c->client, on, c->client_in.max);
+		sock_in_set(&c->client_in, on, c->client_in.max);
 		return;
 	}
 	is_on = (bufferevent_get_enabled(c->client) & EV_READ) != 0;
@@ -1272,7 +1285,7 @@ conn_client_read_limit(struct conn *c, size_t high)
 	size_t low, cur;
 
 	if (c->client_in.ev != NULL) {
-		sock_in_set(&c->client_in, c->client, c->client_in.wanted, high);
+		sock_in_set(&c->client_in, c->client_in.wanted, high);
 		return;
 	}
 	if (bufferevent_getwatermark(c->client, EV_READ, &low, &cur) == 0 && low == 0 &&
@@ -1644,14 +1657,12 @@ conn_sni_pass_hello(struct conn *c)
 
 	if (c->sni_server == NULL) {
 		c->sni_server = conn_socket_bev(c, c->sfd);
-		c->sni_in.ev = event_new(c->base, c->sfd, EV_READ | EV_PERSIST,
-		    on_sni_server_readable, c);
-		if (c->sni_server == NULL || c->sni_in.ev == NULL) {
+		if (c->sni_server == NULL ||
+		    sock_in_open(&c->sni_in, c, c->sni_server, c->sfd, &c->sni_server_event) == -1) {
 			conn_close(c, "error");
 			return STEP_CLOSED;
 		}
 		bufferevent_setcb(c->sni_server, NULL, NULL, on_sni_server_event, c);
-		c->sni_in.max = SNI_MAX_HELLO;
 	}
 	if (evbuffer_remove_buffer(in, bufferevent_get_output(c->sni_server),
 	    c->sni_consumed) != (int)c->sni_consumed) {
@@ -1797,7 +1808,7 @@ conn_start_server_hello_wait(struct conn *c)
 {
 	evtimer_del(c->timer);
 	conn_arm_timer(c, c->conf->sni_timeout);
-	sock_in_set(&c->sni_in, c->sni_server, true, SNI_MAX_HELLO);  /* writes: conn_settle_io */
+	sock_in_set(&c->sni_in, true, SNI_MAX_HELLO);  /* writes: conn_settle_io */
 }
 
 /* A HelloRetryRequest: the client answers with another ClientHello, held
@@ -1805,7 +1816,7 @@ conn_start_server_hello_wait(struct conn *c)
 static void
 conn_start_second_hello_wait(struct conn *c)
 {
-	sock_in_set(&c->sni_in, c->sni_server, false, SNI_MAX_HELLO);
+	sock_in_set(&c->sni_in, false, SNI_MAX_HELLO);
 	conn_sni_pass_down(c);
 	evtimer_del(c->timer);
 	conn_arm_timer(c, c->conf->sni_timeout);
@@ -2154,13 +2165,13 @@ conn_settle_io(struct conn *c)
 		if (!c->tls)
 			room |= conn_write_now(c->client);
 		conn_hold_client(c);
-		sock_in_watch(&c->client_in, c->client);       /* the input may have drained */
+		sock_in_watch(&c->client_in);   /* the input may have drained */
 	}
 	if (c->server != NULL)
 		room |= conn_write_now(c->server);
 	if (c->sni_server != NULL) {
 		(void)conn_write_now(c->sni_server);
-		sock_in_watch(&c->sni_in, c->sni_server);
+		sock_in_watch(&c->sni_in);
 	}
 	return room;
 }
@@ -2420,7 +2431,7 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 }
 
 /* The destination during the SNI check: a write failed (its reads:
- * on_sni_server_readable). */
+ * on_sock_in_readable). */
 static void
 on_sni_server_event(struct bufferevent *bev, short what, void *arg)
 {
@@ -2479,35 +2490,20 @@ sock_in_event(ssize_t n)
 	return BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR);
 }
 
-/* A plain client is readable (struct sock_in). */
+/* A plain client, or the destination during the SNI check (its first
+ * message), is readable (struct sock_in). */
 static void
-on_client_readable(evutil_socket_t fd, short what, void *arg)
+on_sock_in_readable(evutil_socket_t fd, short what, void *arg)
 {
-	struct conn *c = arg;
-	short ev = sock_in_event(sock_in_read(&c->client_in, c->client, fd));
+	struct sock_in *r = arg;
+	short ev = sock_in_event(sock_in_read(r, fd));
 
 	if (ev == -1)
 		return;
 	if (ev == 0)
-		c->last_activity_ms = clock_mono_coarse_ms();
-	c->client_event = ev;
-	conn_run(c);
-	(void)what;
-}
-
-/* The destination during the SNI check is readable: its first message. */
-static void
-on_sni_server_readable(evutil_socket_t fd, short what, void *arg)
-{
-	struct conn *c = arg;
-	short ev = sock_in_event(sock_in_read(&c->sni_in, c->sni_server, fd));
-
-	if (ev == -1)
-		return;
-	if (ev == 0)
-		c->last_activity_ms = clock_mono_coarse_ms();
-	c->sni_server_event = ev;
-	conn_run(c);
+		r->conn->last_activity_ms = clock_mono_coarse_ms();
+	*r->event = ev;
+	conn_run(r->conn);
 	(void)what;
 }
 
@@ -2621,7 +2617,7 @@ conn_new(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t pe
 		if (conn_tls_wrap_socket(c) == -1)
 			c->client = NULL;
 	} else if ((c->client = conn_socket_bev(c, fd)) != NULL && !tls)
-		c->client_in.ev = event_new(c->base, fd, EV_READ | EV_PERSIST, on_client_readable, c);
+		(void)sock_in_open(&c->client_in, c, c->client, fd, &c->client_event);
 	if (c->timer == NULL || c->client == NULL || (!tls && c->client_in.ev == NULL)) {
 		conn_close(c, "error");
 		return;
