@@ -1193,6 +1193,20 @@ sock_in_open(struct sock_in *r, struct conn *c, struct bufferevent *bev, int fd,
 	return r->ev != NULL ? 0 : -1;
 }
 
+/* Add or remove ev; only a change reaches libevent (each add or delete is a
+ * changelist entry, and an epoll_ctl when the loop next waits). */
+static void
+event_watch(struct event *ev, bool *added, bool want)
+{
+	if (want == *added)
+		return;
+	*added = want;
+	if (want)
+		event_add(ev, NULL);
+	else
+		event_del(ev);
+}
+
 /* Add or remove the read event as wanted and room say (struct sock_in). */
 static void
 sock_in_watch(struct sock_in *r)
@@ -1202,13 +1216,7 @@ sock_in_watch(struct sock_in *r)
 	if (r->ev == NULL)
 		return;
 	want = r->wanted && evbuffer_get_length(bufferevent_get_input(r->bev)) < r->max;
-	if (want == r->added)
-		return;
-	r->added = want;
-	if (want)
-		event_add(r->ev, NULL);
-	else
-		event_del(r->ev);
+	event_watch(r->ev, &r->added, want);
 }
 
 static void
@@ -1299,13 +1307,8 @@ conn_client_read_limit(struct conn *c, size_t high)
 static void
 conn_server_reading(struct conn *c, bool on)
 {
-	if (c->server_rev == NULL || on == c->server_reading)
-		return;
-	c->server_reading = on;
-	if (on)
-		event_add(c->server_rev, NULL);
-	else
-		event_del(c->server_rev);
+	if (c->server_rev != NULL)
+		event_watch(c->server_rev, &c->server_reading, on);
 }
 
 /* Start forwarding on c->server: the head, then whatever body is ready. */
