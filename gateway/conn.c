@@ -488,13 +488,34 @@ conn_socket_bev(struct conn *c, int fd)
 	return bev;
 }
 
+/* Add or remove ev; only a change reaches libevent (each add or delete is a
+ * changelist entry, and an epoll_ctl when the loop next waits). */
+static void
+event_watch(struct event *ev, bool *added, bool want)
+{
+	if (want == *added)
+		return;
+	*added = want;
+	if (want)
+		event_add(ev, NULL);
+	else
+		event_del(ev);
+}
+
+/* Free a read event kept by event_watch (ev may be NULL). */
+static void
+event_watch_free(struct event **ev, bool *added)
+{
+	if (*ev != NULL)
+		event_free(*ev);
+	*ev = NULL;
+	*added = false;
+}
+
 static void
 conn_release_server(struct conn *c)
 {
-	if (c->server_rev != NULL)
-		event_free(c->server_rev);
-	c->server_rev = NULL;
-	c->server_reading = false;
+	event_watch_free(&c->server_rev, &c->server_reading);
 	if (c->server != NULL)
 		bufferevent_free(c->server);
 	c->server = NULL;
@@ -1193,20 +1214,6 @@ sock_in_open(struct sock_in *r, struct conn *c, struct bufferevent *bev, int fd,
 	return r->ev != NULL ? 0 : -1;
 }
 
-/* Add or remove ev; only a change reaches libevent (each add or delete is a
- * changelist entry, and an epoll_ctl when the loop next waits). */
-static void
-event_watch(struct event *ev, bool *added, bool want)
-{
-	if (want == *added)
-		return;
-	*added = want;
-	if (want)
-		event_add(ev, NULL);
-	else
-		event_del(ev);
-}
-
 /* Add or remove the read event as wanted and room say (struct sock_in). */
 static void
 sock_in_watch(struct sock_in *r)
@@ -1231,10 +1238,7 @@ sock_in_set(struct sock_in *r, bool wanted, size_t max)
 static void
 sock_in_release(struct sock_in *r)
 {
-	if (r->ev != NULL)
-		event_free(r->ev);
-	r->ev = NULL;
-	r->added = false;
+	event_watch_free(&r->ev, &r->added);
 }
 
 /*
