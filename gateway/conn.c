@@ -117,7 +117,7 @@ struct body_pump {
  */
 struct sock_in {
 	struct event *ev;               /* the socket is readable; NULL: the bufferevent reads */
-	struct conn *conn;
+	struct conn *conn;              /* whose conn_run a read wakes */
 	struct bufferevent *bev;        /* whose input the bytes go to (and who writes) */
 	short *event;                   /* where EOF or an error is recorded, as BEV_EVENT_* */
 	bool wanted;                    /* reading is wanted ... */
@@ -139,7 +139,7 @@ struct conn {
 
 	int cfd;                        /* client socket (owned; -1 once a TLS bufferevent owns it) */
 	struct bufferevent *client;     /* client I/O outside the relay (TLS: also inside it) */
-	struct sock_in client_in;       /* plain: its reads (struct sock_in) */
+	struct sock_in client_in;       /* plain: its reads, done by the connection */
 	bool tls;                       /* a tls listener: c->client is an OpenSSL bufferevent */
 	bool insecure_authz;            /* auth_require_tls: credentials came on a plain listener */
 	int sfd;                        /* destination socket (owned), -1 if none */
