@@ -18,7 +18,7 @@ import tempfile
 
 import pytest
 
-from harness import gateway as gwmod
+from harness import auditview, gateway as gwmod
 from harness.gateway import Gateway, GatewayError
 from harness.servers import Blackhole, DnsStub, EchoServer, HttpOrigin
 
@@ -125,6 +125,15 @@ class GatewayFactory:
     def cleanup(self):
         for g in self.instances:
             g.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def audit_of_this_test_only():
+    """A shared gateway or rsyslogd shows a test only its own records
+    (harness/auditview.py)."""
+    auditview.test_begins()
+    yield
+    auditview.test_ends()
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 
-from harness import proxytls
+from harness import auditview, proxytls
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 BINARY = os.environ.get("EGRESSD", os.path.join(REPO, "build", "egressd"))
@@ -214,6 +214,9 @@ class Gateway:
         self.nofile_hard = nofile_hard if nofile_hard is not None else nofile
         self.syslog = SyslogCollector(self.audit_sock_path) if syslog_collector else NoCollector()
         self._stderr_file = None
+        self._audit_hidden = (0, 0)     # (stderr records, syslog records): see forget_audit
+        self.served_a_test = False      # see harness/auditview.py
+        auditview.SOURCES.add(self)
 
     # ------------------------------------------------------------ files
     def _conf_items(self):
@@ -352,6 +355,7 @@ class Gateway:
         return self.returncode
 
     def cleanup(self):
+        auditview.SOURCES.discard(self)
         self.stop()
         if self.port is not None and self.client_tls:
             proxytls.TLS_PORTS.pop(self.port, None)
@@ -364,8 +368,7 @@ class Gateway:
     def stderr(self):
         return read_log(self.stderr_path)
 
-    def audit(self, event=None):
-        """Every audit record seen so far (stderr `audit {...}` lines and syslog)."""
+    def _stderr_records(self):
         recs = []
         for line in self.stderr().splitlines():
             m = _AUDIT_RE.search(line)
@@ -374,10 +377,24 @@ class Gateway:
                     recs.append(json.loads(m.group(1)))
                 except ValueError:
                     recs.append({"_unparsable": line})
+        return recs
+
+    def forget_audit(self):
+        """Hide every audit record seen so far from audit() and wait_audit()
+        (harness/auditview.py says when and why)."""
+        self._audit_hidden = (len(self._stderr_records()), len(self.syslog.records()))
+
+    def audit(self, event=None):
+        """Every audit record seen so far (stderr `audit {...}` lines and
+        syslog), less those forget_audit() hid."""
+        from_stderr = self._stderr_records()
         # The same record may come on both channels (while both are in use): a
         # syslog record whose id was already seen on stderr is not counted twice.
-        seen = {r.get("id") for r in recs if r.get("id") is not None}
-        recs += [r for r in self.syslog.records() if r.get("id") is None or r.get("id") not in seen]
+        seen = {r.get("id") for r in from_stderr if r.get("id") is not None}
+        hidden_stderr, hidden_syslog = self._audit_hidden
+        recs = from_stderr[hidden_stderr:]
+        recs += [r for r in self.syslog.records()[hidden_syslog:]
+                 if r.get("id") is None or r.get("id") not in seen]
         if event is not None:
             recs = [r for r in recs if r.get("event") == event]
         return recs

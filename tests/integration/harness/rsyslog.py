@@ -32,6 +32,8 @@ import subprocess
 import tempfile
 import time
 
+from harness import auditview
+
 RSYSLOGD = os.environ.get("RSYSLOGD", "/usr/sbin/rsyslogd")
 
 _CONF = """\
@@ -114,6 +116,9 @@ class Rsyslogd:
         os.mkdir(self.work)
         self.proc = None
         self.starts = 0
+        self._hidden = (0, 0)           # (audit.log, meta.log) lines: see forget_audit
+        self.served_a_test = False
+        auditview.SOURCES.add(self)
         self.relp_port = _free_port() if relp else None
         if forward_relp:
             actions = _FORWARD_ACTIONS.format(port=forward_relp)
@@ -196,6 +201,7 @@ class Rsyslogd:
         return self.proc.returncode
 
     def cleanup(self):
+        auditview.SOURCES.discard(self)
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -217,15 +223,25 @@ class Rsyslogd:
         data = self.raw()
         return data.split(b"\n")[:-1]
 
+    def _meta_lines(self):
+        return self._read(self.meta_path).split(b"\n")[:-1]
+
     def meta(self):
-        return [l.decode("utf-8", "replace") for l in self._read(self.meta_path).split(b"\n")[:-1]]
+        """programname, facility and severity of each record that records() shows."""
+        return [l.decode("utf-8", "replace") for l in self._meta_lines()[self._hidden[1]:]]
 
     def internal(self):
         return self._read(self.internal_path).decode("utf-8", "replace")
 
+    def forget_audit(self):
+        """Hide the records seen so far from records(), wait_records() and
+        meta() (harness/auditview.py says when and why); lines() and raw() still
+        have them all."""
+        self._hidden = (len(self.lines()), len(self._meta_lines()))
+
     def records(self):
         out = []
-        for line in self.lines():
+        for line in self.lines()[self._hidden[0]:]:
             try:
                 rec = json.loads(line.decode("utf-8"))
                 if not isinstance(rec, dict):
