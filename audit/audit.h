@@ -135,6 +135,19 @@ void audit_close(void);
 /* Encode, frame and send or queue one record; never blocks.  Thread-safe. */
 void audit_emit(const struct audit_event *);
 
+/*
+ * Batching, for a thread that runs an event loop.  After audit_batch_start(),
+ * the records this thread emits wait in the thread (at most AUDIT_BATCH_MAX)
+ * until audit_batch_flush() hands them on together; wake(arg) is called, in
+ * this thread, when the first record of a batch waits, so that the loop runs
+ * the flush at the end of its turn.  A full batch is flushed at once.
+ * audit_batch_stop() flushes and ends batching.  Other threads are unaffected.
+ */
+#define AUDIT_BATCH_MAX 32
+void audit_batch_start(void (*wake)(void *), void *arg);
+void audit_batch_flush(void);
+void audit_batch_stop(void);
+
 /* false while records cannot be delivered (for audit_on_failure deny). */
 bool audit_available(void);
 

@@ -4,8 +4,11 @@
  *
  * audit_emit() is called by every worker thread from its event loop.  It
  * encodes and frames the record in the caller's thread, then, if nothing is
- * waiting before it, hands it to the kernel with one non-blocking send() on a
- * connected AF_UNIX datagram socket.  When the socket is missing (syslog not
+ * waiting before it, hands it to the kernel with a non-blocking sendmmsg() on
+ * a connected AF_UNIX datagram socket.  A worker batches (audit_batch_start):
+ * its records wait in the thread until its loop turn ends and leave together
+ * in one call, so a busy worker pays one system call, and the reader one
+ * wake-up, for many records.  When the socket is missing (syslog not
  * started, restarted), refusing, or full (the reader is slower than we are:
  * a unix datagram receiver holds only net.unix.max_dgram_qlen messages), the
  * record goes to a bounded FIFO instead, and from then on every new record
@@ -191,6 +194,15 @@ static __thread struct {
 	char buf[160];
 } hdr_cache = { -1, 0, 0, "" };
 
+/* This thread's batch (audit_batch_start): framed records not yet handed on. */
+static __thread struct {
+	bool on;
+	void (*wake)(void *);           /* called when the first record waits */
+	void *arg;
+	size_t n;
+	struct audit_msg *m[AUDIT_BATCH_MAX];
+} batch;
+
 /*
  * The RFC 3164 header for now into buf: "<PRI>Mmm dd hh:mm:ss TAG[PID]: ".
  * The day is space-padded ("Jan  5") as the RFC and every reader expect; the
@@ -280,18 +292,107 @@ audit_enqueue_locked(struct audit_msg *m)
 	pthread_cond_signal(&a.wake);
 }
 
+/* Records may go straight to the socket: nothing waits before them.  Called locked. */
+static bool
+audit_direct_locked(void)
+{
+	return !a.relp && a.head == NULL && a.lost == 0 && a.fd != -1 && !a.broken;
+}
+
+/* The kernel took a message of len bytes.  Called locked. */
+static void
+audit_count_sent_locked(size_t len)
+{
+	a.sent++;
+	if (a.ur != NULL)
+		unread_sent(a.ur, len);
+}
+
+/*
+ * Hand m[0..n) on, in order: as many as the socket takes go straight to it
+ * (one sendmmsg), the rest to the queue behind which every later record
+ * waits.  Called locked; the queue owns what it took, the caller frees the
+ * first of the returned count (sent, or lost and counted).
+ */
+static size_t
+audit_deliver_locked(struct audit_msg **m, size_t n)
+{
+	struct mmsghdr mm[AUDIT_BATCH_MAX];
+	struct iovec iov[AUDIT_BATCH_MAX];
+	size_t done = 0, i;
+	int r;
+
+	memset(mm, 0, sizeof(mm[0]) * n);
+	for (i = 0; i < n; i++) {
+		iov[i].iov_base = m[i]->buf;
+		iov[i].iov_len = m[i]->len;
+		mm[i].msg_hdr.msg_iov = &iov[i];
+		mm[i].msg_hdr.msg_iovlen = 1;
+	}
+	while (done < n && audit_direct_locked()) {
+		r = sendmmsg(a.fd, mm + done, (unsigned)(n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r > 0) {
+			for (i = done; i < done + (size_t)r; i++)
+				audit_count_sent_locked(m[i]->len);
+			done += (size_t)r;
+			continue;
+		}
+		a.last_error = r == -1 ? errno : EMSGSIZE;
+		if (err_is_disconnect(a.last_error)) {
+			a.broken = true;
+			atomic_store(&a_available, false);
+		} else if (a.last_error == EMSGSIZE) {
+			/* Cannot happen with AUDIT_MSG_MAX; never retry it forever. */
+			audit_lose_locked(1);
+			done++;
+			continue;
+		}
+		/* EAGAIN, ENOBUFS and the rest: the thread retries in order. */
+		break;
+	}
+	/* The thread proves soon that the reader read, not after its long sleep. */
+	if (done > 0 && a.ur != NULL && a.long_sleep) {
+		a.long_sleep = false;
+		pthread_cond_signal(&a.wake);
+	}
+	for (i = done; i < n; i++)
+		audit_enqueue_locked(m[i]);
+	return done;
+}
+
+/* Deliver m[0..n) and free what the queue did not take. */
+static void
+audit_deliver(struct audit_msg **m, size_t n)
+{
+	size_t done, i;
+
+	pthread_mutex_lock(&a.mtx);
+	done = audit_deliver_locked(m, n);
+	pthread_mutex_unlock(&a.mtx);
+	for (i = 0; i < done; i++)
+		free(m[i]);
+}
+
+/* A record could not be made (out of memory): count it lost, after what this
+ * thread emitted before it. */
+static void
+audit_lose_one(void)
+{
+	audit_batch_flush();
+	pthread_mutex_lock(&a.mtx);
+	audit_lose_locked(1);
+	pthread_mutex_unlock(&a.mtx);
+}
+
 void
 audit_emit(const struct audit_event *ev)
 {
 	struct audit_msg *m;
 	char *json;
 	size_t len;
-	ssize_t r;
 
 	if ((json = audit_encode(ev)) == NULL) {
-		pthread_mutex_lock(&a.mtx);
-		audit_lose_locked(1);
-		pthread_mutex_unlock(&a.mtx);
+		audit_lose_one();
 		return;
 	}
 	len = strlen(json);
@@ -306,43 +407,46 @@ audit_emit(const struct audit_event *ev)
 	m = audit_frame(json, len);
 	free(json);
 
-	pthread_mutex_lock(&a.mtx);
 	if (m == NULL) {
-		audit_lose_locked(1);
-		pthread_mutex_unlock(&a.mtx);
+		audit_lose_one();
 		return;
 	}
-	if (!a.relp && a.head == NULL && a.lost == 0 && a.fd != -1 && !a.broken) {
-		r = send(a.fd, m->buf, m->len, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (r == (ssize_t)m->len) {
-			a.sent++;
-			if (a.ur != NULL) {
-				unread_sent(a.ur, m->len);
-				/* The thread proves it read soon, not after its long sleep. */
-				if (a.long_sleep) {
-					a.long_sleep = false;
-					pthread_cond_signal(&a.wake);
-				}
-			}
-			pthread_mutex_unlock(&a.mtx);
-			free(m);
-			return;
-		}
-		a.last_error = r == -1 ? errno : EMSGSIZE;
-		if (err_is_disconnect(a.last_error)) {
-			a.broken = true;
-			atomic_store(&a_available, false);
-		} else if (a.last_error == EMSGSIZE) {
-			/* Cannot happen with AUDIT_MSG_MAX; never retry it forever. */
-			free(m);
-			audit_lose_locked(1);
-			pthread_mutex_unlock(&a.mtx);
-			return;
-		}
-		/* EAGAIN, ENOBUFS and the rest: the thread retries in order. */
+	if (!batch.on) {
+		audit_deliver(&m, 1);
+		return;
 	}
-	audit_enqueue_locked(m);
-	pthread_mutex_unlock(&a.mtx);
+	batch.m[batch.n++] = m;
+	if (batch.n == 1)
+		batch.wake(batch.arg);
+	if (batch.n == AUDIT_BATCH_MAX)
+		audit_batch_flush();
+}
+
+void
+audit_batch_start(void (*wake)(void *), void *arg)
+{
+	batch.on = true;
+	batch.wake = wake;
+	batch.arg = arg;
+	batch.n = 0;
+}
+
+void
+audit_batch_flush(void)
+{
+	size_t n = batch.n;
+
+	if (n == 0)
+		return;
+	batch.n = 0;
+	audit_deliver(batch.m, n);
+}
+
+void
+audit_batch_stop(void)
+{
+	audit_batch_flush();
+	batch.on = false;
 }
 
 bool
@@ -794,9 +898,7 @@ audit_send_locked(const struct audit_msg *m)
 	e = errno;
 	pthread_mutex_lock(&a.mtx);
 	if (r == (ssize_t)m->len) {
-		a.sent++;
-		if (a.ur != NULL)
-			unread_sent(a.ur, m->len);
+		audit_count_sent_locked(m->len);
 		return true;
 	}
 	a.last_error = r == -1 ? e : EMSGSIZE;

@@ -6,6 +6,10 @@
  * life takes a lock.  The only cross-thread traffic is the mailbox (a policy to
  * publish, a shutdown to begin), signalled through an eventfd.
  *
+ * The worker batches its audit records (audit_batch_start): a record waits
+ * in the thread until the loop turn that made it ends, when audit_flush_ev
+ * (made active by the first record) hands the turn's records on together.
+ *
  * Two overload cases are handled here rather than in conn.c because they are
  * about the listening sockets: accept() failing with EMFILE/ENFILE pauses the
  * listeners for a moment instead of spinning (libevent issue 71), and a burst
@@ -30,6 +34,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "config/config.h"
 #include "gateway/conn.h"
@@ -65,6 +70,7 @@ struct worker {
 	bool listeners_paused;
 	struct event *resume_timer;     /* re-enables paused listeners */
 	struct event *grace_timer;      /* shutdown_grace expiry */
+	struct event *audit_flush_ev;   /* active while audit records wait (see the top) */
 	struct conn_env env;            /* what this loop's connections share */
 	struct upstream_ctx upstream;   /* what upstream.c needs of this loop */
 	struct policy *policy;          /* the worker's current snapshot (one reference) */
@@ -227,6 +233,25 @@ on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa, i
 	conn_new(&w->env, fd, sa, (socklen_t)salen, l->cl->proxy_protocol, l->cl->tls,
 	    open > conf->max_connections);
 	(void)lev;
+}
+
+/* The first audit record of a loop turn waits: flush after the turn's other callbacks. */
+static void
+worker_audit_wake(void *arg)
+{
+	struct worker *w = arg;
+
+	event_active(w->audit_flush_ev, EV_TIMEOUT, 0);
+}
+
+/* libevent runs an event made active during a turn after those already active. */
+static void
+on_audit_flush(evutil_socket_t fd, short what, void *arg)
+{
+	audit_batch_flush();
+	(void)fd;
+	(void)what;
+	(void)arg;
 }
 
 static void
@@ -533,7 +558,9 @@ worker_new(struct gateway *gw, int index, struct policy *policy, char **err)
 	w->mail_ev = event_new(w->base, w->efd, EV_READ | EV_PERSIST, on_mail, w);
 	w->resume_timer = evtimer_new(w->base, on_resume, w);
 	w->grace_timer = evtimer_new(w->base, on_grace_expired, w);
-	if (w->mail_ev == NULL || w->resume_timer == NULL || w->grace_timer == NULL)
+	w->audit_flush_ev = event_new(w->base, -1, 0, on_audit_flush, w);
+	if (w->mail_ev == NULL || w->resume_timer == NULL || w->grace_timer == NULL ||
+	    w->audit_flush_ev == NULL)
 		goto nomem;
 	event_add(w->mail_ev, NULL);
 	worker_env_init(w);
@@ -572,7 +599,9 @@ worker_main(void *arg)
 	if (w->gw->auth != NULL && (w->auth = auth_loop_new(w->gw->auth, w->base)) == NULL)
 		fatal("worker=%d auth_loop_new", w->index);
 	w->env.auth = w->auth;
+	audit_batch_start(worker_audit_wake, w);
 	event_base_dispatch(w->base);
+	audit_batch_stop();             /* the last turn's records, before the stop record */
 	w->env.auth = NULL;
 	if (w->auth != NULL)
 		auth_loop_free(w->auth);
@@ -610,6 +639,8 @@ worker_free(struct worker *w)
 		event_free(w->resume_timer);
 	if (w->grace_timer != NULL)
 		event_free(w->grace_timer);
+	if (w->audit_flush_ev != NULL)
+		event_free(w->audit_flush_ev);
 	if (w->dns != NULL)
 		evdns_base_free(w->dns, 0);
 	if (w->base != NULL)

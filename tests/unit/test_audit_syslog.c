@@ -548,22 +548,39 @@ test_close_counts_undelivered(void **state)
 struct producer {
 	int index;
 	int count;
+	bool batched;           /* as a worker does: a batch, flushed every few records */
 };
+
+static void
+no_wake(void *arg)
+{
+	(void)arg;
+}
 
 static void *
 producer_run(void *arg)
 {
 	struct producer *p = arg;
 	char prefix[16];
+	int i;
 
 	snprintf(prefix, sizeof(prefix), "t%d", p->index);
-	emit_n(prefix, 0, p->count);
+	if (!p->batched) {
+		emit_n(prefix, 0, p->count);
+		return NULL;
+	}
+	audit_batch_start(no_wake, NULL);
+	for (i = 0; i < p->count; i += 7) {
+		emit_n(prefix, i, i + 7 < p->count ? i + 7 : p->count);
+		audit_batch_flush();
+	}
+	audit_batch_stop();
 	return NULL;
 }
 
 /* Several workers at once: nothing lost, each worker's records in its order. */
 static void
-test_threads(void **state)
+threads(bool batched)
 {
 	enum { NTHREADS = 4, EACH = 1500 };
 	struct producer prod[NTHREADS];
@@ -577,6 +594,7 @@ test_threads(void **state)
 	for (i = 0; i < NTHREADS; i++) {
 		prod[i].index = i;
 		prod[i].count = EACH;
+		prod[i].batched = batched;
 		assert_int_equal(pthread_create(&th[i], NULL, producer_run, &prod[i]), 0);
 	}
 	for (i = 0; i < NTHREADS * EACH; i++) {
@@ -593,6 +611,101 @@ test_threads(void **state)
 	expect_nothing(fd, 100);
 	audit_stats(&st);
 	assert_int_equal(st.sent, NTHREADS * EACH);
+	assert_int_equal(st.lost_total, 0);
+	audit_close();
+	close(fd);
+}
+
+static void
+test_threads(void **state)
+{
+	threads(false);
+}
+
+static void
+test_threads_batched(void **state)
+{
+	threads(true);
+}
+
+static void
+count_wake(void *arg)
+{
+	(*(int *)arg)++;
+}
+
+/* A batching thread's records wait for its flush, then leave together and in order;
+ * wake is called once per batch, and a full batch goes at once. */
+static void
+test_batch_waits_for_flush(void **state)
+{
+	struct audit_stats st;
+	int fd, wakes = 0;
+
+	fd = bind_log(0);
+	open_audit(21, false);
+	audit_batch_start(count_wake, &wakes);
+	emit_n("b", 0, 5);
+	assert_int_equal(wakes, 1);
+	audit_stats(&st);
+	assert_int_equal(st.sent, 0);
+	expect_nothing(fd, 50);
+	audit_batch_flush();
+	audit_stats(&st);
+	assert_int_equal(st.sent, 5);
+	expect_in_order(fd, "b", 0, 5);
+	audit_batch_flush();            /* an empty batch sends nothing */
+	expect_nothing(fd, 20);
+
+	/* One more than a batch holds: the first AUDIT_BATCH_MAX are handed on at
+	 * once (sent, or queued past what the receive queue holds; the reader is
+	 * not reading yet), the last one waits. */
+	emit_n("b", 5, 5 + AUDIT_BATCH_MAX + 1);
+	assert_int_equal(wakes, 3);
+	audit_stats(&st);
+	assert_int_equal(st.sent + st.queued, 5 + AUDIT_BATCH_MAX);
+	expect_in_order(fd, "b", 5, 5 + AUDIT_BATCH_MAX);
+	wait_for(QUEUED, 0);
+	expect_nothing(fd, 20);
+	audit_batch_stop();             /* flushes the last one */
+	expect_in_order(fd, "b", 5 + AUDIT_BATCH_MAX, 6 + AUDIT_BATCH_MAX);
+
+	/* after stop, a record leaves at once */
+	emit_n("after", 0, 1);
+	audit_stats(&st);
+	assert_int_equal(st.sent, 7 + AUDIT_BATCH_MAX);
+	expect_in_order(fd, "after", 0, 1);
+	assert_int_equal(wakes, 3);
+	assert_int_equal(st.lost_total, 0);
+	audit_close();
+	close(fd);
+}
+
+/* A batch the socket only partly takes: the rest queues in order, nothing is lost. */
+static void
+test_batch_full_socket_keeps_order(void **state)
+{
+	struct audit_stats st;
+	int fd, i;
+	const int n = 300;
+
+	fd = bind_log(4096);
+	open_audit(21, false);
+	audit_batch_start(no_wake, NULL);
+	for (i = 0; i < n; i += 10) {
+		emit_n("q", i, i + 10);
+		audit_batch_flush();
+	}
+	audit_batch_stop();
+	audit_stats(&st);
+	assert_true(st.sent < (uint64_t)n);
+	assert_true(st.queued > 0);
+	assert_int_equal(st.sent + st.queued, n);
+	assert_int_equal(st.lost, 0);
+	expect_in_order(fd, "q", 0, n);
+	wait_for(QUEUED, 0);
+	audit_stats(&st);
+	assert_int_equal(st.sent, n);
 	assert_int_equal(st.lost_total, 0);
 	audit_close();
 	close(fd);
@@ -651,6 +764,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_reader_gone_counts_possibly_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_counts_undelivered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threads_batched, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_waits_for_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_batch_full_socket_keeps_order, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mirror_stderr, setup, teardown),
 	};
 
