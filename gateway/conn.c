@@ -133,6 +133,7 @@ struct conn {
 	uint64_t id;
 	enum conn_state state;
 	bool closing;                   /* conn_close() ran */
+	bool linger_eof;                /* lingering, the client sent EOF: write, then end */
 	bool freeing;                   /* the final free is scheduled */
 	bool draining;                  /* the worker is shutting down: no new requests */
 	bool over_capacity;             /* accepted past max_connections: answer 503 */
@@ -583,16 +584,33 @@ on_linger_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
 
-	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-		conn_client_shut_write(c);
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0)
+		return;
+	conn_client_shut_write(c);
+	/* Both directions are done; what a TLS filter still holds below gets
+	 * the linger timer's time. */
+	if (c->linger_eof && conn_client_unsent(c) == 0)
+		conn_free_later(c);
 }
 
+/*
+ * EOF while the response is still going out: the client has sent all it
+ * will (it half-closed, as `printf ... | nc` does), so stop reading and
+ * write the rest; an error means it is gone.
+ */
 static void
 on_linger_event(struct bufferevent *bev, short what, void *arg)
 {
-	conn_free_later(arg);
-	(void)bev;
-	(void)what;
+	struct conn *c = arg;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) && conn_client_unsent(c) > 0) {
+		c->linger_eof = true;
+		bufferevent_disable(bev, EV_READ);
+		if (c->tls)
+			tls_bev_keep_writing(bev);
+		return;
+	}
+	conn_free_later(c);
 }
 
 static void
@@ -2432,9 +2450,10 @@ on_client_event(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED)
 		return;         /* a tls listener's handshake is done: the request comes next */
+	if (c->tls && (what & BEV_EVENT_EOF))
+		tls_bev_keep_writing(bev);      /* a half-close: the response still goes out */
 	c->client_event = what;
 	conn_run(c);
-	(void)bev;
 }
 
 /* The destination during the SNI check: a write failed (its reads:

@@ -620,6 +620,7 @@ tls_on_client_event(struct bufferevent *bev, short what, void *arg)
 	r->up.eof = true;
 	tls_note_eof(r, RELAY_END_CLIENT);
 	bufferevent_disable(bev, EV_READ);
+	tls_bev_keep_writing(bev);      /* the down half goes on */
 	tls_up_flush(r);                /* what came before the EOF, then the FIN */
 }
 

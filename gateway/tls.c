@@ -346,6 +346,17 @@ tls_bev_filter(struct tls *t, struct event_base *base, struct bufferevent *under
 }
 
 void
+tls_bev_keep_writing(struct bufferevent *bev)
+{
+	/* bufferevent_enable() on an enabled direction still asks the OpenSSL
+	 * bufferevent to start writing (be_openssl_enable), which adds the write
+	 * event conn_closed() deleted. */
+	if (evbuffer_get_length(bufferevent_get_output(bev)) > 0 &&
+	    (bufferevent_get_enabled(bev) & EV_WRITE) != 0)
+		bufferevent_enable(bev, EV_WRITE);
+}
+
+void
 tls_bev_close_notify(struct bufferevent *bev)
 {
 	SSL *ssl = bufferevent_openssl_get_ssl(bev);

@@ -49,6 +49,13 @@ SSL *tls_ssl_new(struct tls *);
 struct bufferevent *tls_bev_socket(struct tls *, struct event_base *, int fd);
 struct bufferevent *tls_bev_filter(struct tls *, struct event_base *,
     struct bufferevent *under);
+/*
+ * Call on the EOF event of a TLS bufferevent (the peer's close_notify):
+ * libevent 2.1 then stops the socket's write event even while output waits,
+ * and adding more output does not start it again; a half-closed peer still
+ * reads, so this starts it again when there is something to write.
+ */
+void tls_bev_keep_writing(struct bufferevent *);
 /* Send close_notify on a TLS bufferevent whose handshake is done. */
 void tls_bev_close_notify(struct bufferevent *);
 /* Bytes written to a TLS bufferevent not yet on the socket: its output and,

@@ -273,6 +273,46 @@ def test_tunnel_echo_and_half_close_inside_tls(tgw, echo):
         fmt_records([rec])
 
 
+def test_half_close_while_the_client_is_not_reading_inside_tls(tgw):
+    """The client's close_notify arrives while the gateway holds bytes for it
+    that its socket would not take (the destination speaks first, the client
+    reads only after it half-closed).  libevent 2.1's OpenSSL bufferevent
+    drops its write event on close_notify; the rest must still come, then
+    the close."""
+    from harness.servers import BannerServer
+    blob = pattern_bytes(4 << 20, seed=5)
+    srv = BannerServer("127.0.0.2", banner=blob).start()
+    try:
+        with Conn(tgw.port) as c:
+            c.send(connect_bytes("127.0.0.2:%d" % srv.port))
+            assert c.read_response(method="CONNECT").status == 200
+            time.sleep(0.5)         # every buffer on the way fills
+            c.shutdown_write()
+            time.sleep(0.5)         # the gateway reads the close_notify meanwhile
+            got = c.read_to_eof(timeout=10)
+            port = c.local_port
+    finally:
+        srv.stop()
+    assert len(got) == len(blob) and got == blob, "%d of %d bytes came" % (len(got), len(blob))
+    rec = expect_one_record(tgw, lambda x: x.get("client_port") == port, "TLS tunnel",
+                            event="tunnel", client_tls=True)
+    assert rec["bytes_down"] == len(blob), fmt_records([rec])
+
+
+def test_response_after_close_notify_while_the_client_is_not_reading(tgw, origin):
+    """The same on the forwarding path: a request, close_notify at once, and a
+    response larger than the client's socket takes before it reads."""
+    size = 2000000
+    with Conn(tgw.port) as c:
+        c.send(request_bytes("GET", "http://origin.test:%d/bytes/%d" % (origin.port, size),
+                             [("Host", "origin.test:%d" % origin.port)]))
+        c.shutdown_write()
+        time.sleep(0.5)
+        r = c.read_response()
+        assert r.status == 200 and len(r.body) == size, r.describe()
+        assert c.read_to_eof(timeout=10) == b""
+
+
 # ------------------------------------------------------------------ refusals
 
 
