@@ -262,15 +262,9 @@ def rs(client_tls):
 
 @pytest.fixture(scope="module")
 def module_gw(dns, rule_opts, rs, client_tls):   # one per listener kind
-    g = _gateway(dns, rule_opts, rs, conf={"connect_timeout": "1", "idle_timeout": "2",
-                                           "header_timeout": "2"})
-    try:
-        g.start()
-    except Exception:
-        g.cleanup()
-        raise
-    yield g
-    g.cleanup()
+    with _gateway(dns, rule_opts, rs, conf={"connect_timeout": "1", "idle_timeout": "2",
+                                            "header_timeout": "2"}).running() as g:
+        yield g
 
 
 @pytest.fixture

@@ -30,15 +30,9 @@ def rsyslogd():
 
 @pytest.fixture(scope="module")
 def gw_to_rsyslogd(dns, allow_all, rsyslogd):
-    g = Gateway(dns.port, policy=allow_all, conf={"audit_syslog_socket": rsyslogd.sock_path},
-                syslog_collector=False)
-    try:
-        g.start()
-    except Exception:
-        g.cleanup()
-        raise
-    yield g
-    g.cleanup()
+    with Gateway(dns.port, policy=allow_all, conf={"audit_syslog_socket": rsyslogd.sock_path},
+                 syslog_collector=False).running() as g:
+        yield g
 
 
 def denied_connect_from(gw, port):

@@ -11,6 +11,7 @@ on the unix socket named by audit_syslog_socket (bound here, in the temporary
 folder; the JSON object is the part of the message from the first '{').
 """
 
+import contextlib
 import json
 import os
 import re
@@ -353,6 +354,16 @@ class Gateway:
         self.killed = stop_process(self.proc, grace)
         self.returncode = self.proc.returncode
         return self.returncode
+
+    @contextlib.contextmanager
+    def running(self):
+        """Start, hand the gateway over, and clean up after (also when the
+        start fails): `with Gateway(...).running() as g: yield g` in a fixture."""
+        try:
+            self.start()
+            yield self
+        finally:
+            self.cleanup()
 
     def cleanup(self):
         auditview.SOURCES.discard(self)
