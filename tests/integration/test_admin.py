@@ -32,6 +32,7 @@ from harness import gateway as gwmod
 from harness.client import Conn, echo_through, open_tunnel, request_bytes
 from harness.gateway import GatewayError, free_port
 from harness.servers import pattern_bytes
+from harness.util import read_to_eof
 
 EGRESSCTL = os.environ.get("EGRESSCTL", os.path.join(gwmod.REPO, "build", "egressctl"))
 
@@ -94,14 +95,7 @@ def raw_admin(gw, line, timeout=5.0):
     s.settimeout(timeout)
     s.connect(sock_path(gw))
     s.sendall(line)
-    data = b""
-    while True:
-        d = s.recv(65536)
-        if not d:
-            break
-        data += d
-    s.close()
-    return data
+    return read_to_eof(s)
 
 
 def scrape(gw, path="/metrics", method="GET"):

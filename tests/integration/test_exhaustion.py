@@ -15,6 +15,7 @@ import time
 import pytest
 
 from harness.client import Conn, connect_bytes, request_bytes
+from harness.util import read_to_eof
 
 
 def _nfds(pid):
@@ -87,14 +88,9 @@ def test_past_the_hard_limit_a_connection_still_gets_503(make_gateway, origin):
 
 
 def _metric(g_metrics_port, name):
-    with socket.create_connection(("127.0.0.1", g_metrics_port), timeout=5) as s:
-        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
+    s = socket.create_connection(("127.0.0.1", g_metrics_port), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    data = read_to_eof(s)
     for line in data.decode().splitlines():
         if line.startswith(name + " ") or line.startswith(name + "{"):
             yield line

@@ -9,7 +9,7 @@ import pytest
 from harness.client import connect_bytes
 from harness.gateway import Gateway
 from harness.rsyslog import Rsyslogd
-from harness.util import fmt_records
+from harness.util import fmt_records, read_to_eof
 
 
 @pytest.fixture(scope="module")
@@ -38,18 +38,13 @@ def gw_to_rsyslogd(dns, allow_all, rsyslogd):
 def denied_connect_from(gw, port):
     """CONNECT to the internal 127.0.0.3 (403, no connection made) from port;
     the gateway closes first, so the port is free again at once."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.settimeout(5)
-        s.bind(("127.0.0.1", port))
-        s.connect(("127.0.0.1", gw.port))
-        s.sendall(connect_bytes("127.0.0.3:80"))
-        got = b""
-        while True:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            got += chunk
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(5)
+    s.bind(("127.0.0.1", port))
+    s.connect(("127.0.0.1", gw.port))
+    s.sendall(connect_bytes("127.0.0.3:80"))
+    got = read_to_eof(s)
     assert got.startswith(b"HTTP/1.1 403 "), got[:200]
 
 
